@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shmgr/shmgr/client"
+	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/server"
+)
+
+// hostFlags are the host command's settings.
+type hostFlags struct {
+	listen      string
+	dataDir     string
+	defaultSize int64
+	lockTimeout time.Duration
+	idleTimeout time.Duration
+	logFormat   string
+	quiet       bool
+}
+
+func newHostCmd() *cobra.Command {
+	f := &hostFlags{}
+	c := &cobra.Command{
+		Use:   "host",
+		Short: "Run a host: own the shared-memory regions and serve them over TCP",
+		Long: `Run a host. It keeps its registry (shm_id -> region) in a data directory,
+re-adopts its regions after a restart or crash, creates the default region
+(the documented 4096-byte layout) on first start, and serves every region
+over TCP. It prints what a client needs: the machine's IP addresses, the
+port, the shm_id and the OS name of the shared-memory object.
+
+Stop it with Ctrl-C (SIGINT) or SIGTERM: it finishes the requests in flight,
+saves the registry and leaves the regions in place for its next start.`,
+		Example: `  shmgr host
+  shmgr host --listen 127.0.0.1:9410
+  shmgr host --listen :7000 --data-dir /var/lib/shmgr
+  SHMGR_DATA_DIR=/tmp/shmgr-test shmgr host --listen 127.0.0.1:0`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runHost(c.Context(), f, c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	c.Flags().StringVar(&f.listen, "listen", ":"+strconv.Itoa(client.DefaultPort), "TCP address to listen on (port 0 picks a free port)")
+	c.Flags().StringVar(&f.dataDir, "data-dir", "", "data directory (env "+host.DataDirEnv+"; default: the user's state directory)")
+	c.Flags().Int64Var(&f.defaultSize, "default-size", region.DefaultSize, "size of the default region when it is first created")
+	c.Flags().DurationVar(&f.lockTimeout, "lock-timeout", region.DefaultTimeout, "how long a write waits for a region's lock")
+	c.Flags().DurationVar(&f.idleTimeout, "idle-timeout", 0, "close connections idle for this long (0: never)")
+	c.Flags().StringVar(&f.logFormat, "log-format", "text", "log format on standard error: text or json")
+	c.Flags().BoolVar(&f.quiet, "quiet", false, "log only warnings and errors")
+	return c
+}
+
+func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error {
+	logger, err := newLogger(stderr, f.logFormat, f.quiet)
+	if err != nil {
+		return err
+	}
+	dir := f.dataDir
+	if dir == "" {
+		if dir, err = host.DefaultDataDir(); err != nil {
+			return err
+		}
+	}
+	if f.lockTimeout <= 0 {
+		return usageError{fmt.Errorf("--lock-timeout %v: must be positive", f.lockTimeout)}
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
+	}
+	cfg := host.DefaultConfig(dir)
+	cfg.DefaultSize = f.defaultSize
+	cfg.Logf = func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
+	h, report, err := host.Open(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	for _, line := range report {
+		logger.Warn(line)
+	}
+	srv := server.New(h, server.Config{
+		ServerName:  "shmgr " + version,
+		Limits:      proto.DefaultLimits(),
+		LockTimeout: f.lockTimeout,
+		IdleTimeout: f.idleTimeout,
+		Logf:        func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...)) },
+	})
+	def, err := h.Default()
+	if err != nil {
+		ln.Close()
+		h.Close()
+		return err
+	}
+	printBanner(stdout, ln.Addr().(*net.TCPAddr), dir, def.Info())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err = <-errc:
+		logger.Error("serve", "err", err)
+	case <-ctx.Done():
+		logger.Info("shutting down: finishing requests in flight")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		logger.Warn("shutdown", "err", serr)
+	}
+	if err == nil || errors.Is(err, server.ErrServerClosed) {
+		err = nil
+	}
+	if cerr := h.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("saving the registry: %w", cerr)
+	}
+	if err == nil {
+		logger.Info("host stopped; regions stay in place for the next start")
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if quiet {
+		level = slog.LevelWarn
+	}
+	o := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: use text or json", format)}
+}
+
+// printBanner prints what a client needs to connect, as the original did.
+func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info) {
+	port := strconv.Itoa(addr.Port)
+	ips := hostIPs(addr.IP)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "shmgr host %s (pid %d)\n", version, os.Getpid())
+	fmt.Fprintf(tw, "listening:\t%s\n", addr.String())
+	fmt.Fprintf(tw, "addresses:\t%s\n", strings.Join(ips, ", "))
+	fmt.Fprintf(tw, "port:\t%s\n", port)
+	fmt.Fprintf(tw, "shm_id:\t%s\n", in.ShmID)
+	fmt.Fprintf(tw, "os name:\t%s (%s)\n", in.OSName, in.OSKind)
+	fmt.Fprintf(tw, "layout:\t%s, %d bytes (up to %d bytes of data), version %d\n", in.Layout, in.Size, in.MaxDataSize, in.Version)
+	fmt.Fprintf(tw, "data dir:\t%s\n", dir)
+	fmt.Fprintf(tw, "connect:\tshmgr read --host %s\n", net.JoinHostPort(ips[0], port))
+	tw.Flush()
+}
+
+// hostIPs lists the addresses clients can use: the bound address, or
+// every interface address when bound to all, non-loopback IPv4 first.
+func hostIPs(bound net.IP) []string {
+	if !bound.IsUnspecified() {
+		return []string{bound.String()}
+	}
+	var v4, v6, loop []string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip := ipn.IP
+		switch {
+		case ip.IsLoopback():
+			loop = append(loop, ip.String())
+		case ip.IsLinkLocalUnicast():
+		case ip.To4() != nil:
+			v4 = append(v4, ip.String())
+		default:
+			v6 = append(v6, ip.String())
+		}
+	}
+	out := append(append(v4, v6...), loop...)
+	if len(out) == 0 {
+		out = []string{"127.0.0.1"}
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shmgr/shmgr/client"
+)
+
+// version is the shmgr release.
+const version = "0.1.0"
+
+// hostEnv names the environment variable with the default host address.
+const hostEnv = "SHMGR_HOST"
+
+// usageError marks errors in how a command was called (exit code 2).
+type usageError struct{ error }
+
+// globals are the flags every client command shares.
+type globals struct {
+	host    string
+	id      string
+	json    bool
+	mode    string
+	timeout time.Duration
+}
+
+// run executes the command line and returns the exit code: 0 success,
+// 1 failure, 2 bad usage.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "shmgr: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isFlagError(err) {
+		fmt.Fprintln(stderr, "Run 'shmgr --help' (or 'shmgr COMMAND --help') for usage.")
+		return 2
+	}
+	return 1
+}
+
+func isFlagError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown flag") || strings.HasPrefix(s, "unknown shorthand flag") ||
+		strings.HasPrefix(s, "unknown command") || strings.Contains(s, "invalid argument") ||
+		strings.HasPrefix(s, "flag needs an argument") || strings.HasPrefix(s, "accepts ") ||
+		strings.HasPrefix(s, "requires at least") || strings.HasPrefix(s, "required flag")
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "shmgr",
+		Short: "Cross-network shared memory manager",
+		Long: `shmgr shares named blocks of memory between programs, on one machine
+(direct mapping, zero copy) or across the network (TCP).
+
+A host owns the regions; clients read and write them by shm_id.
+Start a host:           shmgr host
+Write and read:         shmgr write "hello" && shmgr read
+Another machine:        shmgr read --host 192.168.1.5:9410`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	g := &globals{}
+	root.AddCommand(
+		newHostCmd(),
+		newReadCmd(g), newWriteCmd(g), newLsCmd(g), newCreateCmd(g), newRmCmd(g), newInfoCmd(g),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// addClientFlags adds the flags every client command takes.
+func addClientFlags(c *cobra.Command, g *globals, withID bool) {
+	def := os.Getenv(hostEnv)
+	if def == "" {
+		def = fmt.Sprintf("127.0.0.1:%d", client.DefaultPort)
+	}
+	c.Flags().StringVar(&g.host, "host", def, "host address HOST[:PORT] (env "+hostEnv+")")
+	if withID {
+		c.Flags().StringVar(&g.id, "id", "", "region shm_id (default: the host's default region)")
+	}
+	c.Flags().BoolVar(&g.json, "json", false, "print JSON for scripts")
+	c.Flags().StringVar(&g.mode, "mode", "auto", "how to reach the region: auto, local (map it directly) or tcp")
+	c.Flags().DurationVar(&g.timeout, "timeout", 10*time.Second, "give up after this long")
+}
+
+func (g *globals) options() (client.Options, error) {
+	o := client.DefaultOptions()
+	m, err := client.ParseMode(g.mode)
+	if err != nil {
+		return o, usageError{err}
+	}
+	o.Mode = m
+	return o, nil
+}
+
+// connect dials the host, with a hint when nobody answers.
+func (g *globals) connect(ctx context.Context) (*client.Conn, error) {
+	o, err := g.options()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Connect(ctx, g.host, o)
+	if err != nil {
+		return nil, withHint(err, g.host)
+	}
+	return c, nil
+}
+
+// dial opens the region named by --id on --host.
+func (g *globals) dial(ctx context.Context) (*client.Region, error) {
+	o, err := g.options()
+	if err != nil {
+		return nil, err
+	}
+	r, err := client.Dial(ctx, g.host, g.id, o)
+	if err != nil {
+		return nil, withHint(err, g.host)
+	}
+	return r, nil
+}
+
+func withHint(err error, host string) error {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "connection refused"):
+		return fmt.Errorf("%w\nno host is listening at %s: start one with 'shmgr host', or pass --host ADDR", err, host)
+	case errors.Is(err, client.ErrNotFound):
+		return fmt.Errorf("%w\nlist the host's regions with 'shmgr ls --host %s'", err, host)
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "i/o timeout"):
+		return fmt.Errorf("%w\nthe host at %s did not answer in time: check the address and firewall", err, host)
+	}
+	return err
+}
+
+// withTimeout applies --timeout to ctx.
+func (g *globals) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, g.timeout)
+}
+
+func newVersionCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "version",
+		Short: "Print shmgr's version",
+		Example: `  shmgr version
+  shmgr version --json`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if asJSON {
+				return printJSON(c.OutOrStdout(), map[string]string{"version": version, "proto": "shmgr/1", "go": goVersion(), "platform": platform()})
+			}
+			fmt.Fprintf(c.OutOrStdout(), "shmgr %s (protocol shmgr/1, %s, %s)\n", version, goVersion(), platform())
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

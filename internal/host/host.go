@@ -1,0 +1,482 @@
+// Package host owns a machine's shared-memory regions: it creates them,
+// re-adopts them after a restart or crash, recreates those whose objects
+// vanished, removes orphans, deletes them on request and keeps the
+// registry (shm_id -> region) persisted in the data directory.
+//
+// The host package does no networking; internal/server puts it on TCP.
+package host
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/registry"
+	"github.com/shmgr/shmgr/internal/shm"
+)
+
+// Errors returned by the host, matched with errors.Is.
+var (
+	// ErrNotFound: no region has this shm_id.
+	ErrNotFound = errors.New("region not found")
+	// ErrExists: a region with this shm_id exists already.
+	ErrExists = errors.New("region already exists")
+	// ErrBadID: the shm_id is not valid.
+	ErrBadID = errors.New("invalid shm_id")
+	// ErrForbidden: the operation is not allowed on this region.
+	ErrForbidden = errors.New("operation not allowed")
+	// ErrClosed: the host has been closed.
+	ErrClosed = errors.New("host closed")
+	// ErrNoSpace: not enough shared memory left for the region.
+	ErrNoSpace = errors.New("not enough shared memory")
+)
+
+// Config configures a Host. DefaultConfig fills in every default.
+type Config struct {
+	// DataDir holds the registry and durable regions. Required.
+	DataDir string
+	// DefaultID is the shm_id of the default region, created on first
+	// start. Default "default".
+	DefaultID string
+	// DefaultSize is the default region's size. Default 4096 (the
+	// documented layout).
+	DefaultSize int64
+	// Perm is the permission of created objects and files. Default 0600.
+	Perm uint32
+	// PersistEvery is how often changed versions are persisted and durable
+	// regions flushed. Default 2s.
+	PersistEvery time.Duration
+	// Logf logs host events. Default: discard.
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig returns the defaults for a host in dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{DataDir: dataDir, DefaultID: "default", DefaultSize: region.DefaultSize, Perm: 0o600, PersistEvery: 2 * time.Second}
+}
+
+// Host owns the regions of one data directory. It is safe for concurrent
+// use.
+type Host struct {
+	cfg    Config
+	hostID string
+
+	// mu protects table, regions and closed. It is never held while a
+	// region's content is copied.
+	mu      sync.RWMutex
+	table   *registry.Table
+	regions map[string]*Region
+	closed  bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Region is the host's handle on one region. Its methods are safe for
+// concurrent use; after the region is deleted they fail with ErrNotFound.
+type Region struct {
+	// mu: readers and writers hold RLock while they touch the mapping;
+	// Delete and Close take Lock to unmap it.
+	mu     sync.RWMutex
+	gone   bool
+	entry  registry.Entry
+	r      *region.Region
+	data   *shm.Mapping
+	ctl    *shm.Mapping
+	kind   shm.Kind
+	hostID string
+}
+
+// Open opens the data directory, loads the registry, reconciles it with
+// the OS and makes sure the default region exists. It returns the host and
+// the problems reconciliation found and repaired, one line each (regions
+// recreated, control blocks rebuilt, locks taken back, orphans removed).
+func Open(cfg Config) (*Host, []string, error) {
+	d := DefaultConfig(cfg.DataDir)
+	if cfg.DefaultID == "" {
+		cfg.DefaultID = d.DefaultID
+	}
+	if cfg.DefaultSize == 0 {
+		cfg.DefaultSize = d.DefaultSize
+	}
+	if cfg.Perm == 0 {
+		cfg.Perm = d.Perm
+	}
+	if cfg.PersistEvery == 0 {
+		cfg.PersistEvery = d.PersistEvery
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.DataDir == "" {
+		return nil, nil, errors.New("host: no data directory given")
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "regions"), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("host: data directory: %w", err)
+	}
+	tab, _, err := registry.Load(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host: %w", err)
+	}
+	h := &Host{cfg: cfg, hostID: shm.HostID(), table: tab, regions: map[string]*Region{}, stop: make(chan struct{})}
+	report, err := h.reconcile()
+	if err != nil {
+		h.unmapAll()
+		return nil, report, err
+	}
+	if tab.Default == "" {
+		tab.Default = cfg.DefaultID
+	}
+	if _, ok := h.regions[tab.Default]; !ok {
+		if _, err := h.createLocked(tab.Default, CreateOptions{Size: cfg.DefaultSize, Layout: region.UTF8}); err != nil {
+			h.unmapAll()
+			return nil, report, fmt.Errorf("host: default region: %w", err)
+		}
+		cfg.Logf("created the default region %q (%d bytes, utf8)", tab.Default, cfg.DefaultSize)
+	}
+	if err := tab.Save(cfg.DataDir); err != nil {
+		h.unmapAll()
+		return nil, report, err
+	}
+	h.wg.Add(1)
+	go h.persistLoop()
+	return h, report, nil
+}
+
+// HostID identifies this machine (see shm.HostID).
+func (h *Host) HostID() string { return h.hostID }
+
+// DefaultID returns the shm_id of the default region.
+func (h *Host) DefaultID() string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.table.Default
+}
+
+// DataDir returns the data directory.
+func (h *Host) DataDir() string { return h.cfg.DataDir }
+
+// Get returns the region with this shm_id.
+func (h *Host) Get(id string) (*Region, error) {
+	h.mu.RLock()
+	r, ok := h.regions[id]
+	closed := h.closed
+	h.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return r, nil
+}
+
+// GetBytes is Get for an id held in a byte slice; it does not allocate.
+func (h *Host) GetBytes(id []byte) (*Region, error) {
+	h.mu.RLock()
+	r, ok := h.regions[string(id)]
+	closed := h.closed
+	h.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return r, nil
+}
+
+// Default returns the default region.
+func (h *Host) Default() (*Region, error) { return h.Get(h.DefaultID()) }
+
+// List returns every region's info, sorted by shm_id.
+func (h *Host) List() []Info {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]Info, 0, len(h.regions))
+	for _, e := range h.table.Entries() {
+		if r, ok := h.regions[e.ID]; ok {
+			out = append(out, r.Info())
+		}
+	}
+	return out
+}
+
+// CreateOptions describe a new region.
+type CreateOptions struct {
+	// Size in bytes (default 4096).
+	Size int64
+	// Layout (default utf8).
+	Layout region.Layout
+	// Durable regions are backed by files in the data directory and
+	// survive a reboot.
+	Durable bool
+}
+
+// Create makes a new region.
+func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := h.regions[id]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrExists, id)
+	}
+	r, err := h.createLocked(id, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.table.Save(h.cfg.DataDir); err != nil {
+		return nil, err
+	}
+	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v)", id, r.entry.Size, r.entry.Layout, r.entry.Durable)
+	return r, nil
+}
+
+// Delete unmaps and removes a region. The default region cannot be
+// deleted.
+func (h *Host) Delete(id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	r, ok := h.regions[id]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if id == h.table.Default {
+		return fmt.Errorf("%w: %q is the host's default region and cannot be deleted", ErrForbidden, id)
+	}
+	delete(h.regions, id)
+	h.table.Delete(id)
+	r.mu.Lock()
+	r.gone = true
+	r.unmap()
+	r.mu.Unlock()
+	removeObjects(r.entry)
+	if err := h.table.Save(h.cfg.DataDir); err != nil {
+		return err
+	}
+	h.cfg.Logf("deleted region %q", id)
+	return nil
+}
+
+// Close persists the registry and unmaps every region, leaving the
+// regions themselves in place: they outlive the host by design.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	h.mu.Unlock()
+	close(h.stop)
+	h.wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	err := h.persistLocked()
+	h.unmapAll()
+	return err
+}
+
+func (h *Host) unmapAll() {
+	for _, r := range h.regions {
+		r.mu.Lock()
+		r.gone = true
+		r.unmap()
+		r.mu.Unlock()
+	}
+}
+
+func (h *Host) persistLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.PersistEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.mu.Lock()
+			if err := h.persistLocked(); err != nil {
+				h.cfg.Logf("persist: %v", err)
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+// persistLocked records current versions and flushes durable regions.
+func (h *Host) persistLocked() error {
+	changed := false
+	var firstErr error
+	for id, r := range h.regions {
+		e, ok := h.table.Get(id)
+		if !ok {
+			continue
+		}
+		if v := r.r.Version(); v != e.Version {
+			e.Version = v
+			changed = true
+			if r.entry.Durable {
+				if err := r.data.Sync(); err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if err := r.ctl.Sync(); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
+	}
+	if changed {
+		if err := h.table.Save(h.cfg.DataDir); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// osName derives the OS name of a region's data object from its id: the
+// host's prefix and a hash, short enough for every OS (macOS allows 31
+// characters) and never chosen by a client.
+func (h *Host) osName(id string) string {
+	sum := sha256.Sum256([]byte(h.table.Instance + "\x00" + id))
+	return h.table.Prefix() + hex.EncodeToString(sum[:5])
+}
+
+func (h *Host) durablePaths(name string) (string, string) {
+	dir := filepath.Join(h.cfg.DataDir, "regions")
+	return filepath.Join(dir, name+".data"), filepath.Join(dir, name+".ctl")
+}
+
+func newNonce() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) | 1
+}
+
+// createLocked creates the objects, formats the control block and records
+// the entry. h.mu is held.
+func (h *Host) createLocked(id string, o CreateOptions) (*Region, error) {
+	if o.Size == 0 {
+		o.Size = region.DefaultSize
+	}
+	if o.Layout == 0 {
+		o.Layout = region.UTF8
+	}
+	if err := region.CheckSize(o.Layout, o.Size); err != nil {
+		return nil, err
+	}
+	name := h.osName(id)
+	for _, e := range h.table.Entries() {
+		if e.OSName == name || filepath.Base(e.OSName) == name+".data" {
+			return nil, fmt.Errorf("region %q: its OS name collides with region %q; choose another shm_id", id, e.ID)
+		}
+	}
+	e := registry.Entry{ID: id, Size: o.Size, Layout: o.Layout.String(), Durable: o.Durable, Nonce: newNonce(), Created: time.Now().UTC().Truncate(time.Second)}
+	if o.Durable {
+		e.OSName, e.CtlName = h.durablePaths(name)
+	} else {
+		e.OSName, e.CtlName = name, name+"-c"
+		if free, err := shm.FreeSpace(); err == nil && free < o.Size+region.CtlSize(o.Size) {
+			return nil, fmt.Errorf("%w: region %q needs %d bytes (data and control block), %d are free", ErrNoSpace, id, o.Size+region.CtlSize(o.Size), free)
+		}
+	}
+	r, err := h.makeObjects(e, 0)
+	if err != nil {
+		return nil, fmt.Errorf("region %q: %w", id, err)
+	}
+	h.table.Put(e)
+	h.regions[id] = r
+	return r, nil
+}
+
+// makeObjects creates both objects for e and formats them at version.
+func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
+	l, err := region.ParseLayout(e.Layout)
+	if err != nil {
+		return nil, err
+	}
+	create := func(name string, size int64) (*shm.Mapping, error) {
+		if e.Durable {
+			return shm.CreateFile(name, size, h.cfg.Perm)
+		}
+		return shm.Create(name, size, h.cfg.Perm)
+	}
+	data, err := create(e.OSName, e.Size)
+	if err != nil {
+		return nil, err
+	}
+	ctl, err := create(e.CtlName, region.CtlSize(e.Size))
+	if err != nil {
+		data.Close()
+		removeObject(e.Durable, e.OSName)
+		return nil, err
+	}
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, version); err != nil {
+		data.Close()
+		ctl.Close()
+		removeObjects(e)
+		return nil, err
+	}
+	return h.wrap(e, data, ctl)
+}
+
+func (h *Host) wrap(e registry.Entry, data, ctl *shm.Mapping) (*Region, error) {
+	rr, err := region.Attach(data.Bytes(), ctl.Bytes())
+	if err != nil {
+		data.Close()
+		ctl.Close()
+		return nil, err
+	}
+	rr.SetLabel(fmt.Sprintf("shmgr host pid %d", os.Getpid()))
+	return &Region{entry: e, r: rr, data: data, ctl: ctl, kind: data.Kind(), hostID: h.hostID}, nil
+}
+
+func removeObject(durable bool, name string) {
+	if durable {
+		os.Remove(name)
+		return
+	}
+	shm.Remove(name)
+}
+
+func removeObjects(e registry.Entry) {
+	removeObject(e.Durable, e.OSName)
+	removeObject(e.Durable, e.CtlName)
+}
+
+func (r *Region) unmap() {
+	r.data.Close()
+	r.ctl.Close()
+}
+
+// CheckID reports whether id is a valid shm_id: 1 to 64 characters from
+// [A-Za-z0-9._-], starting with a letter or digit.
+func CheckID(id string) error {
+	if len(id) == 0 || len(id) > 64 {
+		return fmt.Errorf("%w: %q: must be 1 to 64 characters", ErrBadID, id)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return fmt.Errorf("%w: %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrBadID, id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package host_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shm"
+)
+
+// openHost opens a host on a fresh data directory and, when the test
+// ends, closes it and removes every object it made.
+func openHost(t *testing.T, dir string) *host.Host {
+	t.Helper()
+	h, _, err := host.Open(host.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanup(t, h) })
+	return h
+}
+
+func cleanup(t *testing.T, h *host.Host) {
+	infos := h.List()
+	h.Close()
+	for _, in := range infos {
+		if !in.Durable {
+			shm.Remove(in.OSName)
+			shm.Remove(in.CtlName)
+		}
+	}
+}
+
+func write(t *testing.T, r *host.Region, s string) {
+	t.Helper()
+	if err := r.Do(func(rr *region.Region) error {
+		_, err := rr.Write([]byte(s), region.WriteOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, r *host.Region) string {
+	t.Helper()
+	var b []byte
+	if err := r.Do(func(rr *region.Region) (err error) {
+		b, _, err = rr.AppendContent(nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestRestartAdoptsRegions(t *testing.T) {
+	dir := t.TempDir()
+	h, report, err := host.Open(host.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report) != 0 {
+		t.Fatalf("first start report = %q, want nothing to repair", report)
+	}
+	def, _ := h.Default()
+	write(t, def, "hello")
+	big, err := h.Create("big", host.CreateOptions{Size: 1 << 20, Layout: region.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dur, err := h.Create("keep", host.CreateOptions{Size: 100, Durable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dur, "durable")
+	bigInfo := big.Info()
+	defInfo := def.Info()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := openHost(t, dir)
+	def2, err := h2.Get("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, def2); got != "hello" {
+		t.Errorf("default content after restart = %q", got)
+	}
+	if in := def2.Info(); in.OSName != defInfo.OSName || in.Version != 1 || in.Nonce != defInfo.Nonce {
+		t.Errorf("default info after restart = %+v, want os_name %s version 1", in, defInfo.OSName)
+	}
+	if b, _ := h2.Get("big"); b == nil || b.Info().OSName != bigInfo.OSName {
+		t.Errorf("big region not re-adopted")
+	}
+	if d, _ := h2.Get("keep"); d == nil || read(t, d) != "durable" {
+		t.Errorf("durable region lost")
+	}
+}
+
+func TestVanishedAndOrphans(t *testing.T) {
+	dir := t.TempDir()
+	h, _, err := host.Open(host.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := h.Default()
+	write(t, def, "one")
+	write(t, def, "two")
+	in := def.Info()
+	h.Close()
+	// A reboot clears /dev/shm; an orphan with the host's prefix appears.
+	shm.Remove(in.OSName)
+	shm.Remove(in.CtlName)
+	prefix := in.OSName[:len("shmgr-")+9]
+	orphan := prefix + "ffffffffff"
+	m, err := shm.Create(orphan, 64, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	t.Cleanup(func() { shm.Remove(orphan) })
+
+	h2, report, err := host.Open(host.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanup(t, h2) })
+	joined := strings.Join(report, "\n")
+	if !strings.Contains(joined, "recreated region \"default\"") || !strings.Contains(joined, "removed orphan object "+orphan) {
+		t.Fatalf("report = %q", report)
+	}
+	def2, _ := h2.Default()
+	if v := def2.Info().Version; v != 3 {
+		t.Errorf("version after recreate = %d, want 3 (past the last recorded 2)", v)
+	}
+	if _, err := shm.Open(orphan, 64); !errors.Is(err, shm.ErrNotFound) {
+		t.Errorf("orphan still there: %v", err)
+	}
+}
+
+func TestCreateDeleteErrors(t *testing.T) {
+	h := openHost(t, t.TempDir())
+	tests := []struct {
+		id   string
+		o    host.CreateOptions
+		want error
+	}{
+		{"default", host.CreateOptions{}, host.ErrExists},
+		{"bad id!", host.CreateOptions{}, host.ErrBadID},
+		{"", host.CreateOptions{}, host.ErrBadID},
+		{"-x", host.CreateOptions{}, host.ErrBadID},
+		{"tiny", host.CreateOptions{Size: 5}, region.ErrBadSize},
+	}
+	for _, tt := range tests {
+		if _, err := h.Create(tt.id, tt.o); !errors.Is(err, tt.want) {
+			t.Errorf("Create(%q) err = %v, want %v", tt.id, err, tt.want)
+		}
+	}
+	if err := h.Delete("default"); !errors.Is(err, host.ErrForbidden) {
+		t.Errorf("Delete(default) err = %v", err)
+	}
+	if err := h.Delete("nope"); !errors.Is(err, host.ErrNotFound) {
+		t.Errorf("Delete(nope) err = %v", err)
+	}
+	r, err := h.Create("x", host.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := r.Info().OSName
+	if err := h.Delete("x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shm.Open(name, 4096); !errors.Is(err, shm.ErrNotFound) {
+		t.Errorf("object survived Delete: %v", err)
+	}
+	if err := r.Do(func(*region.Region) error { return nil }); !errors.Is(err, host.ErrNotFound) {
+		t.Errorf("Do on deleted region err = %v", err)
+	}
+}

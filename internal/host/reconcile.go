@@ -1,0 +1,115 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/registry"
+	"github.com/shmgr/shmgr/internal/shm"
+)
+
+// reconcile matches the registry with the objects the OS has: re-adopt
+// what exists, recreate what vanished, remove orphans. h.mu need not be
+// held: nothing else sees the host yet.
+func (h *Host) reconcile() ([]string, error) {
+	var report []string
+	known := map[string]bool{}
+	for _, e := range h.table.Entries() {
+		known[e.OSName] = true
+		known[e.CtlName] = true
+		r, note, err := h.adopt(*e)
+		if err != nil {
+			return report, fmt.Errorf("host: region %q: %w", e.ID, err)
+		}
+		if note != "" {
+			report = append(report, note)
+		}
+		h.regions[e.ID] = r
+		h.table.Put(r.entry)
+	}
+	names, err := shm.List(h.table.Prefix())
+	if err != nil {
+		report = append(report, fmt.Sprintf("could not list shared-memory objects to find orphans: %v", err))
+	}
+	for _, n := range names {
+		if !known[n] {
+			if err := shm.Remove(n); err != nil {
+				report = append(report, fmt.Sprintf("orphan object %s: %v", n, err))
+			} else {
+				report = append(report, fmt.Sprintf("removed orphan object %s (no registry entry names it)", n))
+			}
+		}
+	}
+	return report, nil
+}
+
+// adopt maps an entry's existing objects, or recreates them.
+func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
+	open := func(name string, size int64) (*shm.Mapping, error) {
+		if e.Durable {
+			return shm.OpenFile(name, size)
+		}
+		return shm.Open(name, size)
+	}
+	data, err := open(e.OSName, e.Size)
+	if errors.Is(err, shm.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		// The object vanished (a reboot clears /dev/shm): recreate it empty,
+		// with a version past the last one recorded so that versions never
+		// go back.
+		removeObject(e.Durable, e.CtlName)
+		r, err := h.makeObjects(e, e.Version+1)
+		if err != nil {
+			return nil, "", err
+		}
+		return r, fmt.Sprintf("recreated region %q: its object %s had vanished (content lost; now at version %d)", e.ID, e.OSName, e.Version+1), nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	ctl, err := open(e.CtlName, region.CtlSize(e.Size))
+	if err == nil {
+		if r, err := h.wrap(e, data, ctl); err == nil {
+			if r.r.Nonce() != e.Nonce {
+				r.unmap()
+				return nil, "", fmt.Errorf("control block %s belongs to another region (nonce mismatch)", e.CtlName)
+			}
+			note := ""
+			if rec, _ := r.r.Recover(); rec {
+				note = fmt.Sprintf("region %q: took back the lock from a dead writer (an interrupted write was rolled back)", e.ID)
+			}
+			return r, note, nil
+		} else {
+			// wrap closed both mappings.
+			data, err = open(e.OSName, e.Size)
+			if err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	// The data object survived but its control block did not (or is
+	// corrupt): rebuild the control block around the content.
+	ctl.Close()
+	removeObject(e.Durable, e.CtlName)
+	create := shm.Create
+	if e.Durable {
+		create = shm.CreateFile
+	}
+	ctl, err = create(e.CtlName, region.CtlSize(e.Size), h.cfg.Perm)
+	if err != nil {
+		data.Close()
+		return nil, "", err
+	}
+	l, _ := region.ParseLayout(e.Layout)
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, e.Version+1); err != nil {
+		data.Close()
+		ctl.Close()
+		return nil, "", err
+	}
+	r, err := h.wrap(e, data, ctl)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, fmt.Sprintf("region %q: rebuilt its missing or damaged control block (content kept, now at version %d)", e.ID, e.Version+1), nil
+}

@@ -1,0 +1,88 @@
+package host
+
+import (
+	"time"
+
+	"github.com/shmgr/shmgr/internal/region"
+)
+
+// Info describes a region for clients: what the metadata line, INFO and
+// LIST carry. It never contains an address.
+type Info struct {
+	ShmID       string    `json:"shm_id"`
+	Size        int64     `json:"size"`
+	Layout      string    `json:"layout"`
+	LockOffset  int64     `json:"lock_offset"`
+	LenOffset   int64     `json:"len_offset"`
+	DataOffset  int64     `json:"data_offset"`
+	MaxDataSize int64     `json:"max_data_size"`
+	Version     uint64    `json:"version"`
+	OSName      string    `json:"os_name"`
+	CtlName     string    `json:"ctl_name"`
+	OSKind      string    `json:"os_kind"`
+	Nonce       string    `json:"nonce"`
+	Durable     bool      `json:"durable"`
+	Created     time.Time `json:"created"`
+	HostID      string    `json:"host_id"`
+	Locked      bool      `json:"locked"`
+	LockPID     uint32    `json:"lock_pid,omitempty"`
+	LockOwner   string    `json:"lock_owner,omitempty"`
+}
+
+// ID returns the region's shm_id.
+func (r *Region) ID() string { return r.entry.ID }
+
+// Region returns the mapped region. IMPORTANT: it is valid only while the
+// caller holds RLock (see Do).
+func (r *Region) Region() *region.Region { return r.r }
+
+// Do runs fn with the mapped region, holding it mapped for the duration.
+// It fails with ErrNotFound if the region has been deleted.
+func (r *Region) Do(fn func(*region.Region) error) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.gone {
+		return ErrNotFound
+	}
+	return fn(r.r)
+}
+
+// Info returns the region's description.
+func (r *Region) Info() Info {
+	e := r.entry
+	in := Info{
+		ShmID:   e.ID,
+		Size:    e.Size,
+		Layout:  e.Layout,
+		OSName:  e.OSName,
+		CtlName: e.CtlName,
+		OSKind:  string(r.kind),
+		Nonce:   nonceHex(e.Nonce),
+		Durable: e.Durable,
+		Created: e.Created,
+		HostID:  r.hostID,
+	}
+	if e.Layout == region.UTF8.String() {
+		in.LockOffset, in.LenOffset, in.DataOffset, in.MaxDataSize = region.LockOffset, region.LenOffset, region.DataOffset, e.Size-region.DataOffset
+	} else {
+		in.LockOffset, in.LenOffset, in.DataOffset, in.MaxDataSize = -1, -1, 0, e.Size
+	}
+	r.mu.RLock()
+	if !r.gone {
+		in.Version = r.r.Version()
+		ls := r.r.LockState()
+		in.Locked, in.LockPID, in.LockOwner = ls.Held, ls.PID, ls.Label
+	}
+	r.mu.RUnlock()
+	return in
+}
+
+func nonceHex(n uint64) string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
+}

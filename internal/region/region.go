@@ -1,0 +1,749 @@
+package region
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// Layout says how a region's data object is organised.
+type Layout uint32
+
+// Layouts. The numbers are stored in control blocks: do not reorder.
+const (
+	// UTF8 is the documented layout: lock flag, uint32 length, UTF-8 data.
+	UTF8 Layout = 1
+	// Raw is the whole object as bytes, with the lock in the control block.
+	Raw Layout = 2
+)
+
+// String returns the layout's name as used on the wire and in flags.
+func (l Layout) String() string {
+	switch l {
+	case UTF8:
+		return "utf8"
+	case Raw:
+		return "raw"
+	}
+	return fmt.Sprintf("layout(%d)", uint32(l))
+}
+
+// ParseLayout parses a layout name ("utf8" or "raw").
+func ParseLayout(s string) (Layout, error) {
+	switch strings.ToLower(s) {
+	case "utf8", "utf-8", "":
+		return UTF8, nil
+	case "raw", "bytes":
+		return Raw, nil
+	}
+	return 0, fmt.Errorf("unknown layout %q: use utf8 or raw", s)
+}
+
+// The documented layout.
+const (
+	// DefaultSize is the size of the documented default region.
+	DefaultSize = 4096
+	// LockOffset is the offset of the lock flag in the utf8 layout.
+	LockOffset = 0
+	// LenOffset is the offset of the uint32 little-endian data length.
+	LenOffset = 1
+	// DataOffset is the offset of the first data byte in the utf8 layout.
+	DataOffset = 5
+	// MinSize is the smallest region: one data byte.
+	MinSize = 1
+	// MaxUTF8Size bounds a utf8 region: its length field is a uint32.
+	MaxUTF8Size = DataOffset + 1<<32 - 1
+)
+
+// DefaultTimeout is how long a writer waits for the lock by default.
+const DefaultTimeout = 5 * time.Second
+
+// Control block byte map (see docs/ARCHITECTURE.md).
+const (
+	ctlMagic      = "SHMGRCB1"
+	ctlFormat     = 1
+	offMagic      = 0
+	offFormat     = 8
+	offLayout     = 12
+	offSize       = 16
+	offNonce      = 24
+	offSeq        = 64
+	offLock       = 128
+	offSince      = 136
+	offLabel      = 144
+	labelLen      = 48
+	offUndoState  = 192
+	offUndoOff    = 200
+	offUndoLen    = 208
+	offWatch      = 256
+	ctlHeaderSize = 4096
+)
+
+// CtlSize returns the size of the control block for a data object of
+// dataSize bytes: a header page and an undo area as large as the data.
+func CtlSize(dataSize int64) int64 { return ctlHeaderSize + dataSize + 8 }
+
+// Errors returned by this package, matched with errors.Is.
+var (
+	// ErrTooLarge: the content does not fit the region.
+	ErrTooLarge = errors.New("content too large")
+	// ErrInvalidUTF8: content for a utf8 region is not valid UTF-8.
+	ErrInvalidUTF8 = errors.New("content is not valid UTF-8")
+	// ErrLockTimeout: the lock was not acquired in time (see LockTimeoutError).
+	ErrLockTimeout = errors.New("lock timeout")
+	// ErrConflict: a conditional write found another version (see ConflictError).
+	ErrConflict = errors.New("version conflict")
+	// ErrOutOfRange: a byte range lies outside the data.
+	ErrOutOfRange = errors.New("range out of bounds")
+	// ErrBadControl: the control block is missing, corrupt or belongs to
+	// another data object.
+	ErrBadControl = errors.New("bad control block")
+	// ErrBadSize: the size is not allowed for the layout.
+	ErrBadSize = errors.New("bad region size")
+)
+
+// LockTimeoutError says who held the lock when a wait timed out.
+type LockTimeoutError struct {
+	// Waited is how long the caller waited.
+	Waited time.Duration
+	// PID is the owner's process id (0 if the owner is a program outside
+	// shmgr holding only the offset-0 flag).
+	PID uint32
+	// Label is the owner's self-description, if any.
+	Label string
+}
+
+func (e *LockTimeoutError) Error() string {
+	if e.PID == 0 {
+		return fmt.Sprintf("lock timeout after %v: the lock flag at offset 0 is held by a program outside shmgr", e.Waited.Round(time.Millisecond))
+	}
+	who := fmt.Sprintf("pid %d", e.PID)
+	if e.Label != "" {
+		who += " (" + e.Label + ")"
+	}
+	return fmt.Sprintf("lock timeout after %v: held by %s", e.Waited.Round(time.Millisecond), who)
+}
+
+// Unwrap returns ErrLockTimeout.
+func (e *LockTimeoutError) Unwrap() error { return ErrLockTimeout }
+
+// ConflictError reports the version a conditional write found.
+type ConflictError struct {
+	// Expected is the version the caller asked for.
+	Expected uint64
+	// Current is the region's version.
+	Current uint64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("version conflict: expected version %d, region is at version %d", e.Expected, e.Current)
+}
+
+// Unwrap returns ErrConflict.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Format initialises a control block for a data object of len(data) bytes
+// and the given layout. The data must be zero (a fresh object) or already
+// hold valid content for the layout. version is the region's starting
+// version. Only the host formats control blocks.
+func Format(data, ctl []byte, l Layout, nonce uint64, version uint64) error {
+	if err := CheckSize(l, int64(len(data))); err != nil {
+		return err
+	}
+	if int64(len(ctl)) != CtlSize(int64(len(data))) {
+		return fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(int64(len(data))))
+	}
+	clear(ctl[:ctlHeaderSize])
+	copy(ctl[offMagic:], ctlMagic)
+	binary.LittleEndian.PutUint32(ctl[offFormat:], ctlFormat)
+	binary.LittleEndian.PutUint32(ctl[offLayout:], uint32(l))
+	binary.LittleEndian.PutUint64(ctl[offSize:], uint64(len(data)))
+	binary.LittleEndian.PutUint64(ctl[offNonce:], nonce)
+	binary.LittleEndian.PutUint64(ctl[offSeq:], version*2)
+	if l == UTF8 {
+		data[LockOffset] = 0
+		if binary.LittleEndian.Uint32(data[LenOffset:]) > uint32(len(data)-DataOffset) {
+			binary.LittleEndian.PutUint32(data[LenOffset:], 0)
+		}
+	}
+	return nil
+}
+
+// CheckSize reports whether size bytes is a valid data object for l.
+func CheckSize(l Layout, size int64) error {
+	switch l {
+	case UTF8:
+		if size < DataOffset+1 || size > MaxUTF8Size {
+			return fmt.Errorf("%w: %d bytes: a utf8 region needs %d to %d bytes", ErrBadSize, size, DataOffset+1, int64(MaxUTF8Size))
+		}
+	case Raw:
+		if size < MinSize {
+			return fmt.Errorf("%w: %d bytes: a raw region needs at least %d byte", ErrBadSize, size, MinSize)
+		}
+	default:
+		return fmt.Errorf("unknown layout %d", uint32(l))
+	}
+	if int64(int(size)) != size {
+		return fmt.Errorf("%w: %d bytes does not fit this platform's address space", ErrBadSize, size)
+	}
+	return nil
+}
+
+// Region is one mapped region seen through the lock and version protocol.
+// A Region is safe for concurrent use by multiple goroutines, and the
+// protocol makes it safe across processes.
+type Region struct {
+	data   []byte
+	ctl    []byte
+	undo   []byte
+	layout Layout
+	max    int64 // largest content
+
+	seq       *atomic.Uint64
+	lockw     *atomic.Uint32
+	flag      *atomic.Uint32 // utf8 only: bytes 0-3 of data; byte 0 is the lock flag
+	undoState *atomic.Uint32
+	watch     *atomic.Uint32
+
+	pid   uint32
+	label [labelLen]byte
+}
+
+// Attach checks a control block against its data object and returns a
+// Region over them.
+func Attach(data, ctl []byte) (*Region, error) {
+	if len(ctl) < ctlHeaderSize || string(ctl[offMagic:offMagic+8]) != ctlMagic {
+		return nil, fmt.Errorf("%w: no shmgr control block (magic missing)", ErrBadControl)
+	}
+	if f := binary.LittleEndian.Uint32(ctl[offFormat:]); f != ctlFormat {
+		return nil, fmt.Errorf("%w: control block format %d, this build knows %d", ErrBadControl, f, ctlFormat)
+	}
+	l := Layout(binary.LittleEndian.Uint32(ctl[offLayout:]))
+	size := int64(binary.LittleEndian.Uint64(ctl[offSize:]))
+	if size != int64(len(data)) {
+		return nil, fmt.Errorf("%w: control block is for %d bytes, data object has %d", ErrBadControl, size, len(data))
+	}
+	if err := CheckSize(l, size); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadControl, err)
+	}
+	if int64(len(ctl)) != CtlSize(size) {
+		return nil, fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size))
+	}
+	r := &Region{
+		data:      data,
+		ctl:       ctl,
+		undo:      ctl[ctlHeaderSize:],
+		layout:    l,
+		seq:       (*atomic.Uint64)(unsafe.Pointer(&ctl[offSeq])),
+		lockw:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offLock])),
+		undoState: (*atomic.Uint32)(unsafe.Pointer(&ctl[offUndoState])),
+		watch:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offWatch])),
+		pid:       uint32(os.Getpid()),
+	}
+	if l == UTF8 {
+		r.flag = (*atomic.Uint32)(unsafe.Pointer(&data[0]))
+		r.max = size - DataOffset
+	} else {
+		r.max = size
+	}
+	r.SetLabel(fmt.Sprintf("pid %d", r.pid))
+	return r, nil
+}
+
+// SetLabel sets how this process describes itself as a lock owner (for
+// example "shmgr host"). It is shown in lock timeout errors. It must not
+// be called concurrently with writes.
+func (r *Region) SetLabel(s string) {
+	clear(r.label[:])
+	copy(r.label[:], s)
+}
+
+// Layout returns the region's layout.
+func (r *Region) Layout() Layout { return r.layout }
+
+// Size returns the size of the data object in bytes.
+func (r *Region) Size() int64 { return int64(len(r.data)) }
+
+// MaxContent returns the largest content the region holds: size-5 for
+// utf8, size for raw.
+func (r *Region) MaxContent() int64 { return r.max }
+
+// Nonce returns the nonce the host stored in the control block.
+func (r *Region) Nonce() uint64 { return binary.LittleEndian.Uint64(r.ctl[offNonce:]) }
+
+// Version returns the version of the last committed write.
+func (r *Region) Version() uint64 { return r.seq.Load() / 2 }
+
+// WatchWord returns the address of the 32-bit word bumped by every commit,
+// for futex waits.
+func (r *Region) WatchWord() *atomic.Uint32 { return r.watch }
+
+// LockInfo describes the lock's current holder.
+type LockInfo struct {
+	// Held reports whether the lock is held.
+	Held bool
+	// PID is the owner's process id (0 if only the offset-0 flag is set).
+	PID uint32
+	// Label is the owner's self-description.
+	Label string
+}
+
+// LockState returns who holds the lock, if anyone.
+func (r *Region) LockState() LockInfo {
+	pid := r.lockw.Load()
+	if pid != 0 {
+		return LockInfo{Held: true, PID: pid, Label: r.ownerLabel()}
+	}
+	if r.flag != nil && r.flag.Load()&0xff != 0 {
+		return LockInfo{Held: true}
+	}
+	return LockInfo{}
+}
+
+func (r *Region) ownerLabel() string {
+	b := r.ctl[offLabel : offLabel+labelLen]
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	return string(b[:n])
+}
+
+// maxOptimistic is how many seqlock attempts a reader makes before it
+// takes the lock, so that a reader racing a writer flat out never starves.
+const maxOptimistic = 64
+
+// contentLen returns the current content length as the data says, which
+// may be garbage while a write is in progress.
+func (r *Region) contentLen() int64 {
+	if r.layout == Raw {
+		return r.max
+	}
+	return int64(binary.LittleEndian.Uint32(r.data[LenOffset:]))
+}
+
+// busy reports whether the offset-0 flag is set (utf8 only).
+func (r *Region) busy() bool { return r.flag != nil && r.flag.Load()&0xff != 0 }
+
+// AppendContent appends the region's current content to dst and returns
+// the extended slice and the content's version. It never blocks a writer:
+// it copies optimistically and retries if a write raced it, and after a
+// bounded number of retries it takes the lock.
+func (r *Region) AppendContent(dst []byte) ([]byte, uint64, error) {
+	return r.AppendRange(dst, 0, -1)
+}
+
+// AppendRange appends n bytes of content from offset off (n < 0: to the
+// end). For the utf8 layout the range is within the current content and
+// is clipped to its end; for raw it must lie within the object.
+func (r *Region) AppendRange(dst []byte, off, n int64) ([]byte, uint64, error) {
+	if off < 0 {
+		return dst, 0, fmt.Errorf("%w: offset %d is negative", ErrOutOfRange, off)
+	}
+	start := len(dst)
+	for i := 0; i < maxOptimistic; i++ {
+		s1 := r.seq.Load()
+		if s1&1 != 0 || r.busy() {
+			spin(i)
+			continue
+		}
+		l := r.contentLen()
+		var err error
+		dst, err = r.appendLocked(dst[:start], l, off, n)
+		if r.busy() || r.seq.Load() != s1 {
+			spin(i)
+			continue
+		}
+		return dst, s1 / 2, err
+	}
+	// Starved: take the lock so writers wait for us.
+	if err := r.lock(DefaultTimeout, nil); err != nil {
+		return dst[:start], 0, err
+	}
+	defer r.unlock()
+	dst, err := r.appendLocked(dst[:start], r.contentLen(), off, n)
+	return dst, r.seq.Load() / 2, err
+}
+
+// appendLocked copies the range from a consistent (or about-to-be-checked)
+// view with content length l.
+func (r *Region) appendLocked(dst []byte, l, off, n int64) ([]byte, error) {
+	if l < 0 || l > r.max {
+		// Only possible mid-write; the caller's seq check rejects the copy.
+		return dst, fmt.Errorf("%w: length field %d exceeds %d", ErrBadControl, l, r.max)
+	}
+	if off > l {
+		return dst, fmt.Errorf("%w: offset %d is past the end of the content (%d bytes)", ErrOutOfRange, off, l)
+	}
+	end := l
+	if n >= 0 {
+		if off+n > l {
+			if r.layout == Raw {
+				return dst, fmt.Errorf("%w: %d bytes at offset %d exceed the region (%d bytes)", ErrOutOfRange, n, off, l)
+			}
+		} else {
+			end = off + n
+		}
+	}
+	base := int64(0)
+	if r.layout == UTF8 {
+		base = DataOffset
+	}
+	return append(dst, r.data[base+off:base+end]...), nil
+}
+
+// spin backs off inside an optimistic read loop.
+func spin(i int) {
+	if i > 4 {
+		runtime.Gosched()
+	}
+}
+
+// WriteOptions tune one write. The zero value waits DefaultTimeout and
+// writes unconditionally.
+type WriteOptions struct {
+	// Timeout is how long to wait for the lock (0: DefaultTimeout).
+	Timeout time.Duration
+	// IfVersion makes the write conditional: it fails with a
+	// ConflictError unless the region is at this version.
+	IfVersion uint64
+	// Conditional enables IfVersion.
+	Conditional bool
+	// Label overrides the region's owner label for this write.
+	Label []byte
+}
+
+// Write replaces the region's content with p (for raw: writes p at offset
+// 0) and returns the new version. Nothing is touched if p is invalid.
+func (r *Region) Write(p []byte, o WriteOptions) (uint64, error) {
+	if r.layout == UTF8 {
+		if err := r.checkUTF8(p); err != nil {
+			return 0, err
+		}
+	} else if int64(len(p)) > r.max {
+		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(p), r.max)
+	}
+	if err := r.lock(o.Timeout, o.Label); err != nil {
+		return 0, err
+	}
+	defer r.unlock()
+	if err := r.checkVersion(o); err != nil {
+		return 0, err
+	}
+	return r.commit(0, p, true), nil
+}
+
+// WriteAt writes p at offset off of the content and returns the new
+// version. For utf8 the offset must not pass the end of the content and
+// both ends of the write must fall on character boundaries; the content
+// grows if the write passes its end. For raw the range must lie within
+// the object.
+func (r *Region) WriteAt(off int64, p []byte, o WriteOptions) (uint64, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: offset %d is negative", ErrOutOfRange, off)
+	}
+	if off+int64(len(p)) > r.max {
+		if r.layout == Raw {
+			return 0, fmt.Errorf("%w: %d bytes at offset %d exceed the region (%d bytes)", ErrOutOfRange, len(p), off, r.max)
+		}
+		return 0, fmt.Errorf("%w: %d bytes at offset %d exceed the maximum of %d", ErrTooLarge, len(p), off, r.max)
+	}
+	if r.layout == UTF8 && !utf8.Valid(p) {
+		return 0, fmt.Errorf("%w: %s", ErrInvalidUTF8, badUTF8At(p))
+	}
+	if err := r.lock(o.Timeout, o.Label); err != nil {
+		return 0, err
+	}
+	defer r.unlock()
+	if err := r.checkVersion(o); err != nil {
+		return 0, err
+	}
+	if r.layout == UTF8 {
+		l := r.contentLen()
+		if off > l {
+			return 0, fmt.Errorf("%w: offset %d is past the end of the content (%d bytes)", ErrOutOfRange, off, l)
+		}
+		cur := r.data[DataOffset : DataOffset+l]
+		end := off + int64(len(p))
+		if !runeStart(cur, off) || !runeStart(cur, end) {
+			return 0, fmt.Errorf("%w: a write at %d..%d would split a character", ErrInvalidUTF8, off, end)
+		}
+	}
+	return r.commit(off, p, false), nil
+}
+
+// Update runs fn on the current content under the lock and writes what fn
+// returns. cur aliases the region and is valid only during fn; fn must not
+// retain it. If fn returns an error nothing is written.
+func (r *Region) Update(o WriteOptions, fn func(cur []byte) ([]byte, error)) (uint64, error) {
+	if err := r.lock(o.Timeout, o.Label); err != nil {
+		return 0, err
+	}
+	defer r.unlock()
+	if err := r.checkVersion(o); err != nil {
+		return 0, err
+	}
+	base := int64(0)
+	if r.layout == UTF8 {
+		base = DataOffset
+	}
+	next, err := fn(r.data[base : base+r.contentLen()])
+	if err != nil {
+		return 0, err
+	}
+	if r.layout == UTF8 {
+		if err := r.checkUTF8(next); err != nil {
+			return 0, err
+		}
+	} else if int64(len(next)) > r.max {
+		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(next), r.max)
+	}
+	return r.commit(0, next, true), nil
+}
+
+func (r *Region) checkUTF8(p []byte) error {
+	if int64(len(p)) > r.max {
+		return fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(p), r.max)
+	}
+	if !utf8.Valid(p) {
+		return fmt.Errorf("%w: %s", ErrInvalidUTF8, badUTF8At(p))
+	}
+	return nil
+}
+
+func (r *Region) checkVersion(o WriteOptions) error {
+	if o.Conditional {
+		if v := r.seq.Load() / 2; v != o.IfVersion {
+			return &ConflictError{Expected: o.IfVersion, Current: v}
+		}
+	}
+	return nil
+}
+
+// badUTF8At describes where p stops being UTF-8.
+func badUTF8At(p []byte) string {
+	for i := 0; i < len(p); {
+		c, n := utf8.DecodeRune(p[i:])
+		if c == utf8.RuneError && n <= 1 {
+			return fmt.Sprintf("invalid byte 0x%02x at offset %d", p[i], i)
+		}
+		i += n
+	}
+	return "invalid encoding"
+}
+
+// runeStart reports whether offset i of b begins a character (or is the
+// end of b).
+func runeStart(b []byte, i int64) bool {
+	return i >= int64(len(b)) || utf8.RuneStart(b[i])
+}
+
+// commit writes p at off with the undo log and the seqlock; the caller
+// holds the lock. replace means p becomes the whole content (utf8).
+func (r *Region) commit(off int64, p []byte, replace bool) uint64 {
+	var u0, u1 int64 // undo range in the data object
+	if r.layout == UTF8 {
+		old := r.contentLen()
+		end := off + int64(len(p))
+		// Only bytes that belong to the old content need saving.
+		u0, u1 = LenOffset, DataOffset+min(end, old)
+	} else {
+		u0, u1 = off, off+int64(len(p))
+	}
+	copy(r.undo, r.data[u0:u1])
+	binary.LittleEndian.PutUint64(r.ctl[offUndoOff:], uint64(u0))
+	binary.LittleEndian.PutUint64(r.ctl[offUndoLen:], uint64(u1-u0))
+	r.undoState.Store(1)
+
+	s := r.seq.Load()
+	r.seq.Store(s + 1)
+	if r.layout == UTF8 {
+		newLen := off + int64(len(p))
+		if !replace {
+			newLen = max(newLen, r.contentLen())
+		}
+		copy(r.data[DataOffset+off:], p)
+		binary.LittleEndian.PutUint32(r.data[LenOffset:], uint32(newLen))
+	} else {
+		copy(r.data[off:], p)
+	}
+	r.seq.Store(s + 2)
+	r.undoState.Store(0)
+	r.watch.Add(1)
+	wake(r.watch)
+	return (s + 2) / 2
+}
+
+// lock takes the control-block lock (and, for utf8, the offset-0 flag),
+// recovering it from a dead owner if need be.
+func (r *Region) lock(timeout time.Duration, label []byte) error {
+	if !r.lockw.CompareAndSwap(0, r.pid) {
+		if err := r.lockSlow(timeout); err != nil {
+			return err
+		}
+	}
+	if label != nil {
+		var l [labelLen]byte
+		copy(l[:], label)
+		copy(r.ctl[offLabel:offLabel+labelLen], l[:])
+	} else {
+		copy(r.ctl[offLabel:offLabel+labelLen], r.label[:])
+	}
+	if r.flag == nil {
+		return nil
+	}
+	// The offset-0 flag, for programs that know only the documented layout.
+	for i := 0; ; i++ {
+		w := r.flag.Load()
+		if w&0xff == 0 && r.flag.CompareAndSwap(w, w|1) {
+			return nil
+		}
+		if i == 0 {
+			continue
+		}
+		// A program outside shmgr holds the flag: wait for it like any owner.
+		if err := r.waitFlag(timeout); err != nil {
+			r.lockw.Store(0)
+			return err
+		}
+	}
+}
+
+func (r *Region) waitFlag(timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		if r.flag.Load()&0xff == 0 {
+			return nil
+		}
+		if time.Since(start) > timeout {
+			return &LockTimeoutError{Waited: time.Since(start)}
+		}
+		backoff(i)
+	}
+}
+
+// unlock releases the offset-0 flag, then the lock.
+func (r *Region) unlock() {
+	if r.flag != nil {
+		for {
+			w := r.flag.Load()
+			if r.flag.CompareAndSwap(w, w&^0xff) {
+				break
+			}
+		}
+	}
+	r.lockw.Store(0)
+}
+
+// deadCheckEvery is how often a waiter checks whether the owner is alive.
+const deadCheckEvery = time.Millisecond
+
+func (r *Region) lockSlow(timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	start := time.Now()
+	lastCheck := start
+	for i := 0; ; i++ {
+		owner := r.lockw.Load()
+		if owner == 0 {
+			if r.lockw.CompareAndSwap(0, r.pid) {
+				return nil
+			}
+			continue
+		}
+		if i > 16 {
+			now := time.Now()
+			if now.Sub(lastCheck) >= deadCheckEvery || i == 17 {
+				lastCheck = now
+				if owner != r.pid && !alive(owner) && r.lockw.CompareAndSwap(owner, r.pid) {
+					r.recoverLocked()
+					return nil
+				}
+			}
+			if now.Sub(start) > timeout {
+				return &LockTimeoutError{Waited: now.Sub(start), PID: owner, Label: r.ownerLabel()}
+			}
+		}
+		backoff(i)
+	}
+}
+
+// backoff spins briefly, then yields, then sleeps with growing pauses.
+func backoff(i int) {
+	switch {
+	case i < 8:
+		// spin
+	case i < 32:
+		runtime.Gosched()
+	default:
+		d := time.Microsecond << min(i-32, 10) // up to ~1ms
+		time.Sleep(d)
+	}
+}
+
+// recoverLocked repairs the region after taking the lock from a dead
+// owner: an interrupted write is rolled back from the undo log.
+func (r *Region) recoverLocked() (rolledBack bool) {
+	s := r.seq.Load()
+	if s&1 != 0 {
+		if r.undoState.Load() == 1 {
+			u0 := int64(binary.LittleEndian.Uint64(r.ctl[offUndoOff:]))
+			n := int64(binary.LittleEndian.Uint64(r.ctl[offUndoLen:]))
+			if u0 >= 0 && n >= 0 && u0+n <= int64(len(r.data)) && n <= int64(len(r.undo)) {
+				copy(r.data[u0:u0+n], r.undo[:n])
+			}
+		}
+		// Never step back to a version a racing reader may have seen.
+		r.seq.Store(s + 1)
+		rolledBack = true
+		r.watch.Add(1)
+		wake(r.watch)
+	}
+	r.undoState.Store(0)
+	if r.flag != nil {
+		for {
+			w := r.flag.Load()
+			if r.flag.CompareAndSwap(w, w&^0xff) {
+				break
+			}
+		}
+	}
+	return rolledBack
+}
+
+// Recover takes the lock back if its owner process is dead, rolling back
+// an interrupted write. It reports whether it found a dead owner. The host
+// calls it when it adopts a region.
+func (r *Region) Recover() (bool, error) {
+	owner := r.lockw.Load()
+	if owner == 0 {
+		// A crash between the two unlock steps, or a dead program outside
+		// shmgr, can leave only the flag set; the seq word tells.
+		if r.seq.Load()&1 != 0 && r.lockw.CompareAndSwap(0, r.pid) {
+			r.recoverLocked()
+			r.lockw.Store(0)
+			return true, nil
+		}
+		return false, nil
+	}
+	if owner != r.pid && alive(owner) {
+		return false, nil
+	}
+	if !r.lockw.CompareAndSwap(owner, r.pid) {
+		return false, nil
+	}
+	r.recoverLocked()
+	r.lockw.Store(0)
+	return true, nil
+}

@@ -1,0 +1,397 @@
+package region_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shm"
+)
+
+// tempRegion creates a real shared-memory region (data object and control
+// block) and removes both when the test ends.
+func tempRegion(t testing.TB, l region.Layout, size int64) (*region.Region, []byte, []byte) {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	name := "shmgrtest-" + hex.EncodeToString(b[:])
+	data, err := shm.Create(name, size, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := shm.Create(name+"-c", region.CtlSize(size), 0o600)
+	if err != nil {
+		data.Close()
+		shm.Remove(name)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		data.Close()
+		ctl.Close()
+		shm.Remove(name)
+		shm.Remove(name + "-c")
+	})
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 42, 0); err != nil {
+		t.Fatal(err)
+	}
+	r, err := region.Attach(data.Bytes(), ctl.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, data.Bytes(), ctl.Bytes()
+}
+
+func content(t testing.TB, r *region.Region) string {
+	t.Helper()
+	b, _, err := r.AppendContent(nil)
+	if err != nil {
+		t.Fatalf("AppendContent: %v", err)
+	}
+	return string(b)
+}
+
+func TestDocumentedLayoutBytes(t *testing.T) {
+	r, data, _ := tempRegion(t, region.UTF8, region.DefaultSize)
+	if got := r.MaxContent(); got != 4091 {
+		t.Fatalf("MaxContent = %d, want 4091", got)
+	}
+	v, err := r.Write([]byte("héllo"), region.WriteOptions{})
+	if err != nil || v != 1 {
+		t.Fatalf("Write = %d, %v; want 1, nil", v, err)
+	}
+	if data[0] != 0 {
+		t.Errorf("lock flag = %d after write, want 0", data[0])
+	}
+	if n := binary.LittleEndian.Uint32(data[1:5]); n != 6 {
+		t.Errorf("length field = %d, want 6", n)
+	}
+	if got := string(data[5:11]); got != "héllo" {
+		t.Errorf("data = %q, want %q", got, "héllo")
+	}
+}
+
+func TestWriteValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		layout  region.Layout
+		size    int64
+		content []byte
+		wantErr error
+	}{
+		{"utf8/empty", region.UTF8, 4096, nil, nil},
+		{"utf8/max", region.UTF8, 4096, bytes.Repeat([]byte("a"), 4091), nil},
+		{"utf8/over", region.UTF8, 4096, bytes.Repeat([]byte("a"), 4092), region.ErrTooLarge},
+		{"utf8/invalid", region.UTF8, 4096, []byte{'a', 0xff, 'b'}, region.ErrInvalidUTF8},
+		{"utf8/truncated-rune", region.UTF8, 4096, []byte("é")[:1], region.ErrInvalidUTF8},
+		{"utf8/nul-ok", region.UTF8, 4096, []byte("a\x00b\nc"), nil},
+		{"raw/full", region.Raw, 100, bytes.Repeat([]byte{0xff}, 100), nil},
+		{"raw/over", region.Raw, 100, make([]byte, 101), region.ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _, _ := tempRegion(t, tt.layout, tt.size)
+			before := []byte("before")
+			if _, err := r.Write(before, region.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			v0 := r.Version()
+			_, err := r.Write(tt.content, region.WriteOptions{})
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Write err = %v, want %v", err, tt.wantErr)
+			}
+			got, _, _ := r.AppendContent(nil)
+			if tt.wantErr != nil {
+				if r.Version() != v0 {
+					t.Errorf("version moved to %d on a refused write", r.Version())
+				}
+				if !bytes.HasPrefix(got, before) {
+					t.Errorf("content = %q after refused write, want it unchanged", got)
+				}
+				return
+			}
+			if tt.layout == region.UTF8 && !bytes.Equal(got, tt.content) {
+				t.Errorf("content = %q, want %q", got, tt.content)
+			}
+		})
+	}
+}
+
+func TestRangesAndConditional(t *testing.T) {
+	r, _, _ := tempRegion(t, region.UTF8, 64)
+	if _, err := r.Write([]byte("hello world"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteAt(6, []byte("WORLD!!"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := content(t, r); got != "hello WORLD!!" {
+		t.Fatalf("content = %q", got)
+	}
+	got, _, err := r.AppendRange(nil, 6, 5)
+	if err != nil || string(got) != "WORLD" {
+		t.Fatalf("AppendRange = %q, %v", got, err)
+	}
+	if _, _, err := r.AppendRange(nil, 100, 1); !errors.Is(err, region.ErrOutOfRange) {
+		t.Fatalf("AppendRange past end err = %v", err)
+	}
+	if _, err := r.WriteAt(20, []byte("x"), region.WriteOptions{}); !errors.Is(err, region.ErrOutOfRange) {
+		t.Fatalf("WriteAt past end err = %v", err)
+	}
+	if _, err := r.Write([]byte("é"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteAt(1, []byte("x"), region.WriteOptions{}); !errors.Is(err, region.ErrInvalidUTF8) {
+		t.Fatalf("WriteAt splitting a rune err = %v", err)
+	}
+	v := r.Version()
+	var ce *region.ConflictError
+	if _, err := r.Write([]byte("x"), region.WriteOptions{Conditional: true, IfVersion: v - 1}); !errors.As(err, &ce) || ce.Current != v {
+		t.Fatalf("conditional write on stale version err = %v", err)
+	}
+	if nv, err := r.Write([]byte("x"), region.WriteOptions{Conditional: true, IfVersion: v}); err != nil || nv != v+1 {
+		t.Fatalf("conditional write = %d, %v", nv, err)
+	}
+
+	raw, _, _ := tempRegion(t, region.Raw, 16)
+	if _, err := raw.WriteAt(12, []byte{1, 2, 3, 4}, region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.WriteAt(13, []byte{1, 2, 3, 4}, region.WriteOptions{}); !errors.Is(err, region.ErrOutOfRange) {
+		t.Fatalf("raw WriteAt past end err = %v", err)
+	}
+	got, _, _ = raw.AppendRange(nil, 12, 4)
+	if !bytes.Equal(got, []byte{1, 2, 3, 4}) {
+		t.Fatalf("raw range = %v", got)
+	}
+}
+
+func TestLockTimeoutNamesOwner(t *testing.T) {
+	r, _, ctl := tempRegion(t, region.UTF8, 4096)
+	// Make a real, live process the owner.
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep binary:", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	binary.LittleEndian.PutUint32(ctl[128:], uint32(cmd.Process.Pid))
+	copy(ctl[144:], "other writer")
+	_, err := r.Write([]byte("x"), region.WriteOptions{Timeout: 50 * time.Millisecond})
+	var lt *region.LockTimeoutError
+	if !errors.As(err, &lt) || lt.PID != uint32(cmd.Process.Pid) || !strings.Contains(err.Error(), "other writer") {
+		t.Fatalf("err = %v, want a lock timeout naming pid %d", err, cmd.Process.Pid)
+	}
+	if info := r.LockState(); !info.Held || info.PID != uint32(cmd.Process.Pid) {
+		t.Fatalf("LockState = %+v", info)
+	}
+}
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) uint32 {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no true binary:", err)
+	}
+	return uint32(cmd.Process.Pid)
+}
+
+func TestRecoverInterruptedWrite(t *testing.T) {
+	r, data, ctl := tempRegion(t, region.UTF8, 4096)
+	if _, err := r.Write([]byte("old content"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v := r.Version()
+	// Simulate a writer that died after step 5 of a write: undo log valid,
+	// seq odd, half of the new bytes written, flag set.
+	copy(ctl[4096:], data[1:5+11])
+	binary.LittleEndian.PutUint64(ctl[200:], 1)
+	binary.LittleEndian.PutUint64(ctl[208:], 4+11)
+	binary.LittleEndian.PutUint32(ctl[192:], 1)
+	binary.LittleEndian.PutUint64(ctl[64:], v*2+1)
+	binary.LittleEndian.PutUint32(ctl[128:], deadPID(t))
+	data[0] = 1
+	binary.LittleEndian.PutUint32(data[1:], 20)
+	copy(data[5:], "NEW CONT")
+
+	ok, err := r.Recover()
+	if err != nil || !ok {
+		t.Fatalf("Recover = %v, %v; want true", ok, err)
+	}
+	if got := content(t, r); got != "old content" {
+		t.Fatalf("content after recovery = %q, want the old content", got)
+	}
+	if r.Version() != v+1 {
+		t.Errorf("version = %d, want %d (moved past the interrupted write)", r.Version(), v+1)
+	}
+	if data[0] != 0 || r.LockState().Held {
+		t.Errorf("lock still held after recovery: %+v", r.LockState())
+	}
+	// A committed write whose owner died before unlocking keeps the new content.
+	if _, err := r.Write([]byte("committed"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(ctl[128:], deadPID(t))
+	data[0] = 1
+	if _, err := r.Write([]byte("next"), region.WriteOptions{Timeout: time.Second}); err != nil {
+		t.Fatalf("write after dead owner: %v", err)
+	}
+	if got := content(t, r); got != "next" {
+		t.Fatalf("content = %q", got)
+	}
+}
+
+func TestForeignFlagHonoured(t *testing.T) {
+	r, data, _ := tempRegion(t, region.UTF8, 4096)
+	data[0] = 1 // a program outside shmgr holds the documented lock
+	_, err := r.Write([]byte("x"), region.WriteOptions{Timeout: 30 * time.Millisecond})
+	var lt *region.LockTimeoutError
+	if !errors.As(err, &lt) || lt.PID != 0 {
+		t.Fatalf("err = %v, want a timeout on the offset-0 flag", err)
+	}
+	if r.LockState().Held != true {
+		t.Error("LockState does not report the foreign flag")
+	}
+	data[0] = 0
+	if _, err := r.Write([]byte("x"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoTornReads races writers against readers: every value written is
+// one letter repeated with its own length, so a torn copy is detectable.
+func TestNoTornReads(t *testing.T) {
+	r, _, _ := tempRegion(t, region.UTF8, 4096)
+	const writes = 20000
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			buf := make([]byte, 0, 4091)
+			for i := 0; i < writes/2; i++ {
+				n := 1 + (i*37+w*11)%4091
+				c := byte('a' + (i+w)%26)
+				buf = buf[:n]
+				for j := range buf {
+					buf[j] = c
+				}
+				if _, err := r.Write(buf, region.WriteOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	var readers sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, 0, 4096)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				b, _, err := r.AppendContent(buf[:0])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, c := range b {
+					if c != b[0] {
+						t.Errorf("torn read: %d bytes mixing %q and %q", len(b), b[0], c)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	if v := r.Version(); v != writes {
+		t.Fatalf("version = %d after %d writes", v, writes)
+	}
+}
+
+func TestUpdateNoLostIncrement(t *testing.T) {
+	r, _, _ := tempRegion(t, region.Raw, 8)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				_, err := r.Update(region.WriteOptions{}, func(cur []byte) ([]byte, error) {
+					var next [8]byte
+					binary.LittleEndian.PutUint64(next[:], binary.LittleEndian.Uint64(cur)+1)
+					return next[:], nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b, _, _ := r.AppendContent(nil)
+	if got := binary.LittleEndian.Uint64(b); got != 8000 {
+		t.Fatalf("counter = %d, want 8000", got)
+	}
+}
+
+func TestAttachRejectsMismatch(t *testing.T) {
+	_, data, ctl := tempRegion(t, region.UTF8, 4096)
+	if _, err := region.Attach(data[:100], ctl); !errors.Is(err, region.ErrBadControl) {
+		t.Fatalf("Attach with wrong data size err = %v", err)
+	}
+	bad := make([]byte, len(ctl))
+	if _, err := region.Attach(data, bad); !errors.Is(err, region.ErrBadControl) {
+		t.Fatalf("Attach without magic err = %v", err)
+	}
+}
+
+func BenchmarkRead4K(b *testing.B) {
+	r, _, _ := tempRegion(b, region.UTF8, 4096)
+	r.Write(bytes.Repeat([]byte("x"), 4091), region.WriteOptions{})
+	buf := make([]byte, 0, 4096)
+	b.SetBytes(4091)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _, _ = r.AppendContent(buf[:0])
+	}
+}
+
+func BenchmarkWrite4K(b *testing.B) {
+	r, _, _ := tempRegion(b, region.UTF8, 4096)
+	p := bytes.Repeat([]byte("x"), 4091)
+	b.SetBytes(4091)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Write(p, region.WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMemcpy4K(b *testing.B) {
+	src := bytes.Repeat([]byte("x"), 4091)
+	dst := make([]byte, 4096)
+	b.SetBytes(4091)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(dst, src)
+	}
+}

@@ -1,0 +1,188 @@
+// Package registry holds the host's table of regions, shm_id -> entry, and
+// persists it crash-safely as JSON in the data directory: written to a
+// temporary file, fsynced, renamed over the old file, and the directory
+// fsynced, so a crash at any instant leaves either the old or the new
+// table.
+package registry
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FileName is the registry's file in the data directory.
+const FileName = "registry.json"
+
+// formatVersion is the version of the file format.
+const formatVersion = 1
+
+// Entry describes one region. The host maps shm_id to it; nothing in it
+// but the shm_id is chosen by a client.
+type Entry struct {
+	// ID is the region's shm_id.
+	ID string `json:"id"`
+	// OSName is the OS name of the data object (a path for durable regions).
+	OSName string `json:"os_name"`
+	// CtlName is the OS name (or path) of the control block.
+	CtlName string `json:"ctl_name"`
+	// Size is the data object's size in bytes.
+	Size int64 `json:"size"`
+	// Layout is "utf8" or "raw".
+	Layout string `json:"layout"`
+	// Durable regions live in files in the data directory.
+	Durable bool `json:"durable,omitempty"`
+	// Nonce identifies this incarnation of the region; it is stored in the
+	// control block too.
+	Nonce uint64 `json:"nonce"`
+	// Created is when the region was first created.
+	Created time.Time `json:"created"`
+	// Version is the last version the host saw (updated when it persists).
+	Version uint64 `json:"version"`
+}
+
+// file is the on-disk form.
+type file struct {
+	Format   int     `json:"format"`
+	Instance string  `json:"instance"`
+	Default  string  `json:"default"`
+	Entries  []Entry `json:"regions"`
+}
+
+// Table is the in-memory registry. It does no locking: the host owns it
+// and serialises access.
+type Table struct {
+	// Instance is 8 hex digits made once per data directory; OS names start
+	// with "shmgr-<Instance>-".
+	Instance string
+	// Default is the shm_id of the default region.
+	Default string
+	entries map[string]*Entry
+}
+
+// New returns an empty table with a fresh instance id.
+func New() *Table {
+	var b [4]byte
+	rand.Read(b[:])
+	return &Table{Instance: hex.EncodeToString(b[:]), entries: map[string]*Entry{}}
+}
+
+// Get returns the entry for id.
+func (t *Table) Get(id string) (*Entry, bool) {
+	e, ok := t.entries[id]
+	return e, ok
+}
+
+// Put adds or replaces an entry.
+func (t *Table) Put(e Entry) { t.entries[e.ID] = &e }
+
+// Delete removes an entry.
+func (t *Table) Delete(id string) { delete(t.entries, id) }
+
+// Len returns the number of entries.
+func (t *Table) Len() int { return len(t.entries) }
+
+// Entries returns the entries sorted by id.
+func (t *Table) Entries() []*Entry {
+	out := make([]*Entry, 0, len(t.entries))
+	for _, e := range t.entries {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Prefix returns the prefix of every OS name this table hands out.
+func (t *Table) Prefix() string { return "shmgr-" + t.Instance + "-" }
+
+// Load reads the registry from dir. A missing file gives an empty table
+// with a fresh instance id (and ok == false). Stale temporary files left by
+// a crash during Save are removed.
+func Load(dir string) (t *Table, ok bool, err error) {
+	removeTemps(dir)
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return New(), false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("registry: %w", err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, false, fmt.Errorf("registry %s: not valid JSON (%v): move it aside to start afresh", path, err)
+	}
+	if f.Format != formatVersion {
+		return nil, false, fmt.Errorf("registry %s: format %d, this build reads %d", path, f.Format, formatVersion)
+	}
+	if len(f.Instance) != 8 {
+		return nil, false, fmt.Errorf("registry %s: bad instance %q", path, f.Instance)
+	}
+	t = &Table{Instance: f.Instance, Default: f.Default, entries: make(map[string]*Entry, len(f.Entries))}
+	for i := range f.Entries {
+		e := f.Entries[i]
+		if e.ID == "" || e.OSName == "" || e.Size <= 0 {
+			return nil, false, fmt.Errorf("registry %s: entry %d is incomplete", path, i)
+		}
+		t.entries[e.ID] = &e
+	}
+	return t, true, nil
+}
+
+// Save writes the table to dir atomically.
+func (t *Table) Save(dir string) error {
+	f := file{Format: formatVersion, Instance: t.Instance, Default: t.Default}
+	for _, e := range t.Entries() {
+		f.Entries = append(f.Entries, *e)
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	b = append(b, '\n')
+	if err := writeAtomic(dir, FileName, b); err != nil {
+		return fmt.Errorf("registry: save: %w", err)
+	}
+	return nil
+}
+
+const tempPrefix = ".registry-"
+
+func writeAtomic(dir, name string, b []byte) error {
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func removeTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
