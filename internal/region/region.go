@@ -83,6 +83,7 @@ const (
 	offUndoOff    = 200
 	offUndoLen    = 208
 	offWatch      = 256
+	offWaiters    = 260
 	ctlHeaderSize = 4096
 )
 
@@ -211,6 +212,7 @@ type Region struct {
 	flag      *atomic.Uint32 // utf8 only: bytes 0-3 of data; byte 0 is the lock flag
 	undoState *atomic.Uint32
 	watch     *atomic.Uint32
+	waiters   *atomic.Uint32 // processes sleeping on watch
 
 	pid   uint32
 	label [labelLen]byte
@@ -245,6 +247,7 @@ func Attach(data, ctl []byte) (*Region, error) {
 		lockw:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offLock])),
 		undoState: (*atomic.Uint32)(unsafe.Pointer(&ctl[offUndoState])),
 		watch:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offWatch])),
+		waiters:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offWaiters])),
 		pid:       uint32(os.Getpid()),
 	}
 	if l == UTF8 {
@@ -280,10 +283,6 @@ func (r *Region) Nonce() uint64 { return binary.LittleEndian.Uint64(r.ctl[offNon
 
 // Version returns the version of the last committed write.
 func (r *Region) Version() uint64 { return r.seq.Load() / 2 }
-
-// WatchWord returns the address of the 32-bit word bumped by every commit,
-// for futex waits.
-func (r *Region) WatchWord() *atomic.Uint32 { return r.watch }
 
 // LockInfo describes the lock's current holder.
 type LockInfo struct {
@@ -576,8 +575,7 @@ func (r *Region) commit(off int64, p []byte, replace bool) uint64 {
 	}
 	r.seq.Store(s + 2)
 	r.undoState.Store(0)
-	r.watch.Add(1)
-	wake(r.watch)
+	r.notify()
 	return (s + 2) / 2
 }
 
@@ -707,8 +705,7 @@ func (r *Region) recoverLocked() (rolledBack bool) {
 		// Never step back to a version a racing reader may have seen.
 		r.seq.Store(s + 1)
 		rolledBack = true
-		r.watch.Add(1)
-		wake(r.watch)
+		r.notify()
 	}
 	r.undoState.Store(0)
 	if r.flag != nil {

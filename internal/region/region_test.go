@@ -395,3 +395,24 @@ func BenchmarkMemcpy4K(b *testing.B) {
 		copy(dst, src)
 	}
 }
+
+func TestWaitChangeWakesOnCommit(t *testing.T) {
+	r, _, _ := tempRegion(t, region.UTF8, 4096)
+	seen := r.WatchSeq()
+	if got := r.WaitChange(seen, 10*time.Millisecond); got != seen {
+		t.Fatalf("WaitChange with no commit = %d, want %d (timeout)", got, seen)
+	}
+	woke := make(chan uint32)
+	go func() { woke <- r.WaitChange(seen, 10*time.Second) }()
+	if _, err := r.Write([]byte("x"), region.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-woke:
+		if got == seen {
+			t.Fatalf("WaitChange returned the old word %d", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter not woken by a commit within 5s")
+	}
+}

@@ -1,0 +1,180 @@
+package proto
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var (
+	id4k      = []byte("region-1")
+	payload4k = bytes.Repeat([]byte("0123456789abcdef"), 256)
+)
+
+// requestRoundTrips pairs each request encoder with the request it must
+// parse back to. Their concatenation is testdata/requests.golden.
+var requestRoundTrips = []struct {
+	name string
+	enc  []byte
+	want Request
+}{
+	{"read", AppendRead(nil), Request{Cmd: CmdRead}},
+	{"write", AppendWrite(nil, b("hello\nworld")), Request{Cmd: CmdWrite, Payload: b("hello\nworld")}},
+	{"write/empty", AppendWrite(nil, nil), Request{Cmd: CmdWrite, Payload: b("")}},
+	{"ping", AppendPing(nil), Request{Cmd: CmdPing}},
+	{"use", AppendUse(nil, b("r1")), Request{Cmd: CmdUse, ID: b("r1")}},
+	{"get", AppendGet(nil, b("r1")), Request{Cmd: CmdGet, ID: b("r1")}},
+	{"get/range", AppendGetRange(nil, b("r1"), 5, 10), Request{Cmd: CmdGet, ID: b("r1"), HasRange: true, Offset: 5, Length: 10}},
+	{"set", AppendSet(nil, b("r1"), b("abc"), SetOptions{}), Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc")}},
+	{"set/all", AppendSet(nil, b("r1"), b("\x00\xff"), SetOptions{HasAt: true, At: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41}),
+		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("\x00\xff"), HasAt: true, Offset: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41}},
+	{"set/at-zero", AppendSet(nil, b("r1"), b("x"), SetOptions{HasAt: true}), Request{Cmd: CmdSet, ID: b("r1"), Payload: b("x"), HasAt: true}},
+	{"info", AppendInfo(nil, nil), Request{Cmd: CmdInfo}},
+	{"info/id", AppendInfo(nil, b("r1")), Request{Cmd: CmdInfo, ID: b("r1")}},
+	{"list", AppendList(nil), Request{Cmd: CmdList}},
+	{"create", AppendCreate(nil, b("r2"), CreateOptions{}), Request{Cmd: CmdCreate, ID: b("r2")}},
+	{"create/all", AppendCreate(nil, b("r2"), CreateOptions{Size: 1 << 20, Layout: "raw", Durable: true}),
+		Request{Cmd: CmdCreate, ID: b("r2"), Size: 1 << 20, Layout: b("raw"), Durable: true}},
+	{"delete", AppendDelete(nil, b("r2")), Request{Cmd: CmdDelete, ID: b("r2")}},
+	{"watch", AppendWatch(nil, b("r1"), false, 0), Request{Cmd: CmdWatch, ID: b("r1")}},
+	{"watch/from", AppendWatch(nil, b("r1"), true, 12), Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 12}},
+	{"unwatch", AppendUnwatch(nil, b("r1")), Request{Cmd: CmdUnwatch, ID: b("r1")}},
+	{"auth", AppendAuth(nil, b("tok-123")), Request{Cmd: CmdAuth, ID: b("tok-123")}},
+	{"quit", AppendQuit(nil), Request{Cmd: CmdQuit}},
+}
+
+// replyRoundTrips does the same for replies (testdata/replies.golden).
+var replyRoundTrips = []struct {
+	name string
+	enc  []byte
+	want Reply
+}{
+	{"ok", AppendOK(nil), Reply{Kind: ReplyOK}},
+	{"ok/text", AppendOKText(nil, b("hello world")), Reply{Kind: ReplyOK, Text: b("hello world")}},
+	{"ok/empty-text", AppendOKText(nil, nil), Reply{Kind: ReplyOK, Text: b("")}},
+	{"ok/version", AppendOKVersion(nil, 99), Reply{Kind: ReplyOK, Text: b("99")}},
+	{"value", AppendValue(nil, 3, b("a\nb")), Reply{Kind: ReplyValue, Version: 3, Payload: b("a\nb")}},
+	{"value/header", append(AppendValueHeader(nil, 4, 2), "xy\n"...), Reply{Kind: ReplyValue, Version: 4, Payload: b("xy")}},
+	{"json", AppendJSON(nil, b(`{"a":1}`)), Reply{Kind: ReplyJSON, Payload: b(`{"a":1}`)}},
+	{"event", AppendEvent(nil, b("r1"), 5, b("new")), Reply{Kind: ReplyEvent, ID: b("r1"), Version: 5, Payload: b("new")}},
+	{"pong", AppendPong(nil), Reply{Kind: ReplyPong}},
+	{"error", AppendError(nil, CodeNotFound, "no region r9"), Reply{Kind: ReplyError, Code: CodeNotFound, Text: b("no region r9")}},
+	{"error/newlines", AppendError(nil, CodeInternal, "two\r\nlines\n"), Reply{Kind: ReplyError, Code: CodeInternal, Text: b("two  lines ")}},
+	{"error/no-message", AppendError(nil, CodeConflict, ""), Reply{Kind: ReplyError, Code: CodeConflict}},
+	{"error/unknown-code", AppendError(nil, CodeUnknown, "Data too long"), Reply{Kind: ReplyError, Text: b("Data too long")}},
+	{"error/out-of-range-code", AppendError(nil, Code(200), "x"), Reply{Kind: ReplyError, Text: b("x")}},
+}
+
+func TestRequestRoundTrip(t *testing.T) {
+	for _, tt := range requestRoundTrips {
+		t.Run("case="+tt.name, func(t *testing.T) {
+			req, n, err := NewParser(DefaultLimits()).Next(tt.enc)
+			if err != nil || n != len(tt.enc) {
+				t.Fatalf("Next(%q) = %d, %v; want %d, nil", tt.enc, n, err, len(tt.enc))
+			}
+			if got, want := fmtReq(req), fmtReq(tt.want); got != want {
+				t.Errorf("Next(%q) = %s, want %s", tt.enc, got, want)
+			}
+		})
+	}
+}
+
+func TestReplyRoundTrip(t *testing.T) {
+	for _, tt := range replyRoundTrips {
+		t.Run("case="+tt.name, func(t *testing.T) {
+			r, n, err := NewReplyParser(0, 0).Next(tt.enc)
+			if err != nil || n != len(tt.enc) {
+				t.Fatalf("Next(%q) = %d, %v; want %d, nil", tt.enc, n, err, len(tt.enc))
+			}
+			if got, want := fmtReply(r), fmtReply(tt.want); got != want {
+				t.Errorf("Next(%q) = %s, want %s", tt.enc, got, want)
+			}
+		})
+	}
+}
+
+// TestGolden pins the exact bytes of every encoder in testdata, and
+// re-parses each golden file as one pipelined stream. Run with -update to
+// rewrite them after an intended change.
+func TestGolden(t *testing.T) {
+	var reqs, replies []byte
+	var wantReqs, wantReplies []string
+	for _, tt := range requestRoundTrips {
+		reqs = append(reqs, tt.enc...)
+		wantReqs = append(wantReqs, fmtReq(tt.want))
+	}
+	for _, tt := range replyRoundTrips {
+		replies = append(replies, tt.enc...)
+		wantReplies = append(wantReplies, fmtReply(tt.want))
+	}
+	files := []struct {
+		name  string
+		data  []byte
+		parse func([]byte) ([]string, error)
+		want  []string
+	}{
+		{"requests.golden", reqs, func(d []byte) ([]string, error) { return parseStream(NewParser(DefaultLimits()), d, 0) }, wantReqs},
+		{"replies.golden", replies, func(d []byte) ([]string, error) { return parseReplies(NewReplyParser(0, 0), d, 0) }, wantReplies},
+	}
+	for _, f := range files {
+		path := filepath.Join("testdata", f.name)
+		if *update {
+			if err := os.WriteFile(path, f.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		golden, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(golden, f.data) {
+			t.Errorf("%s differs from the encoders' output (run go test -update after an intended change):\n%q\nwant\n%q", path, f.data, golden)
+		}
+		got, err := f.parse(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, "\n") != strings.Join(f.want, "\n") {
+			t.Errorf("%s parses to\n%s\nwant\n%s", path, strings.Join(got, "\n"), strings.Join(f.want, "\n"))
+		}
+	}
+}
+
+func TestEncoderAllocs(t *testing.T) {
+	dst := make([]byte, 0, 2*len(payload4k))
+	encoders := []struct {
+		name string
+		enc  func([]byte) []byte
+	}{
+		{"OK", AppendOK},
+		{"OKText", func(d []byte) []byte { return AppendOKText(d, payload4k) }},
+		{"OKVersion", func(d []byte) []byte { return AppendOKVersion(d, 1<<63) }},
+		{"Value", func(d []byte) []byte { return AppendValue(d, 12345, payload4k) }},
+		{"ValueHeader", func(d []byte) []byte { return AppendValueHeader(d, 12345, len(payload4k)) }},
+		{"JSON", func(d []byte) []byte { return AppendJSON(d, payload4k) }},
+		{"Event", func(d []byte) []byte { return AppendEvent(d, id4k, 9, payload4k) }},
+		{"Pong", AppendPong},
+		{"Error", func(d []byte) []byte { return AppendError(d, CodeNotFound, "no region\nnamed x") }},
+		{"Read", AppendRead},
+		{"Write", func(d []byte) []byte { return AppendWrite(d, payload4k) }},
+		{"Get", func(d []byte) []byte { return AppendGet(d, id4k) }},
+		{"GetRange", func(d []byte) []byte { return AppendGetRange(d, id4k, 1, 2) }},
+		{"Set", func(d []byte) []byte {
+			return AppendSet(d, id4k, payload4k, SetOptions{HasAt: true, At: 5, HasIfVer: true, IfVersion: 9, ClientID: id4k, Seq: 3})
+		}},
+		{"Create", func(d []byte) []byte {
+			return AppendCreate(d, id4k, CreateOptions{Size: 4096, Layout: "utf8", Durable: true})
+		}},
+		{"Watch", func(d []byte) []byte { return AppendWatch(d, id4k, true, 3) }},
+	}
+	for _, e := range encoders {
+		if allocs := testing.AllocsPerRun(100, func() { dst = e.enc(dst[:0]) }); allocs != 0 {
+			t.Errorf("Append%s allocates %v times with a pre-sized dst, want 0", e.name, allocs)
+		}
+	}
+}

@@ -1,0 +1,326 @@
+// Package shmtest helps tests run the real thing: it builds the shmgr
+// binary once per test binary, starts hosts as separate processes on
+// loopback with their own data directories, runs CLI commands against
+// them, and removes every process, directory and shared-memory object it
+// made when the test ends.
+package shmtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/shm"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildPath string
+	buildErr  error
+)
+
+// Main runs a package's tests and then removes the binary Binary built.
+// Call it from TestMain: os.Exit(shmtest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	return code
+}
+
+// Binary returns the path of a freshly built shmgr binary (built once per
+// test binary; Main removes it).
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "shmgr-bin-")
+		if buildErr != nil {
+			return
+		}
+		buildPath = filepath.Join(buildDir, "shmgr")
+		if runtime.GOOS == "windows" {
+			buildPath += ".exe"
+		}
+		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/shmgr/shmgr/cmd/shmgr")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Host is a host process started by StartHost.
+type Host struct {
+	// Addr is the host's TCP address (127.0.0.1:port).
+	Addr string
+	// DataDir is its data directory.
+	DataDir string
+	// Banner is what it printed on standard output at start.
+	Banner string
+	args   []string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StartHost starts "shmgr host --listen 127.0.0.1:0 --data-dir <temp>"
+// plus args, waits until it listens, and stops it and removes its regions
+// when the test ends.
+func StartHost(t testing.TB, args ...string) *Host {
+	t.Helper()
+	return StartHostIn(t, t.TempDir(), args...)
+}
+
+// StartHostIn is StartHost with a given data directory (for restarts).
+func StartHostIn(t testing.TB, dataDir string, args ...string) *Host {
+	t.Helper()
+	h := &Host{DataDir: dataDir, args: args}
+	h.start(t, "127.0.0.1:0")
+	t.Cleanup(func() {
+		h.Kill(t)
+		RemoveObjects(t, dataDir)
+	})
+	return h
+}
+
+func (h *Host) start(t testing.TB, listen string) {
+	t.Helper()
+	args := append([]string{"host", "--listen", listen, "--data-dir", h.DataDir}, h.args...)
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.stderr = &syncBuffer{}
+	cmd.Stderr = h.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.cmd = cmd
+	h.done = make(chan struct{})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var banner strings.Builder
+		sent := false
+		for sc.Scan() {
+			banner.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "connect:") && !sent {
+				lines <- banner.String()
+				sent = true
+			}
+		}
+		if !sent {
+			close(lines)
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { cmd.Wait(); close(h.done) }()
+	select {
+	case banner, ok := <-lines:
+		if !ok {
+			<-h.done
+			t.Fatalf("host exited before it was ready: %v\nstderr:\n%s", cmd.ProcessState, h.stderr.String())
+		}
+		h.Banner = banner
+		for _, l := range strings.Split(banner, "\n") {
+			if v, ok := strings.CutPrefix(l, "listening:"); ok {
+				h.Addr = strings.TrimSpace(v)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("host not ready after 30s; stderr:\n%s", h.stderr.String())
+	}
+	if h.Addr == "" {
+		t.Fatalf("no listening address in banner:\n%s", h.Banner)
+	}
+}
+
+// Stderr returns what the host has logged so far.
+func (h *Host) Stderr() string { return h.stderr.String() }
+
+// Stop sends SIGTERM and waits for a graceful exit; it fails the test if
+// the host does not exit cleanly within 15 s.
+func (h *Host) Stop(t testing.TB) {
+	t.Helper()
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(15 * time.Second):
+		h.cmd.Process.Kill()
+		<-h.done
+		t.Fatalf("host did not stop within 15s after SIGTERM; stderr:\n%s", h.Stderr())
+	}
+	if !h.cmd.ProcessState.Success() {
+		t.Errorf("host exited with %v after SIGTERM; stderr:\n%s", h.cmd.ProcessState, h.Stderr())
+	}
+	h.cmd = nil
+}
+
+// Kill kills the host with SIGKILL (a crash) and waits for it.
+func (h *Host) Kill(t testing.TB) {
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Kill()
+	<-h.done
+	h.cmd = nil
+}
+
+// Restart starts the host again on the same data directory and the same
+// address, after Stop or Kill.
+func (h *Host) Restart(t testing.TB) {
+	t.Helper()
+	if h.cmd != nil {
+		t.Fatal("Restart: host still running; Stop or Kill it first")
+	}
+	// The port is free again once the old process is gone; retry briefly in
+	// case the kernel has not released it yet.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.startOnce(t)
+		if h.cmd != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h.cmd == nil {
+		t.Fatalf("could not restart host on %s", h.Addr)
+	}
+}
+
+func (h *Host) startOnce(t testing.TB) {
+	t.Helper()
+	ft := &failOnce{TB: t}
+	func() {
+		defer func() { recover() }()
+		h.start(ft, h.Addr)
+	}()
+	if ft.failed {
+		h.cmd = nil
+	}
+}
+
+// failOnce turns Fatal into a panic that startOnce recovers, so Restart
+// can retry.
+type failOnce struct {
+	testing.TB
+	failed bool
+}
+
+func (f *failOnce) Fatal(args ...any)                 { f.failed = true; panic("retry") }
+func (f *failOnce) Fatalf(format string, args ...any) { f.failed = true; panic("retry") }
+
+// Run runs the shmgr CLI with args (add "--host", h.Addr yourself or use
+// h.CLI) and returns its stdout, stderr and exit code. stdin may be nil.
+func Run(t testing.TB, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("running shmgr %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+// CLI runs a client command against this host: args then --host h.Addr.
+func (h *Host) CLI(t testing.TB, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return Run(t, stdin, append(args, "--host", h.Addr)...)
+}
+
+// MustCLI is CLI that fails the test on a non-zero exit and returns stdout.
+func (h *Host) MustCLI(t testing.TB, args ...string) string {
+	t.Helper()
+	out, errOut, code := h.CLI(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("shmgr %v: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+	}
+	return out
+}
+
+// RemoveObjects removes every shared-memory object named by the registry
+// in dataDir, and any other object with its host's prefix.
+func RemoveObjects(t testing.TB, dataDir string) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
+	if err != nil {
+		return
+	}
+	var reg struct {
+		Instance string `json:"instance"`
+	}
+	if json.Unmarshal(b, &reg) != nil || reg.Instance == "" {
+		return
+	}
+	names, _ := shm.List("shmgr-" + reg.Instance + "-")
+	for _, n := range names {
+		shm.Remove(n)
+	}
+}
+
+// CheckFor polls cond every few milliseconds until it is true or timeout
+// passes, then fails the test with msg.
+func CheckFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for d := time.Millisecond; !cond(); d = min(2*d, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, msg)
+		}
+		time.Sleep(d)
+	}
+}
