@@ -3,11 +3,18 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	mrand "math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/proto"
@@ -66,11 +73,22 @@ type Options struct {
 	// LockTimeout bounds how long a local write waits for the lock
 	// (default 5s; remote writes use the host's).
 	LockTimeout time.Duration
+	// MaxBackoff bounds the pause between reconnection attempts (default
+	// 2s; pauses start at 20ms and double, with jitter).
+	MaxBackoff time.Duration
+	// KeepAlive is how long a watcher's connection may be silent before it
+	// sends PING; a second silent period means the connection is dead and
+	// it reconnects (default 5s: a half-open connection is noticed within
+	// 10s).
+	KeepAlive time.Duration
+	// OnState, if set, is called with each new state of a Conn or Watcher
+	// made with these options. It must not block.
+	OnState func(State)
 }
 
 // DefaultOptions returns the default options.
 func DefaultOptions() Options {
-	return Options{Mode: ModeAuto, DialTimeout: 5 * time.Second, RequestTimeout: 30 * time.Second, LockTimeout: 5 * time.Second}
+	return Options{Mode: ModeAuto, DialTimeout: 5 * time.Second, RequestTimeout: 30 * time.Second, LockTimeout: 5 * time.Second, MaxBackoff: 2 * time.Second, KeepAlive: 5 * time.Second}
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +101,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = d.LockTimeout
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = d.MaxBackoff
+	}
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = d.KeepAlive
 	}
 	return o
 }
@@ -139,59 +163,155 @@ type CreateOptions struct {
 	Durable bool
 }
 
+// State is a connection's state.
+type State int32
+
+// States.
+const (
+	// StateConnected: the connection is up.
+	StateConnected State = iota
+	// StateReconnecting: the connection dropped and is being re-dialled.
+	StateReconnecting
+	// StateClosed: Close was called.
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnected:
+		return "connected"
+	case StateReconnecting:
+		return "reconnecting"
+	}
+	return "closed"
+}
+
 // Conn is a TCP connection to a host. It is safe for concurrent use;
-// requests take turns.
+// requests take turns. When the connection drops, the next request
+// re-dials (with exponential backoff and jitter, within its context) and
+// requests that are safe to repeat are retried: reads, and writes, which
+// carry an idempotency key the host uses to apply each write once.
 type Conn struct {
-	addr string
-	opts Options
-	meta Info
-	srv  string
+	addr  string
+	opts  Options
+	cid   string // idempotency client id
+	state atomic.Int32
 
 	// mu serialises requests and protects everything below.
-	mu     sync.Mutex
-	nc     net.Conn
-	rp     *proto.ReplyParser
-	in     []byte
-	r, w   int
-	out    []byte
-	broken error
-	closed bool
+	mu      sync.Mutex
+	meta    Info
+	srv     string
+	session string
+	nc      net.Conn // nil while disconnected
+	rp      *proto.ReplyParser
+	in      []byte
+	r, w    int
+	out     []byte
+	seq     uint64
+	closed  bool
+	lastErr error
 }
 
 // Connect dials a host at addr ("host:port"; a missing port means
-// DefaultPort) and reads its metadata line.
+// DefaultPort) and reads its metadata line. It does not retry: a host that
+// cannot be reached now is an error at once.
 func Connect(ctx context.Context, addr string, o Options) (*Conn, error) {
 	o = o.withDefaults()
-	addr = withPort(addr)
+	c := &Conn{addr: withPort(addr), opts: o, cid: newClientID()}
+	if err := c.dial(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newClientID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "c" + hex.EncodeToString(b[:])
+}
+
+// dialer's keepalive probes an idle connection after 5 s, every 5 s, and
+// gives up after 3 unanswered probes.
+var dialer = net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}
+
+// dial connects and reads the metadata line. c.mu is held (or c is new).
+func (c *Conn) dial(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
+		ctx, cancel = context.WithTimeout(ctx, c.opts.DialTimeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := dialer.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect to host %s: %w", addr, err)
+		return fmt.Errorf("connect to host %s: %w", c.addr, err)
 	}
-	c := &Conn{addr: addr, opts: o, nc: nc, rp: proto.NewReplyParser(proto.DefaultMaxLine*16, proto.DefaultMaxPayload), in: make([]byte, 64<<10)}
+	c.nc, c.r, c.w = nc, 0, 0
+	if c.in == nil {
+		c.in = make([]byte, 64<<10)
+		c.rp = proto.NewReplyParser(proto.DefaultMaxLine*16, proto.DefaultMaxPayload)
+	}
 	stop := c.watch(ctx)
 	line, err := c.readLine()
 	stop()
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("connect to host %s: reading metadata line: %w", addr, ctxErr(ctx, err))
+		c.drop()
+		return fmt.Errorf("connect to host %s: reading metadata line: %w", c.addr, ctxErr(ctx, err))
 	}
 	m, err := proto.ParseMeta(line)
 	if err != nil {
-		nc.Close()
+		c.drop()
 		if bytes.HasPrefix(line, []byte("ERROR ")) {
-			return nil, fmt.Errorf("connect to host %s: host refused: %s", addr, bytes.TrimSpace(line[6:]))
+			return fmt.Errorf("connect to host %s: host refused: %s", c.addr, bytes.TrimSpace(line[6:]))
 		}
-		return nil, fmt.Errorf("connect to host %s: not a shmgr host? %w: %w", addr, ErrProtocol, err)
+		return fmt.Errorf("connect to host %s: not a shmgr host? %w: %w", c.addr, ErrProtocol, err)
 	}
 	c.meta = infoFromMeta(m)
 	c.srv = m.Server
-	return c, nil
+	c.session = m.Session
+	c.setState(StateConnected)
+	return nil
+}
+
+// drop closes the network connection after a failure. c.mu is held.
+func (c *Conn) drop() {
+	if c.nc != nil {
+		c.nc.Close()
+		c.nc = nil
+	}
+	if !c.closed {
+		c.setState(StateReconnecting)
+	}
+}
+
+func (c *Conn) setState(s State) {
+	if State(c.state.Swap(int32(s))) != s && c.opts.OnState != nil {
+		c.opts.OnState(s)
+	}
+}
+
+// State returns the connection's state.
+func (c *Conn) State() State { return State(c.state.Load()) }
+
+// redial reconnects with exponential backoff and jitter until it succeeds
+// or ctx ends. c.mu is held.
+func (c *Conn) redial(ctx context.Context) error {
+	backoff := 20 * time.Millisecond
+	for {
+		err := c.dial(ctx)
+		if err == nil {
+			return nil
+		}
+		c.lastErr = err
+		d := backoff/2 + time.Duration(mrand.Int64N(int64(backoff)))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("reconnect to host %s: %w (last error: %v)", c.addr, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, c.opts.MaxBackoff)
+	}
 }
 
 func withPort(addr string) string {
@@ -199,7 +319,7 @@ func withPort(addr string) string {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultPort))
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return net.JoinHostPort(addr, strconv.Itoa(DefaultPort))
+		return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), strconv.Itoa(DefaultPort))
 	}
 	return addr
 }
@@ -216,11 +336,19 @@ func infoFromMeta(m proto.Meta) Info {
 func (c *Conn) Addr() string { return c.addr }
 
 // Default returns the info of the host's default region, from the
-// metadata line it sent on connect.
-func (c *Conn) Default() Info { return c.meta }
+// metadata line it sent on (re)connecting.
+func (c *Conn) Default() Info {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.meta
+}
 
 // Server returns the host's software name and version.
-func (c *Conn) Server() string { return c.srv }
+func (c *Conn) Server() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.srv
+}
 
 // Close closes the connection.
 func (c *Conn) Close() error {
@@ -230,20 +358,27 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
-	return c.nc.Close()
+	c.setState(StateClosed)
+	if c.nc != nil {
+		err := c.nc.Close()
+		c.nc = nil
+		return err
+	}
+	return nil
 }
 
 // watch applies ctx to the connection until the returned stop is called.
 func (c *Conn) watch(ctx context.Context) (stop func()) {
+	nc := c.nc
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(c.opts.RequestTimeout)
 	}
-	c.nc.SetDeadline(dl)
+	nc.SetDeadline(dl)
 	if ctx.Done() == nil {
 		return func() {}
 	}
-	s := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	s := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	return func() { s() }
 }
 
@@ -273,38 +408,103 @@ func (c *Conn) readLine() ([]byte, error) {
 	}
 }
 
-// do sends one request (already encoded by enc into the out buffer) and
-// reads its reply; fn sees the reply while the buffer is valid.
-func (c *Conn) do(ctx context.Context, enc func([]byte) []byte, fn func(proto.Reply) error) error {
+// retry says what may be repeated after the connection drops mid-request.
+type retry int
+
+const (
+	// retrySafe: repeating is harmless (reads, PING, INFO, LIST).
+	retrySafe retry = iota
+	// retryKeyed: a write with an idempotency key; repeating it is safe
+	// while the same host process answers.
+	retryKeyed
+	// retryNever: CREATE and DELETE; a lost reply is an unknown outcome.
+	retryNever
+)
+
+// maxAttempts bounds how often one request is tried.
+const maxAttempts = 5
+
+// transportError marks a failure of the connection, as opposed to an
+// answer from the host.
+type transportError struct {
+	err  error
+	sent bool // some of the request may have reached the host
+}
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// do sends one request (encoded by enc) and reads its reply; fn sees the
+// reply while the buffer is valid. A dropped connection is re-dialled and
+// the request retried as rt allows.
+func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn func(proto.Reply) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
+		defer cancel()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
+	var session string
+	for attempt := 1; ; attempt++ {
+		if c.closed {
+			return ErrClosed
+		}
+		if c.nc == nil {
+			if err := c.redial(ctx); err != nil {
+				if session != "" && rt != retrySafe {
+					return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+				}
+				return err
+			}
+			if session != "" && c.session != session && rt == retryKeyed {
+				// Another host process: it cannot know whether the first
+				// attempt was applied.
+				return fmt.Errorf("%w: the host restarted before it answered a write", ErrUnknownOutcome)
+			}
+		}
+		err := c.roundTrip(ctx, enc, fn)
+		var te *transportError
+		if !errors.As(err, &te) {
+			return err
+		}
+		c.drop()
+		err = fmt.Errorf("host %s: %w", c.addr, ctxErr(ctx, te.err))
+		if te.sent {
+			session = c.session
+		}
+		if ctx.Err() != nil || attempt >= maxAttempts || te.sent && rt == retryNever {
+			if session != "" && rt != retrySafe {
+				return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+			}
+			return err
+		}
 	}
-	if c.broken != nil {
-		return fmt.Errorf("%w: %w", ErrBroken, c.broken)
-	}
+}
+
+// roundTrip writes one request and reads its reply. c.mu is held and
+// c.nc is set.
+func (c *Conn) roundTrip(ctx context.Context, enc func([]byte) []byte, fn func(proto.Reply) error) error {
 	stop := c.watch(ctx)
 	defer stop()
 	c.out = enc(c.out[:0])
-	if _, err := c.nc.Write(c.out); err != nil {
-		c.broken = ctxErr(ctx, err)
-		return fmt.Errorf("host %s: %w", c.addr, c.broken)
-	}
+	n, err := c.nc.Write(c.out)
 	if cap(c.out) > 1<<20 {
 		c.out = nil
+	}
+	if err != nil {
+		return &transportError{err: err, sent: n > 0}
 	}
 	for {
 		if c.r < c.w {
 			rep, n, err := c.rp.Next(c.in[c.r:c.w])
 			if err != nil {
-				c.broken = err
-				return fmt.Errorf("host %s: %w: %w", c.addr, ErrProtocol, err)
+				return &transportError{err: fmt.Errorf("%w: %w", ErrProtocol, err), sent: true}
 			}
 			if n > 0 {
 				c.r += n
 				if rep.Kind == proto.ReplyEvent {
-					continue // pushed events are for watchers
+					continue // pushed events belong to watchers
 				}
 				if rep.Kind == proto.ReplyError {
 					return replyError(rep)
@@ -313,8 +513,7 @@ func (c *Conn) do(ctx context.Context, enc func([]byte) []byte, fn func(proto.Re
 			}
 		}
 		if err := c.fill(); err != nil {
-			c.broken = ctxErr(ctx, err)
-			return fmt.Errorf("host %s: %w", c.addr, c.broken)
+			return &transportError{err: err, sent: true}
 		}
 	}
 }
@@ -341,6 +540,9 @@ func (c *Conn) fill() error {
 	c.w += n
 	if n > 0 {
 		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
 	}
 	return err
 }
@@ -379,8 +581,8 @@ func unexpected(rep proto.Reply, want string) error {
 	return fmt.Errorf("%w: expected %s reply, got %s", ErrProtocol, want, rep.Kind)
 }
 
-func (c *Conn) doJSON(ctx context.Context, enc func([]byte) []byte, v any) error {
-	return c.do(ctx, enc, func(rep proto.Reply) error {
+func (c *Conn) doJSON(ctx context.Context, rt retry, enc func([]byte) []byte, v any) error {
+	return c.do(ctx, rt, enc, func(rep proto.Reply) error {
 		if rep.Kind != proto.ReplyJSON {
 			return unexpected(rep, "JSON")
 		}
@@ -400,7 +602,7 @@ func checkID(id string) error {
 
 // Ping checks that the host answers.
 func (c *Conn) Ping(ctx context.Context) error {
-	return c.do(ctx, proto.AppendPing, func(rep proto.Reply) error {
+	return c.do(ctx, retrySafe, proto.AppendPing, func(rep proto.Reply) error {
 		if rep.Kind != proto.ReplyPong {
 			return unexpected(rep, "PONG")
 		}
@@ -411,7 +613,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 // HostInfo returns the host's description.
 func (c *Conn) HostInfo(ctx context.Context) (HostInfo, error) {
 	var hi HostInfo
-	err := c.doJSON(ctx, func(b []byte) []byte { return proto.AppendInfo(b, nil) }, &hi)
+	err := c.doJSON(ctx, retrySafe, func(b []byte) []byte { return proto.AppendInfo(b, nil) }, &hi)
 	return hi, err
 }
 
@@ -421,14 +623,14 @@ func (c *Conn) Info(ctx context.Context, id string) (Info, error) {
 	if err := checkID(id); err != nil {
 		return in, err
 	}
-	err := c.doJSON(ctx, func(b []byte) []byte { return proto.AppendInfo(b, []byte(id)) }, &in)
+	err := c.doJSON(ctx, retrySafe, func(b []byte) []byte { return proto.AppendInfo(b, []byte(id)) }, &in)
 	return in, err
 }
 
 // List returns every region on the host, sorted by shm_id.
 func (c *Conn) List(ctx context.Context) ([]Info, error) {
 	var out []Info
-	err := c.doJSON(ctx, proto.AppendList, &out)
+	err := c.doJSON(ctx, retrySafe, proto.AppendList, &out)
 	return out, err
 }
 
@@ -438,7 +640,7 @@ func (c *Conn) Create(ctx context.Context, id string, o CreateOptions) (Info, er
 	if err := checkID(id); err != nil {
 		return in, err
 	}
-	err := c.doJSON(ctx, func(b []byte) []byte {
+	err := c.doJSON(ctx, retryNever, func(b []byte) []byte {
 		return proto.AppendCreate(b, []byte(id), proto.CreateOptions{Size: o.Size, Layout: o.Layout, Durable: o.Durable})
 	}, &in)
 	return in, err
@@ -449,7 +651,7 @@ func (c *Conn) Delete(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	return c.do(ctx, func(b []byte) []byte { return proto.AppendDelete(b, []byte(id)) }, func(rep proto.Reply) error {
+	return c.do(ctx, retryNever, func(b []byte) []byte { return proto.AppendDelete(b, []byte(id)) }, func(rep proto.Reply) error {
 		if rep.Kind != proto.ReplyOK {
 			return unexpected(rep, "OK")
 		}
@@ -460,7 +662,7 @@ func (c *Conn) Delete(ctx context.Context, id string) error {
 // get appends a region's content (or a range, n >= 0) to dst.
 func (c *Conn) get(ctx context.Context, id string, dst []byte, off, n int64, ranged bool) ([]byte, uint64, error) {
 	var v uint64
-	err := c.do(ctx, func(b []byte) []byte {
+	err := c.do(ctx, retrySafe, func(b []byte) []byte {
 		if ranged {
 			return proto.AppendGetRange(b, []byte(id), off, n)
 		}
@@ -476,11 +678,22 @@ func (c *Conn) get(ctx context.Context, id string, dst []byte, off, n int64, ran
 	return dst, v, err
 }
 
-// set writes p (at off when at is set, only at version ifVer when cond is
-// set) and returns the new version.
+// set writes p as o says and returns the new version. Every write carries
+// this connection's client id and a fresh sequence number, so that a retry
+// after a lost reply is applied once.
 func (c *Conn) set(ctx context.Context, id string, p []byte, o proto.SetOptions) (uint64, error) {
 	var v uint64
-	err := c.do(ctx, func(b []byte) []byte { return proto.AppendSet(b, []byte(id), p, o) }, func(rep proto.Reply) error {
+	o.ClientID = []byte(c.cid)
+	err := c.do(ctx, retryKeyed, func(b []byte) []byte {
+		// Numbered on the first attempt, under the lock that sends it, so
+		// that the host sees a client's writes in sequence order; retries
+		// reuse the number.
+		if o.Seq == 0 {
+			c.seq++
+			o.Seq = c.seq
+		}
+		return proto.AppendSet(b, []byte(id), p, o)
+	}, func(rep proto.Reply) error {
 		if rep.Kind != proto.ReplyOK {
 			return unexpected(rep, "OK")
 		}

@@ -24,7 +24,22 @@
 // # Caveats
 //
 // A Conn carries one request at a time; a Region (and Conn) is safe for
-// concurrent use, and concurrent calls take turns. A request cancelled by
-// its context mid-flight leaves the connection unusable (ErrBroken):
-// dial again.
+// concurrent use, and concurrent calls take turns.
+//
+// A dropped connection is re-dialled by the next request, with
+// exponential backoff and jitter, and the request is retried when that is
+// safe. Reads are simply repeated. Every write carries the Conn's client
+// id and a sequence number; the host remembers the answers to each
+// client's last 64 writes (for its 4096 most recent clients) and replays
+// the answer to a repeated write instead of applying it again. So a write
+// whose reply was lost is applied exactly once, as long as the same host
+// process answers the retry. If the host restarted meanwhile, or the
+// retries run out of time, the write fails with ErrUnknownOutcome: it may
+// or may not have been applied. CREATE and DELETE are not retried once
+// sent; a lost reply is ErrUnknownOutcome too.
+//
+// A region mapped locally keeps working while the host is down. If the
+// host deletes it, the next call notices (a flag in the control block) and
+// asks the host again: it maps the region that now has that shm_id, or
+// fails with ErrNotFound.
 package client

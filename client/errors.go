@@ -39,9 +39,6 @@ var (
 	// ErrProtocol: the host sent something that is not the shmgr protocol,
 	// or refused a request as malformed.
 	ErrProtocol = errors.New("protocol error")
-	// ErrBroken: an earlier request on this connection failed midway, so
-	// the connection is no longer usable.
-	ErrBroken = errors.New("connection broken")
 	// ErrClosed: the Region or Conn has been closed.
 	ErrClosed = errors.New("closed")
 	// ErrNotLocal: local mode was forced but the region cannot be mapped
@@ -49,6 +46,14 @@ var (
 	ErrNotLocal = errors.New("region cannot be mapped locally")
 	// ErrHost: the host failed in a way the client cannot fix.
 	ErrHost = errors.New("host error")
+	// ErrUnknownOutcome: the connection dropped after a write (or CREATE,
+	// DELETE) was sent and before its answer came, and a retry could not
+	// settle it: the write may or may not have been applied. Read the
+	// region to find out.
+	ErrUnknownOutcome = errors.New("outcome unknown")
+	// ErrFenced: the lease a write relied on has expired or been released,
+	// or its fencing token is stale; nothing was written.
+	ErrFenced = region.ErrFenced
 )
 
 // ConflictError is returned by a conditional write that found another
@@ -107,6 +112,10 @@ func sentinel(c proto.Code) error {
 		return ErrUnavailable
 	case proto.CodeBadRequest, proto.CodeUnknownCommand:
 		return ErrProtocol
+	case proto.CodeUnknownOutcome:
+		return ErrUnknownOutcome
+	case proto.CodeFenced:
+		return ErrFenced
 	}
 	return ErrHost
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/proto"
@@ -22,10 +25,34 @@ type Region struct {
 	mode  Mode
 	why   string // why local mode was not used, if it was not
 
-	local     *region.Region
-	data, ctl *shm.Mapping
-	lockTO    time.Duration
+	lockTO time.Duration
+	closed atomic.Bool
+
+	// cur is the current local mapping (nil in TCP mode).
+	cur atomic.Pointer[localMap]
+	// mu protects old and serialises re-mapping.
+	mu  sync.Mutex
+	old []*localMap // replaced mappings, unmapped at Close
 }
+
+// localMap is one mapping of a region.
+type localMap struct {
+	r         *region.Region
+	data, ctl *shm.Mapping
+	refs      atomic.Int64 // calls using the mapping now
+}
+
+// close unmaps m once no call is using it any more.
+func (m *localMap) close() {
+	for m.refs.Load() != 0 {
+		runtime.Gosched()
+	}
+	m.data.Close()
+	m.ctl.Close()
+}
+
+// release ends a call's use of m.
+func (m *localMap) release() { m.refs.Add(-1) }
 
 // Dial connects to the host at addr and opens the region shmID (empty:
 // the host's default region), mapping it directly when it can (see
@@ -62,8 +89,9 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 		r.why = "TCP mode was requested"
 		return r, nil
 	}
-	err := r.attach()
+	m, err := attach(info)
 	if err == nil {
+		r.cur.Store(m)
 		r.mode = ModeLocal
 		return r, nil
 	}
@@ -75,10 +103,9 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 }
 
 // attach maps the region's objects and checks they are the host's.
-func (r *Region) attach() error {
-	in := r.info
+func attach(in Info) (*localMap, error) {
 	if in.HostID != shm.HostID() {
-		return errors.New("the host runs on another machine")
+		return nil, errors.New("the host runs on another machine")
 	}
 	open := shm.Open
 	if in.OSKind == string(shm.KindFile) && in.Durable {
@@ -86,25 +113,82 @@ func (r *Region) attach() error {
 	}
 	data, err := open(in.OSName, in.Size)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctl, err := open(in.CtlName, region.CtlSize(in.Size))
 	if err != nil {
 		data.Close()
-		return err
+		return nil, err
 	}
 	lr, err := region.Attach(data.Bytes(), ctl.Bytes())
 	if err == nil && fmt.Sprintf("%016x", lr.Nonce()) != in.Nonce {
 		err = errors.New("the object found under its name belongs to another region (nonce mismatch)")
 	}
+	if err == nil && lr.Retired() {
+		err = errors.New("the region is being deleted")
+	}
 	if err != nil {
 		data.Close()
 		ctl.Close()
-		return err
+		return nil, err
 	}
 	lr.SetLabel(fmt.Sprintf("shmgr client pid %d", os.Getpid()))
-	r.local, r.data, r.ctl = lr, data, ctl
-	return nil
+	return &localMap{r: lr, data: data, ctl: ctl}, nil
+}
+
+// acquire returns the region's current mapping, held against Close until
+// release, or nil in TCP mode. If the host has deleted the mapped region,
+// it asks the host for the region that now has this shm_id and maps that.
+func (r *Region) acquire(ctx context.Context) (*localMap, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	m := r.cur.Load()
+	if m == nil {
+		if r.mode == ModeLocal {
+			return nil, ErrClosed
+		}
+		return nil, nil
+	}
+	m.refs.Add(1)
+	// Close sets closed before it waits for refs: seeing it clear here
+	// means Close will wait for our release.
+	if r.closed.Load() {
+		m.refs.Add(-1)
+		return nil, ErrClosed
+	}
+	if !m.r.Retired() {
+		return m, nil
+	}
+	m.refs.Add(-1)
+	return r.remap(ctx, m)
+}
+
+// remap replaces a retired mapping m with the region that now has the id.
+func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m2 := r.cur.Load(); m2 != m {
+		if m2 == nil {
+			return nil, ErrClosed
+		}
+		m2.refs.Add(1)
+		return m2, nil // another goroutine re-mapped it
+	}
+	in, err := r.conn.Info(ctx, r.id)
+	if err != nil {
+		return nil, fmt.Errorf("region %q was deleted by the host: %w", r.id, err)
+	}
+	nm, err := attach(in)
+	if err != nil {
+		return nil, fmt.Errorf("region %q was replaced and cannot be mapped again: %w", r.id, err)
+	}
+	// Calls may still be using the old mapping: keep it until Close.
+	r.old = append(r.old, m)
+	r.info = in
+	nm.refs.Add(1)
+	r.cur.Store(nm)
+	return nm, nil
 }
 
 // ID returns the region's shm_id.
@@ -118,25 +202,44 @@ func (r *Region) WhyNotLocal() string { return r.why }
 
 // Info returns the region's description as of Dial (Version and the lock
 // fields are not live; see Version and Conn.Info).
-func (r *Region) Info() Info { return r.info }
+func (r *Region) Info() Info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.info
+}
 
 // MaxContent returns the most bytes the region holds.
-func (r *Region) MaxContent() int64 { return r.info.MaxDataSize }
+func (r *Region) MaxContent() int64 { return r.Info().MaxDataSize }
 
 // Close unmaps the region and, if Dial made the connection, closes it.
 func (r *Region) Close() error {
-	if r.local != nil {
-		r.data.Close()
-		r.ctl.Close()
-		r.local = nil
+	if r.closed.Swap(true) {
+		return nil
 	}
+	r.mu.Lock()
+	if m := r.cur.Swap(nil); m != nil {
+		m.close()
+	}
+	for _, m := range r.old {
+		m.close()
+	}
+	r.old = nil
+	r.mu.Unlock()
 	if r.owned {
 		return r.conn.Close()
 	}
 	return nil
 }
 
-func (r *Region) wo() region.WriteOptions { return region.WriteOptions{Timeout: r.lockTO} }
+// wo returns the options of a local write: the lock timeout, shortened to
+// ctx's deadline.
+func (r *Region) wo(ctx context.Context) region.WriteOptions {
+	to := r.lockTO
+	if dl, ok := ctx.Deadline(); ok {
+		to = max(min(to, time.Until(dl)), time.Microsecond)
+	}
+	return region.WriteOptions{Timeout: to}
+}
 
 // Read returns the region's content.
 func (r *Region) Read(ctx context.Context) ([]byte, error) {
@@ -153,8 +256,13 @@ func (r *Region) ReadVersion(ctx context.Context) ([]byte, uint64, error) {
 // version. With a dst of enough capacity it does not allocate in local
 // mode.
 func (r *Region) AppendRead(ctx context.Context, dst []byte) ([]byte, uint64, error) {
-	if r.local != nil {
-		return r.local.AppendContent(dst)
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return dst, 0, err
+		}
+		defer m.release()
+		l := m.r
+		return l.AppendContent(dst)
 	}
 	return r.conn.get(ctx, r.id, dst, 0, 0, false)
 }
@@ -162,8 +270,13 @@ func (r *Region) AppendRead(ctx context.Context, dst []byte) ([]byte, uint64, er
 // ReadAt returns n bytes of content from offset off (clipped to the
 // content's end for the utf8 layout).
 func (r *Region) ReadAt(ctx context.Context, off, n int64) ([]byte, uint64, error) {
-	if r.local != nil {
-		return r.local.AppendRange(nil, off, n)
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return nil, 0, err
+		}
+		defer m.release()
+		l := m.r
+		return l.AppendRange(nil, off, n)
 	}
 	return r.conn.get(ctx, r.id, nil, off, n, true)
 }
@@ -172,8 +285,13 @@ func (r *Region) ReadAt(ctx context.Context, off, n int64) ([]byte, uint64, erro
 // that is too long (or not UTF-8 for the utf8 layout) is refused, and the
 // region stays as it was.
 func (r *Region) Write(ctx context.Context, p []byte) (uint64, error) {
-	if r.local != nil {
-		return r.local.Write(p, r.wo())
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		defer m.release()
+		l := m.r
+		return l.Write(p, r.wo(ctx))
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{})
 }
@@ -181,8 +299,13 @@ func (r *Region) Write(ctx context.Context, p []byte) (uint64, error) {
 // WriteAt writes p at offset off of the content and returns the new
 // version.
 func (r *Region) WriteAt(ctx context.Context, off int64, p []byte) (uint64, error) {
-	if r.local != nil {
-		return r.local.WriteAt(off, p, r.wo())
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		defer m.release()
+		l := m.r
+		return l.WriteAt(off, p, r.wo(ctx))
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasAt: true, At: off})
 }
@@ -191,18 +314,28 @@ func (r *Region) WriteAt(ctx context.Context, off int64, p []byte) (uint64, erro
 // version; otherwise it fails with a *ConflictError carrying the current
 // version.
 func (r *Region) WriteIf(ctx context.Context, p []byte, version uint64) (uint64, error) {
-	if r.local != nil {
-		o := r.wo()
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		defer m.release()
+		l := m.r
+		o := r.wo(ctx)
 		o.Conditional, o.IfVersion = true, version
-		return r.local.Write(p, o)
+		return l.Write(p, o)
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasIfVer: true, IfVersion: version})
 }
 
 // Version returns the region's current version.
 func (r *Region) Version(ctx context.Context) (uint64, error) {
-	if r.local != nil {
-		return r.local.Version(), nil
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		defer m.release()
+		l := m.r
+		return l.Version(), nil
 	}
 	in, err := r.conn.Info(ctx, r.id)
 	return in.Version, err
@@ -214,8 +347,13 @@ func (r *Region) Version(ctx context.Context) (uint64, error) {
 // Over TCP it reads, applies fn and writes conditionally, retrying on
 // conflict until ctx ends; fn may then run more than once.
 func (r *Region) Update(ctx context.Context, fn func(cur []byte) ([]byte, error)) (uint64, error) {
-	if r.local != nil {
-		return r.local.Update(r.wo(), fn)
+	if m, err := r.acquire(ctx); m != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		defer m.release()
+		l := m.r
+		return l.Update(r.wo(ctx), fn)
 	}
 	for {
 		cur, v, err := r.ReadVersion(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +61,7 @@ is added only when standard output is a terminal).`,
 				if utf8.Valid(b) {
 					res.Content = string(b)
 				} else {
-					res.ContentBase64 = base64.StdEncoding.EncodeToString(b)
+					res.ContentBase64 = encodeBase64(b)
 				}
 				return printJSON(out, res)
 			}
@@ -262,6 +261,12 @@ keeps its content across reboots.`,
 			id, err := idArg(g, args)
 			if err != nil {
 				return err
+			}
+			if o.Layout != "utf8" && o.Layout != "raw" {
+				return usageError{fmt.Errorf("--layout %q: use utf8 (the documented layout) or raw", o.Layout)}
+			}
+			if o.Size <= 0 {
+				return usageError{fmt.Errorf("--size %d: must be at least 1 byte (6 for utf8)", o.Size)}
 			}
 			ctx, cancel := g.withTimeout(c.Context())
 			defer cancel()

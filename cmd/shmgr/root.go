@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "shmgr: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || isFlagError(err) {
+	if errors.As(err, &ue) || isFlagError(err) || errors.Is(err, client.ErrBadID) {
 		fmt.Fprintln(stderr, "Run 'shmgr --help' (or 'shmgr COMMAND --help') for usage.")
 		return 2
 	}
@@ -69,17 +69,25 @@ A host owns the regions; clients read and write them by shm_id.
 Start a host:           shmgr host
 Write and read:         shmgr write "hello" && shmgr read
 Another machine:        shmgr read --host 192.168.1.5:9410`,
+		Example: `  shmgr host                             # run a host (port 9410)
+  shmgr write "hello" && shmgr read      # on the host's machine
+  shmgr watch --host 192.168.1.5:9410    # every change, as it commits
+  shmgr ls --json                        # every region, for scripts`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	g := &globals{}
+	// Each command binds its flags to its own globals: flag defaults are
+	// stored when flags are defined, so sharing one struct would let the
+	// last command's defaults win.
 	root.AddCommand(
 		newHostCmd(),
-		newReadCmd(g), newWriteCmd(g), newLsCmd(g), newCreateCmd(g), newRmCmd(g), newInfoCmd(g),
+		newReadCmd(&globals{}), newWriteCmd(&globals{}), newWatchCmd(&globals{}), newLsCmd(&globals{}),
+		newCreateCmd(&globals{}), newRmCmd(&globals{}), newInfoCmd(&globals{}),
 		newVersionCmd(),
 	)
 	return root

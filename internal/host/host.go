@@ -93,6 +93,8 @@ type Region struct {
 	ctl    *shm.Mapping
 	kind   shm.Kind
 	hostID string
+	owner  *Host
+	hub    *hub
 }
 
 // Open opens the data directory, loads the registry, reconciles it with
@@ -262,7 +264,9 @@ func (h *Host) Delete(id string) error {
 	}
 	delete(h.regions, id)
 	h.table.Delete(id)
+	r.hub.shutdown()
 	r.mu.Lock()
+	r.r.Retire()
 	r.gone = true
 	r.unmap()
 	r.mu.Unlock()
@@ -285,6 +289,11 @@ func (h *Host) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	close(h.stop)
+	h.mu.RLock()
+	for _, r := range h.regions {
+		r.hub.shutdown()
+	}
+	h.mu.RUnlock()
 	h.wg.Wait()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -444,7 +453,9 @@ func (h *Host) wrap(e registry.Entry, data, ctl *shm.Mapping) (*Region, error) {
 		return nil, err
 	}
 	rr.SetLabel(fmt.Sprintf("shmgr host pid %d", os.Getpid()))
-	return &Region{entry: e, r: rr, data: data, ctl: ctl, kind: data.Kind(), hostID: h.hostID}, nil
+	r := &Region{entry: e, r: rr, data: data, ctl: ctl, kind: data.Kind(), hostID: h.hostID, owner: h}
+	r.hub = &hub{r: r, subs: map[*Sub]struct{}{}}
+	return r, nil
 }
 
 func removeObject(durable bool, name string) {

@@ -133,8 +133,8 @@ func TestVanishedAndOrphans(t *testing.T) {
 		t.Fatalf("report = %q", report)
 	}
 	def2, _ := h2.Default()
-	if v := def2.Info().Version; v != 3 {
-		t.Errorf("version after recreate = %d, want 3 (past the last recorded 2)", v)
+	if v := def2.Info().Version; v <= 2 {
+		t.Errorf("version after recreate = %d, want more than the last recorded 2", v)
 	}
 	if _, err := shm.Open(orphan, 64); !errors.Is(err, shm.ErrNotFound) {
 		t.Errorf("orphan still there: %v", err)

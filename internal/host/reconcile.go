@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/registry"
@@ -59,11 +60,12 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 		// with a version past the last one recorded so that versions never
 		// go back.
 		removeObject(e.Durable, e.CtlName)
-		r, err := h.makeObjects(e, e.Version+1)
+		v := resumeVersion(e)
+		r, err := h.makeObjects(e, v)
 		if err != nil {
 			return nil, "", err
 		}
-		return r, fmt.Sprintf("recreated region %q: its object %s had vanished (content lost; now at version %d)", e.ID, e.OSName, e.Version+1), nil
+		return r, fmt.Sprintf("recreated region %q: its object %s had vanished (content lost; now at version %d)", e.ID, e.OSName, v), nil
 	}
 	if err != nil {
 		return nil, "", err
@@ -102,7 +104,8 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 		return nil, "", err
 	}
 	l, _ := region.ParseLayout(e.Layout)
-	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, e.Version+1); err != nil {
+	v := resumeVersion(e)
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, v); err != nil {
 		data.Close()
 		ctl.Close()
 		return nil, "", err
@@ -111,5 +114,25 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return r, fmt.Sprintf("region %q: rebuilt its missing or damaged control block (content kept, now at version %d)", e.ID, e.Version+1), nil
+	return r, fmt.Sprintf("region %q: rebuilt its missing or damaged control block (content kept, now at version %d)", e.ID, v), nil
+}
+
+// maxWriteRate bounds how fast any region's version can grow: one commit
+// per 100 ns, well beyond what a 4 KiB copy under a lock allows.
+const maxWriteRate = 100 * time.Nanosecond
+
+// resumeVersion is the version a region restarts at when its control
+// block (and so its version counter) was lost. The registry's copy may be
+// stale (it is saved every few seconds, and a crash loses the rest), so
+// the region restarts past any version it could have reached since it
+// was created: versions never go back, and a conditional write based on
+// an older read cannot succeed.
+func resumeVersion(e registry.Entry) uint64 {
+	v := e.Version + 1
+	if !e.Created.IsZero() {
+		if bound := uint64(time.Since(e.Created)/maxWriteRate) + 1; bound > v {
+			v = bound
+		}
+	}
+	return v
 }

@@ -36,6 +36,14 @@ func (r *Region) ID() string { return r.entry.ID }
 // caller holds RLock (see Do).
 func (r *Region) Region() *region.Region { return r.r }
 
+// Gone reports whether the region has been deleted (a region created
+// since under the same shm_id is another Region).
+func (r *Region) Gone() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.gone
+}
+
 // Do runs fn with the mapped region, holding it mapped for the duration.
 // It fails with ErrNotFound if the region has been deleted.
 func (r *Region) Do(fn func(*region.Region) error) error {

@@ -11,6 +11,8 @@ func BenchmarkParser(b *testing.B) {
 		{"cmd=WRITE/size=4KiB", AppendWrite(nil, payload4k)},
 		{"cmd=SET/size=4KiB", AppendSet(nil, id4k, payload4k, SetOptions{HasIfVer: true, IfVersion: 42, ClientID: []byte("client-1"), Seq: 7})},
 		{"cmd=GET/range", AppendGetRange(nil, id4k, 128, 4096)},
+		{"cmd=LOCK", AppendLock(nil, id4k, LockOptions{Lease: 10000, Wait: 5000, HasLease: true, HasWait: true})},
+		{"cmd=SET/fence/size=4KiB", AppendSet(nil, id4k, payload4k, SetOptions{HasFence: true, Fence: 1 << 40})},
 	}
 	for _, bb := range benches {
 		b.Run(bb.name, func(b *testing.B) {

@@ -46,6 +46,9 @@ const (
 	CodeUnavailable
 	// CodeUnknownOutcome: the request may or may not have taken effect.
 	CodeUnknownOutcome
+	// CodeFenced: the lock lease that the request relied on has expired or
+	// been released, or the fencing token is stale; nothing was written.
+	CodeFenced
 
 	numCodes // must stay last
 )
@@ -70,6 +73,7 @@ var codeNames = [numCodes]string{
 	CodeLimit:          "limit",
 	CodeUnavailable:    "unavailable",
 	CodeUnknownOutcome: "unknown_outcome",
+	CodeFenced:         "fenced",
 }
 
 // String returns the code's wire word, such as "not_found". A value

@@ -18,7 +18,8 @@ func AppendOKText(dst, text []byte) []byte {
 	return append(dst, '\n')
 }
 
-// AppendOKVersion appends "OK <v>\n", the reply to SET and WATCH.
+// AppendOKVersion appends "OK <v>\n", the reply to SET and WATCH (a
+// version) and to LOCK (a fencing token).
 func AppendOKVersion(dst []byte, v uint64) []byte {
 	dst = append(dst, "OK "...)
 	dst = strconv.AppendUint(dst, v, 10)
@@ -143,9 +144,16 @@ type SetOptions struct {
 	ClientID []byte
 	// Seq is the idempotency key's sequence number, sent with ClientID.
 	Seq uint64
+	// HasFence makes the write one made under the region's lock, which
+	// this connection holds with fencing token Fence (fence=). The host
+	// refuses it with CodeFenced if that lease has ended.
+	HasFence bool
+	// Fence is the fencing token that LOCK returned.
+	Fence uint64
 }
 
-// AppendSet appends "SET <id> <len> [at=<n>] [ifver=<v>] [cid=<c> seq=<n>]\n<p>\n".
+// AppendSet appends
+// "SET <id> <len> [at=<n>] [ifver=<v>] [cid=<c> seq=<n>] [fence=<t>]\n<p>\n".
 func AppendSet(dst, id, p []byte, o SetOptions) []byte {
 	dst = append(dst, "SET "...)
 	dst = append(dst, id...)
@@ -164,6 +172,10 @@ func AppendSet(dst, id, p []byte, o SetOptions) []byte {
 		dst = append(dst, o.ClientID...)
 		dst = append(dst, " seq="...)
 		dst = strconv.AppendUint(dst, o.Seq, 10)
+	}
+	if o.HasFence {
+		dst = append(dst, " fence="...)
+		dst = strconv.AppendUint(dst, o.Fence, 10)
 	}
 	dst = append(dst, '\n')
 	dst = append(dst, p...)
@@ -233,6 +245,58 @@ func AppendUnwatch(dst, id []byte) []byte { return appendVerbID(dst, "UNWATCH ",
 // AppendAuth appends "AUTH <token>\n". The token must be printable ASCII
 // without spaces.
 func AppendAuth(dst, token []byte) []byte { return appendVerbID(dst, "AUTH ", token) }
+
+// LockOptions are the options of a LOCK request. The zero value asks for
+// the host's default lease and lock timeout.
+type LockOptions struct {
+	// Lease is the lease length in milliseconds (lease=), sent when
+	// HasLease is set; it must be > 0. The host's default is 10000.
+	// Wait is how long to wait for the lock in milliseconds (wait=), sent
+	// when HasWait is set; 0 tries once. The host's default is its lock
+	// timeout.
+	Lease, Wait int64
+	// HasLease sends lease=Lease; HasWait sends wait=Wait.
+	HasLease, HasWait bool
+}
+
+// AppendLock appends "LOCK <id> [lease=<ms>] [wait=<ms>]\n". The host
+// replies "OK <token>\n" with the lease's fencing token.
+func AppendLock(dst, id []byte, o LockOptions) []byte {
+	dst = append(dst, "LOCK "...)
+	dst = append(dst, id...)
+	if o.HasLease {
+		dst = append(dst, " lease="...)
+		dst = strconv.AppendInt(dst, o.Lease, 10)
+	}
+	if o.HasWait {
+		dst = append(dst, " wait="...)
+		dst = strconv.AppendInt(dst, o.Wait, 10)
+	}
+	return append(dst, '\n')
+}
+
+// AppendRenew appends "RENEW <id> <token> [lease=<ms>]\n", with lease=
+// only when leaseMS > 0 (otherwise the host's default lease applies).
+func AppendRenew(dst, id []byte, token uint64, leaseMS int64) []byte {
+	dst = append(dst, "RENEW "...)
+	dst = append(dst, id...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, token, 10)
+	if leaseMS > 0 {
+		dst = append(dst, " lease="...)
+		dst = strconv.AppendInt(dst, leaseMS, 10)
+	}
+	return append(dst, '\n')
+}
+
+// AppendUnlock appends "UNLOCK <id> <token>\n".
+func AppendUnlock(dst, id []byte, token uint64) []byte {
+	dst = append(dst, "UNLOCK "...)
+	dst = append(dst, id...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, token, 10)
+	return append(dst, '\n')
+}
 
 // appendVerbID appends verb (with its trailing space), id and '\n'.
 func appendVerbID(dst []byte, verb string, id []byte) []byte {

@@ -33,6 +33,11 @@ var requestRoundTrips = []struct {
 	{"set", AppendSet(nil, b("r1"), b("abc"), SetOptions{}), Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc")}},
 	{"set/all", AppendSet(nil, b("r1"), b("\x00\xff"), SetOptions{HasAt: true, At: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41}),
 		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("\x00\xff"), HasAt: true, Offset: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41}},
+	{"set/all-fence", AppendSet(nil, b("r1"), b("ab"), SetOptions{HasAt: true, At: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41, HasFence: true, Fence: 1<<64 - 1}),
+		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("ab"), HasAt: true, Offset: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41, HasFence: true, Fence: 1<<64 - 1}},
+	{"set/fence", AppendSet(nil, b("r1"), b("abc"), SetOptions{HasFence: true, Fence: 17}),
+		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc"), HasFence: true, Fence: 17}},
+	{"set/fence-zero", AppendSet(nil, b("r1"), b("x"), SetOptions{HasFence: true}), Request{Cmd: CmdSet, ID: b("r1"), Payload: b("x"), HasFence: true}},
 	{"set/at-zero", AppendSet(nil, b("r1"), b("x"), SetOptions{HasAt: true}), Request{Cmd: CmdSet, ID: b("r1"), Payload: b("x"), HasAt: true}},
 	{"info", AppendInfo(nil, nil), Request{Cmd: CmdInfo}},
 	{"info/id", AppendInfo(nil, b("r1")), Request{Cmd: CmdInfo, ID: b("r1")}},
@@ -45,6 +50,16 @@ var requestRoundTrips = []struct {
 	{"watch/from", AppendWatch(nil, b("r1"), true, 12), Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 12}},
 	{"unwatch", AppendUnwatch(nil, b("r1")), Request{Cmd: CmdUnwatch, ID: b("r1")}},
 	{"auth", AppendAuth(nil, b("tok-123")), Request{Cmd: CmdAuth, ID: b("tok-123")}},
+	{"lock", AppendLock(nil, b("r1"), LockOptions{}), Request{Cmd: CmdLock, ID: b("r1")}},
+	{"lock/lease", AppendLock(nil, b("r1"), LockOptions{Lease: 30000, HasLease: true}), Request{Cmd: CmdLock, ID: b("r1"), HasLease: true, Lease: 30000}},
+	{"lock/wait-zero", AppendLock(nil, b("r1"), LockOptions{HasWait: true}), Request{Cmd: CmdLock, ID: b("r1"), HasWait: true}},
+	{"lock/all", AppendLock(nil, b("r1"), LockOptions{Lease: 10000, Wait: 5000, HasLease: true, HasWait: true}),
+		Request{Cmd: CmdLock, ID: b("r1"), HasLease: true, Lease: 10000, HasWait: true, Wait: 5000}},
+	{"renew", AppendRenew(nil, b("r1"), 17, 0), Request{Cmd: CmdRenew, ID: b("r1"), Token: 17}},
+	{"renew/negative-lease", AppendRenew(nil, b("r1"), 17, -1), Request{Cmd: CmdRenew, ID: b("r1"), Token: 17}},
+	{"renew/lease", AppendRenew(nil, b("r1"), 1<<64-1, 15000), Request{Cmd: CmdRenew, ID: b("r1"), Token: 1<<64 - 1, HasLease: true, Lease: 15000}},
+	{"unlock", AppendUnlock(nil, b("r1"), 17), Request{Cmd: CmdUnlock, ID: b("r1"), Token: 17}},
+	{"unlock/token-zero", AppendUnlock(nil, b("r1"), 0), Request{Cmd: CmdUnlock, ID: b("r1")}},
 	{"quit", AppendQuit(nil), Request{Cmd: CmdQuit}},
 }
 
@@ -58,6 +73,7 @@ var replyRoundTrips = []struct {
 	{"ok/text", AppendOKText(nil, b("hello world")), Reply{Kind: ReplyOK, Text: b("hello world")}},
 	{"ok/empty-text", AppendOKText(nil, nil), Reply{Kind: ReplyOK, Text: b("")}},
 	{"ok/version", AppendOKVersion(nil, 99), Reply{Kind: ReplyOK, Text: b("99")}},
+	{"ok/token", AppendOKVersion(nil, 1<<64-1), Reply{Kind: ReplyOK, Text: b("18446744073709551615")}},
 	{"value", AppendValue(nil, 3, b("a\nb")), Reply{Kind: ReplyValue, Version: 3, Payload: b("a\nb")}},
 	{"value/header", append(AppendValueHeader(nil, 4, 2), "xy\n"...), Reply{Kind: ReplyValue, Version: 4, Payload: b("xy")}},
 	{"json", AppendJSON(nil, b(`{"a":1}`)), Reply{Kind: ReplyJSON, Payload: b(`{"a":1}`)}},
@@ -66,6 +82,7 @@ var replyRoundTrips = []struct {
 	{"error", AppendError(nil, CodeNotFound, "no region r9"), Reply{Kind: ReplyError, Code: CodeNotFound, Text: b("no region r9")}},
 	{"error/newlines", AppendError(nil, CodeInternal, "two\r\nlines\n"), Reply{Kind: ReplyError, Code: CodeInternal, Text: b("two  lines ")}},
 	{"error/no-message", AppendError(nil, CodeConflict, ""), Reply{Kind: ReplyError, Code: CodeConflict}},
+	{"error/fenced", AppendError(nil, CodeFenced, "lease of r1 expired"), Reply{Kind: ReplyError, Code: CodeFenced, Text: b("lease of r1 expired")}},
 	{"error/unknown-code", AppendError(nil, CodeUnknown, "Data too long"), Reply{Kind: ReplyError, Text: b("Data too long")}},
 	{"error/out-of-range-code", AppendError(nil, Code(200), "x"), Reply{Kind: ReplyError, Text: b("x")}},
 }
@@ -165,12 +182,17 @@ func TestEncoderAllocs(t *testing.T) {
 		{"Get", func(d []byte) []byte { return AppendGet(d, id4k) }},
 		{"GetRange", func(d []byte) []byte { return AppendGetRange(d, id4k, 1, 2) }},
 		{"Set", func(d []byte) []byte {
-			return AppendSet(d, id4k, payload4k, SetOptions{HasAt: true, At: 5, HasIfVer: true, IfVersion: 9, ClientID: id4k, Seq: 3})
+			return AppendSet(d, id4k, payload4k, SetOptions{HasAt: true, At: 5, HasIfVer: true, IfVersion: 9, ClientID: id4k, Seq: 3, HasFence: true, Fence: 1<<64 - 1})
 		}},
 		{"Create", func(d []byte) []byte {
 			return AppendCreate(d, id4k, CreateOptions{Size: 4096, Layout: "utf8", Durable: true})
 		}},
 		{"Watch", func(d []byte) []byte { return AppendWatch(d, id4k, true, 3) }},
+		{"Lock", func(d []byte) []byte {
+			return AppendLock(d, id4k, LockOptions{Lease: 1<<63 - 1, Wait: 1<<63 - 1, HasLease: true, HasWait: true})
+		}},
+		{"Renew", func(d []byte) []byte { return AppendRenew(d, id4k, 1<<64-1, 1<<63-1) }},
+		{"Unlock", func(d []byte) []byte { return AppendUnlock(d, id4k, 1<<64-1) }},
 	}
 	for _, e := range encoders {
 		if allocs := testing.AllocsPerRun(100, func() { dst = e.enc(dst[:0]) }); allocs != 0 {

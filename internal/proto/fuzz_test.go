@@ -31,6 +31,7 @@ func encodeRequest(dst []byte, r Request) []byte {
 	case CmdSet:
 		return AppendSet(dst, r.ID, r.Payload, SetOptions{
 			HasAt: r.HasAt, At: r.Offset, HasIfVer: r.HasIfVer, IfVersion: r.IfVersion, ClientID: r.ClientID, Seq: r.Seq,
+			HasFence: r.HasFence, Fence: r.Fence,
 		})
 	case CmdInfo:
 		return AppendInfo(dst, r.ID)
@@ -46,6 +47,12 @@ func encodeRequest(dst []byte, r Request) []byte {
 		return AppendUnwatch(dst, r.ID)
 	case CmdAuth:
 		return AppendAuth(dst, r.ID)
+	case CmdLock:
+		return AppendLock(dst, r.ID, LockOptions{Lease: r.Lease, Wait: r.Wait, HasLease: r.HasLease, HasWait: r.HasWait})
+	case CmdRenew:
+		return AppendRenew(dst, r.ID, r.Token, r.Lease)
+	case CmdUnlock:
+		return AppendUnlock(dst, r.ID, r.Token)
 	}
 	return dst
 }

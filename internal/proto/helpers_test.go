@@ -41,6 +41,18 @@ func fmtReq(r Request) string {
 	if r.Durable {
 		b.WriteString(" durable")
 	}
+	if r.HasLease || r.Lease != 0 {
+		fmt.Fprintf(&b, " lease=%v,%d", r.HasLease, r.Lease)
+	}
+	if r.HasWait || r.Wait != 0 {
+		fmt.Fprintf(&b, " wait=%v,%d", r.HasWait, r.Wait)
+	}
+	if r.Token != 0 {
+		fmt.Fprintf(&b, " token=%d", r.Token)
+	}
+	if r.HasFence || r.Fence != 0 {
+		fmt.Fprintf(&b, " fence=%v,%d", r.HasFence, r.Fence)
+	}
 	return b.String()
 }
 

@@ -68,6 +68,10 @@ type Meta struct {
 	Created time.Time `json:"created,omitzero"`
 	// Auth is "none" or "token" (AUTH is required); omitted when empty.
 	Auth string `json:"auth,omitempty"`
+	// Session identifies the host process: it changes when the host
+	// restarts, which tells a reconnecting client that the host may have
+	// lost what it remembered (such as recent idempotency keys).
+	Session string `json:"session,omitempty"`
 }
 
 // ParseMeta parses and checks a metadata line (a trailing newline is

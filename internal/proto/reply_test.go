@@ -17,6 +17,7 @@ var replyTests = []struct {
 	{"ok/text-spaces", "OK  a \r\n", Reply{Kind: ReplyOK, Text: b(" a \r")}},
 	{"ok/utf8", "OK 你好\n", Reply{Kind: ReplyOK, Text: b("你好")}},
 	{"ok/version", "OK 42\n", Reply{Kind: ReplyOK, Text: b("42")}},
+	{"ok/token", "OK 18446744073709551615\n", Reply{Kind: ReplyOK, Text: b("18446744073709551615")}},
 	{"value", "VALUE 7 5\nhello\n", Reply{Kind: ReplyValue, Version: 7, Payload: b("hello")}},
 	{"value/empty", "VALUE 0 0\n\n", Reply{Kind: ReplyValue, Payload: b("")}},
 	{"value/binary", "VALUE 18446744073709551615 3\n\n\r\x00\n", Reply{Kind: ReplyValue, Version: 1<<64 - 1, Payload: b("\n\r\x00")}},
@@ -25,6 +26,7 @@ var replyTests = []struct {
 	{"pong", "PONG\n", Reply{Kind: ReplyPong}},
 	{"error", "ERROR not_found no region \"x\"\n", Reply{Kind: ReplyError, Code: CodeNotFound, Text: b(`no region "x"`)}},
 	{"error/code-only", "ERROR conflict\n", Reply{Kind: ReplyError, Code: CodeConflict}},
+	{"error/fenced", "ERROR fenced lease of r1 expired\n", Reply{Kind: ReplyError, Code: CodeFenced, Text: b("lease of r1 expired")}},
 	{"error/code-space", "ERROR conflict \n", Reply{Kind: ReplyError, Code: CodeConflict, Text: b("")}},
 	{"error/original", "ERROR Data too long\n", Reply{Kind: ReplyError, Text: b("Data too long")}},
 	{"error/bare", "ERROR\n", Reply{Kind: ReplyError}},
@@ -150,7 +152,7 @@ func TestCodes(t *testing.T) {
 		"unknown", "bad_request", "unknown_command", "line_too_long", "too_large",
 		"not_found", "exists", "invalid_utf8", "lock_timeout", "conflict",
 		"out_of_range", "bad_id", "internal", "unauthorized", "forbidden",
-		"limit", "unavailable", "unknown_outcome",
+		"limit", "unavailable", "unknown_outcome", "fenced",
 	}
 	if len(want) != int(numCodes) {
 		t.Fatalf("%d codes, want %d", numCodes, len(want))

@@ -27,6 +27,9 @@ const (
 	CmdWatch
 	CmdUnwatch
 	CmdAuth
+	CmdLock
+	CmdRenew
+	CmdUnlock
 
 	numCmds // must stay last
 )
@@ -48,6 +51,9 @@ var cmdNames = [numCmds]string{
 	CmdWatch:   "WATCH",
 	CmdUnwatch: "UNWATCH",
 	CmdAuth:    "AUTH",
+	CmdLock:    "LOCK",
+	CmdRenew:   "RENEW",
+	CmdUnlock:  "UNLOCK",
 }
 
 // String returns the command's verb in upper case, such as "READ", or
@@ -67,8 +73,8 @@ type Request struct {
 	// Cmd is the command.
 	Cmd Cmd
 	// ID is the region id for USE, GET, SET, INFO with an id, CREATE,
-	// DELETE, WATCH and UNWATCH, and the token for AUTH. It is nil for INFO
-	// without an id.
+	// DELETE, WATCH, UNWATCH, LOCK, RENEW and UNLOCK, and the token for
+	// AUTH. It is nil for INFO without an id.
 	ID []byte
 	// Payload is the data of WRITE and SET (empty, not nil, for length 0).
 	Payload []byte
@@ -98,6 +104,24 @@ type Request struct {
 	Layout []byte
 	// Durable is set for CREATE durable=1.
 	Durable bool
+	// HasLease is set for LOCK and RENEW with lease=.
+	HasLease bool
+	// Lease is the LOCK or RENEW lease= length in milliseconds, > 0; 0
+	// when absent, which means the host's default.
+	Lease int64
+	// HasWait is set for LOCK with wait=.
+	HasWait bool
+	// Wait is the LOCK wait= time in milliseconds: how long to wait for
+	// the lock (0: try once). Without HasWait the host's lock timeout
+	// applies.
+	Wait int64
+	// Token is the fencing token of RENEW and UNLOCK.
+	Token uint64
+	// HasFence is set for SET with fence=.
+	HasFence bool
+	// Fence is the SET fence= token: the write is made under the lock this
+	// connection holds with that token.
+	Fence uint64
 }
 
 // Limits bound what a Parser accepts.
@@ -233,8 +257,8 @@ func (p *Parser) skip(buf []byte) int {
 }
 
 // maxTokens is one more than the most tokens a command takes (SET with
-// all options has 7), so that the first extra token is always recorded.
-const maxTokens = 8
+// all options has 8), so that the first extra token is always recorded.
+const maxTokens = 9
 
 // span is a token's position in the line: line[lo:hi].
 type span struct{ lo, hi int }
@@ -321,7 +345,7 @@ func (p *Parser) parse(buf []byte, eol int) (Request, int, error) {
 			}
 		}
 	case CmdSet:
-		bad = s.count(3, 7)
+		bad = s.count(3, 8)
 		if bad == nil {
 			req.ID, bad = s.id(1)
 		}
@@ -346,6 +370,33 @@ func (p *Parser) parse(buf []byte, eol int) (Request, int, error) {
 		}
 		if bad == nil {
 			bad = s.watchOptions(&req)
+		}
+	case CmdLock:
+		bad = s.count(2, 4)
+		if bad == nil {
+			req.ID, bad = s.id(1)
+		}
+		if bad == nil {
+			bad = s.lockOptions(&req, 2, optLease|optWait)
+		}
+	case CmdRenew:
+		bad = s.count(3, 4)
+		if bad == nil {
+			req.ID, bad = s.id(1)
+		}
+		if bad == nil {
+			req.Token, bad = s.uint64(2, "malformed fencing token")
+		}
+		if bad == nil {
+			bad = s.lockOptions(&req, 3, optLease)
+		}
+	case CmdUnlock:
+		bad = s.count(3, 3)
+		if bad == nil {
+			req.ID, bad = s.id(1)
+		}
+		if bad == nil {
+			req.Token, bad = s.uint64(2, "malformed fencing token")
 		}
 	}
 	if bad != nil {
@@ -461,6 +512,15 @@ func (s *lineState) int64(i int, msg string) (int64, *badArg) {
 	return v, nil
 }
 
+// uint64 parses token i as a uint64.
+func (s *lineState) uint64(i int, msg string) (uint64, *badArg) {
+	v, ok := parseUint64(s.tok(i))
+	if !ok {
+		return 0, &badArg{CodeBadRequest, msg, s.toks[i].lo, s.toks[i].hi}
+	}
+	return v, nil
+}
+
 // Option keys, as bits for duplicate detection.
 const (
 	optAt = 1 << iota
@@ -471,6 +531,9 @@ const (
 	optLayout
 	optDurable
 	optFrom
+	optLease
+	optWait
+	optFence
 )
 
 // option splits token i as key=value and identifies the key among those
@@ -499,11 +562,11 @@ func (s *lineState) optionValueError(i int, msg string) *badArg {
 	return &badArg{CodeBadRequest, msg, s.toks[i].lo, s.toks[i].hi}
 }
 
-// setOptions parses SET's options: at=, ifver=, cid= and seq=.
+// setOptions parses SET's options: at=, ifver=, cid=, seq= and fence=.
 func (s *lineState) setOptions(req *Request) *badArg {
 	seen := 0
 	for i := 3; i < s.nt; i++ {
-		key, val, bad := s.option(i, optAt|optIfVer|optCID|optSeq, &seen)
+		key, val, bad := s.option(i, optAt|optIfVer|optCID|optSeq|optFence, &seen)
 		if bad != nil {
 			return bad
 		}
@@ -530,6 +593,12 @@ func (s *lineState) setOptions(req *Request) *badArg {
 			req.Seq, ok = parseUint64(val)
 			if !ok {
 				return s.optionValueError(i, "malformed seq")
+			}
+		case optFence:
+			req.HasFence = true
+			req.Fence, ok = parseUint64(val)
+			if !ok {
+				return s.optionValueError(i, "malformed fencing token")
 			}
 		}
 	}
@@ -591,6 +660,36 @@ func (s *lineState) watchOptions(req *Request) *badArg {
 	return nil
 }
 
+// lockOptions parses the options of LOCK (lease= and wait=) or RENEW
+// (lease=), from token first on; allowed is the mask of the keys the
+// command takes.
+func (s *lineState) lockOptions(req *Request, first, allowed int) *badArg {
+	seen := 0
+	for i := first; i < s.nt; i++ {
+		key, val, bad := s.option(i, allowed, &seen)
+		if bad != nil {
+			return bad
+		}
+		v, ok := parseInt64(val)
+		switch key {
+		case optLease:
+			if !ok {
+				return s.optionValueError(i, "malformed lease")
+			}
+			if v == 0 {
+				return s.optionValueError(i, "lease must be positive")
+			}
+			req.HasLease, req.Lease = true, v
+		case optWait:
+			if !ok {
+				return s.optionValueError(i, "malformed wait")
+			}
+			req.HasWait, req.Wait = true, v
+		}
+	}
+	return nil
+}
+
 // optionNames maps each option key (lowercase) to its bit.
 var optionNames = [...]struct {
 	name string
@@ -598,6 +697,7 @@ var optionNames = [...]struct {
 }{
 	{"at", optAt}, {"ifver", optIfVer}, {"cid", optCID}, {"seq", optSeq},
 	{"size", optSize}, {"layout", optLayout}, {"durable", optDurable}, {"from", optFrom},
+	{"lease", optLease}, {"wait", optWait}, {"fence", optFence},
 }
 
 // lookupOption returns the bit of an option key, matched without regard to

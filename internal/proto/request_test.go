@@ -67,6 +67,28 @@ var parseTests = []struct {
 	{"watch/from-9", "watch r1 FROM=9\n", Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 9}},
 	{"unwatch", "UNWATCH r1\n", Request{Cmd: CmdUnwatch, ID: b("r1")}},
 	{"auth", "AUTH s3cr3t/+=~!\n", Request{Cmd: CmdAuth, ID: b("s3cr3t/+=~!")}},
+
+	// Explicit locks and fencing.
+	{"lock", "LOCK r1\n", Request{Cmd: CmdLock, ID: b("r1")}},
+	{"lock/lower", "lock r1\r\n", Request{Cmd: CmdLock, ID: b("r1")}},
+	{"lock/lease", "LOCK r1 lease=5000\n", Request{Cmd: CmdLock, ID: b("r1"), HasLease: true, Lease: 5000}},
+	{"lock/wait-zero", "LOCK r1 wait=0\n", Request{Cmd: CmdLock, ID: b("r1"), HasWait: true}},
+	{"lock/all", "LOCK r1 lease=30000 wait=250\n", Request{Cmd: CmdLock, ID: b("r1"), HasLease: true, Lease: 30000, HasWait: true, Wait: 250}},
+	{"lock/reordered", "  Lock  r1  WAIT=007 Lease=1 \r\n", Request{Cmd: CmdLock, ID: b("r1"), HasLease: true, Lease: 1, HasWait: true, Wait: 7}},
+	{"lock/max", "LOCK r1 lease=9223372036854775807 wait=9223372036854775807\n",
+		Request{Cmd: CmdLock, ID: b("r1"), HasLease: true, Lease: 1<<63 - 1, HasWait: true, Wait: 1<<63 - 1}},
+	{"renew", "RENEW r1 42\n", Request{Cmd: CmdRenew, ID: b("r1"), Token: 42}},
+	{"renew/lease", "renew r1 42 LEASE=15000\r\n", Request{Cmd: CmdRenew, ID: b("r1"), Token: 42, HasLease: true, Lease: 15000}},
+	{"renew/token-max", "RENEW r1 18446744073709551615\n", Request{Cmd: CmdRenew, ID: b("r1"), Token: 1<<64 - 1}},
+	{"renew/token-zeros", "RENEW r1 0007\n", Request{Cmd: CmdRenew, ID: b("r1"), Token: 7}},
+	{"unlock", "UNLOCK r1 42\n", Request{Cmd: CmdUnlock, ID: b("r1"), Token: 42}},
+	{"unlock/spaces", " unlock   a.b-9   1 \r\n", Request{Cmd: CmdUnlock, ID: b("a.b-9"), Token: 1}},
+	{"set/fence", "SET r1 3 fence=42\nabc\n", Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc"), HasFence: true, Fence: 42}},
+	{"set/fence-zero", "SET r1 0 fence=0\n\n", Request{Cmd: CmdSet, ID: b("r1"), Payload: b(""), HasFence: true}},
+	{"set/all-fence", "SET r1 3 at=1 ifver=2 cid=c seq=3 fence=4\nabc\n",
+		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc"), HasAt: true, Offset: 1, HasIfVer: true, IfVersion: 2, ClientID: b("c"), Seq: 3, HasFence: true, Fence: 4}},
+	{"set/all-fence-reordered", "set r1 3 FENCE=18446744073709551615 seq=3 cid=c at=1  ifver=2\r\nabc\r\n",
+		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc"), HasAt: true, Offset: 1, HasIfVer: true, IfVersion: 2, ClientID: b("c"), Seq: 3, HasFence: true, Fence: 1<<64 - 1}},
 }
 
 func TestParserCommands(t *testing.T) {
@@ -129,6 +151,11 @@ var malformedTests = []struct {
 	{name: "missing/watch", in: "WATCH\n", code: CodeBadRequest, off: 5},
 	{name: "missing/unwatch", in: "UNWATCH\n", code: CodeBadRequest, off: 7},
 	{name: "missing/auth", in: "AUTH\n", code: CodeBadRequest, off: 4},
+	{name: "missing/lock", in: "LOCK\n", code: CodeBadRequest, off: 4},
+	{name: "missing/renew", in: "RENEW\n", code: CodeBadRequest, off: 5},
+	{name: "missing/renew-token", in: "RENEW a\n", code: CodeBadRequest, off: 7},
+	{name: "missing/unlock", in: "UNLOCK\r\n", code: CodeBadRequest, off: 6},
+	{name: "missing/unlock-token", in: "UNLOCK a \n", code: CodeBadRequest, off: 9},
 
 	{name: "extra/read", in: "READ x\n", code: CodeBadRequest, off: 5},
 	{name: "extra/ping", in: "PING PONG\n", code: CodeBadRequest, off: 5},
@@ -139,12 +166,18 @@ var malformedTests = []struct {
 	{name: "extra/get", in: "GET a 1 2 3\n", code: CodeBadRequest, off: 10},
 	{name: "extra/write-skips-payload", in: "WRITE 5 x\nhello\n", code: CodeBadRequest, off: 8},
 	{name: "extra/set-skips-payload", in: "SET a 2 at=1 ifver=1 cid=c seq=1 x\nhi\n", code: CodeBadRequest, off: 33},
-	{name: "extra/set-many", in: "SET a 2 a b c d e f g h i j\nhi\n", code: CodeBadRequest, off: 16},
+	{name: "extra/set-many", in: "SET a 2 a b c d e f g h i j\nhi\n", code: CodeBadRequest, off: 18},
+	{name: "extra/set-fence-skips-payload", in: "SET a 2 at=1 ifver=1 cid=c seq=1 fence=1 x\nhi\n", code: CodeBadRequest, off: 41},
 	{name: "extra/create", in: "CREATE a size=1 layout=raw durable=1 x\n", code: CodeBadRequest, off: 37},
 	{name: "extra/delete", in: "DELETE a b\n", code: CodeBadRequest, off: 9},
 	{name: "extra/watch", in: "WATCH a from=1 x\n", code: CodeBadRequest, off: 15},
 	{name: "extra/unwatch", in: "UNWATCH a b\n", code: CodeBadRequest, off: 10},
 	{name: "extra/auth", in: "AUTH a b\n", code: CodeBadRequest, off: 7},
+	{name: "extra/lock", in: "LOCK a lease=1 wait=1 x\n", code: CodeBadRequest, off: 22},
+	{name: "extra/lock-duplicate", in: "LOCK a lease=1 wait=1 lease=1\n", code: CodeBadRequest, off: 22},
+	{name: "extra/renew", in: "RENEW a 1 lease=1 x\n", code: CodeBadRequest, off: 18},
+	{name: "extra/unlock", in: "UNLOCK a 1 2\n", code: CodeBadRequest, off: 11},
+	{name: "extra/unlock-lease", in: "UNLOCK a 1 lease=5\n", code: CodeBadRequest, off: 11},
 
 	{name: "number/write-letters", in: "WRITE abc\n", code: CodeBadRequest, off: 6},
 	{name: "number/write-plus", in: "WRITE +5\n", code: CodeBadRequest, off: 6},
@@ -166,6 +199,24 @@ var malformedTests = []struct {
 	{name: "number/create-size-minus", in: "CREATE a size=-1\n", code: CodeBadRequest, off: 9},
 	{name: "number/watch-from", in: "WATCH a from=\n", code: CodeBadRequest, off: 8},
 	{name: "number/watch-from-plus", in: "WATCH a from=+1\n", code: CodeBadRequest, off: 8},
+	{name: "number/renew-token", in: "RENEW a x\n", code: CodeBadRequest, off: 8},
+	{name: "number/renew-token-minus", in: "RENEW a -1\n", code: CodeBadRequest, off: 8},
+	{name: "number/renew-token-is-option", in: "RENEW a lease=5\n", code: CodeBadRequest, off: 8},
+	{name: "number/unlock-token-overflow", in: "UNLOCK a 18446744073709551616\n", code: CodeBadRequest, off: 9},
+	{name: "number/unlock-token-hex", in: "UNLOCK a 0x1\n", code: CodeBadRequest, off: 9},
+	{name: "number/lock-lease-zero", in: "LOCK a lease=0\n", code: CodeBadRequest, off: 7},
+	{name: "number/lock-lease-zeros", in: "LOCK a wait=1 lease=000\n", code: CodeBadRequest, off: 14},
+	{name: "number/renew-lease-zero", in: "RENEW a 1 lease=0\n", code: CodeBadRequest, off: 10},
+	{name: "number/lock-lease-minus", in: "LOCK a lease=-1\n", code: CodeBadRequest, off: 7},
+	{name: "number/lock-lease-empty", in: "LOCK a lease=\n", code: CodeBadRequest, off: 7},
+	{name: "number/lock-lease-unit", in: "LOCK a lease=10s\n", code: CodeBadRequest, off: 7},
+	{name: "number/lock-lease-overflow", in: "LOCK a lease=9223372036854775808\n", code: CodeBadRequest, off: 7},
+	{name: "number/lock-wait-minus", in: "LOCK a wait=-1\n", code: CodeBadRequest, off: 7},
+	{name: "number/lock-wait-empty", in: "LOCK a wait=\n", code: CodeBadRequest, off: 7},
+	{name: "number/set-fence", in: "SET a 5 fence=x\nhello\n", code: CodeBadRequest, off: 8},
+	{name: "number/set-fence-empty", in: "SET a 5 fence=\nhello\n", code: CodeBadRequest, off: 8},
+	{name: "number/set-fence-minus", in: "SET a 5 fence=-1\nhello\n", code: CodeBadRequest, off: 8},
+	{name: "number/set-fence-overflow", in: "SET a 5 fence=18446744073709551616\nhello\n", code: CodeBadRequest, off: 8},
 
 	{name: "too-large/write", lim: small, in: "WRITE 9\n123456789\n", code: CodeTooLarge, off: 6},
 	{name: "too-large/write-crlf", lim: small, in: "WRITE 9\r\n123456789\r\n", code: CodeTooLarge, off: 6},
@@ -183,6 +234,9 @@ var malformedTests = []struct {
 	{name: "id/unwatch", in: "UNWATCH a:b\n", code: CodeBadID, off: 8},
 	{name: "id/set-skips-payload", in: "SET bad/id 3\nabc\n", code: CodeBadID, off: 4},
 	{name: "id/get-range", in: "GET ~ 1 2\n", code: CodeBadID, off: 4},
+	{name: "id/lock", in: "LOCK a/b lease=1\n", code: CodeBadID, off: 5},
+	{name: "id/renew", in: "RENEW -a 1\n", code: CodeBadID, off: 6},
+	{name: "id/unlock", in: "UNLOCK a! 1\n", code: CodeBadID, off: 7},
 	{name: "id/set-cid", in: "SET a 5 cid=-x seq=1\nhello\n", code: CodeBadRequest, off: 8},
 	{name: "id/set-cid-empty", in: "SET a 5 cid= seq=1\nhello\n", code: CodeBadRequest, off: 8},
 
@@ -201,6 +255,15 @@ var malformedTests = []struct {
 	{name: "option/duplicate-seq", in: "SET a 5 cid=c seq=1 seq=1\nhello\n", code: CodeBadRequest, off: 20},
 	{name: "option/duplicate-size", in: "CREATE a size=1 size=2\n", code: CodeBadRequest, off: 16},
 	{name: "option/duplicate-from", in: "WATCH a from=1 from=2\n", code: CodeBadRequest, off: 15},
+	{name: "option/lock-unknown", in: "LOCK a ttl=5\n", code: CodeBadRequest, off: 7},
+	{name: "option/lock-no-equals", in: "LOCK a 5000\n", code: CodeBadRequest, off: 7},
+	{name: "option/lock-fence", in: "LOCK a fence=1\n", code: CodeBadRequest, off: 7},
+	{name: "option/renew-wait", in: "RENEW a 1 wait=5\n", code: CodeBadRequest, off: 10},
+	{name: "option/create-fence", in: "CREATE a fence=1\n", code: CodeBadRequest, off: 9},
+	{name: "option/set-lease", in: "SET a 5 lease=1\nhello\n", code: CodeBadRequest, off: 8},
+	{name: "option/duplicate-lease", in: "LOCK a lease=1 LEASE=2\n", code: CodeBadRequest, off: 15},
+	{name: "option/duplicate-wait", in: "LOCK a wait=1 wait=1\n", code: CodeBadRequest, off: 14},
+	{name: "option/duplicate-fence", in: "SET a 5 fence=1 Fence=1\nhello\n", code: CodeBadRequest, off: 16},
 
 	{name: "payload/no-newline", in: "WRITE 3\nhelloX\n", code: CodeBadRequest, n: 0, off: 11},
 	{name: "payload/cr-no-newline", in: "WRITE 3\nabc\rX\n", code: CodeBadRequest, n: 0, off: 11},
@@ -403,6 +466,7 @@ func TestParserNeed(t *testing.T) {
 		{"WRITE 5\nhello", 14},
 		{"WRITE 5\r\nhello\r", 16},
 		{"SET a 1000\n", 1012},
+		{"SET a 5 fence=3\n", 22},
 		{"GET a", 0},
 	}
 	for _, tt := range tests {
@@ -421,7 +485,9 @@ var stream = strings.Join([]string{
 	"FOO\n", "SET bad! 3\nxyz\n", "\n", "WRITE 9\n123456789\n", "PING\n",
 	"GET " + strings.Repeat("a", 40) + "\n", "WRITE 2\nabc\n", "LIST\n",
 	"CREATE r2 size=10 layout=raw\n", "WATCH r2 from=3\n", "RE\x00AD\n", "QUIT\n",
-	"WRITE 8\r\n\r\n\r\n\r\n\r\n\r\n", "INFO\n", "WRITE 3\nab",
+	"WRITE 8\r\n\r\n\r\n\r\n\r\n\r\n", "LOCK r1 wait=0\n", "SET r1 3 fence=7\nabc\n",
+	"RENEW r1 7 lease=900\n", "LOCK r1 lease=0\n", "LOCK r1 lease=5000 wait=10\n", "SET r1 2 fence=x\nhi\n",
+	"UNLOCK r1 7\n", "INFO\n", "WRITE 3\nab",
 }, "")
 
 // TestParserByteByByte feeds a stream one more byte per call (and in other
@@ -470,6 +536,13 @@ func TestParserStreamEvents(t *testing.T) {
 		`error bad_request "invalid byte in command line" offset=2 snippet="\x00"`,
 		`QUIT`,
 		`WRITE payload="\r\n\r\n\r\n\r\n"`,
+		`LOCK id="r1" wait=true,0`,
+		`SET id="r1" payload="abc" fence=true,7`,
+		`RENEW id="r1" lease=true,900 token=7`,
+		`error bad_request "lease must be positive" offset=8 snippet="lease=0"`,
+		`error line_too_long "command line too long" offset=0 snippet="LOCK r1 lease=5000 wait="`,
+		`error bad_request "malformed fencing token" offset=9 snippet="fence=x"`,
+		`UNLOCK id="r1" token=7`,
 		`INFO`,
 		`incomplete`,
 	}
@@ -485,7 +558,8 @@ func TestParserPipelined(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		id := []byte("r" + strconv.Itoa(i%37))
 		payload := bytes.Repeat([]byte{byte(i)}, i%300)
-		switch i % 5 {
+		token := uint64(i) << 40
+		switch i % 8 {
 		case 0:
 			buf = AppendSet(buf, id, payload, SetOptions{HasIfVer: true, IfVersion: uint64(i)})
 			want = append(want, fmtReq(Request{Cmd: CmdSet, ID: id, Payload: payload, HasIfVer: true, IfVersion: uint64(i)}))
@@ -501,6 +575,18 @@ func TestParserPipelined(t *testing.T) {
 		case 4:
 			buf = AppendPing(buf)
 			want = append(want, fmtReq(Request{Cmd: CmdPing}))
+		case 5:
+			buf = AppendLock(buf, id, LockOptions{Lease: int64(i), Wait: int64(i % 3), HasLease: true, HasWait: true})
+			want = append(want, fmtReq(Request{Cmd: CmdLock, ID: id, Lease: int64(i), HasLease: true, Wait: int64(i % 3), HasWait: true}))
+		case 6:
+			buf = AppendSet(buf, id, payload, SetOptions{HasFence: true, Fence: token, HasAt: true, At: 1})
+			want = append(want, fmtReq(Request{Cmd: CmdSet, ID: id, Payload: payload, HasFence: true, Fence: token, HasAt: true, Offset: 1}))
+		case 7:
+			buf = AppendRenew(buf, id, token, int64(i))
+			buf = AppendUnlock(buf, id, token)
+			want = append(want,
+				fmtReq(Request{Cmd: CmdRenew, ID: id, Token: token, HasLease: true, Lease: int64(i)}),
+				fmtReq(Request{Cmd: CmdUnlock, ID: id, Token: token}))
 		}
 	}
 	p := NewParser(DefaultLimits())
@@ -530,7 +616,11 @@ func TestParserAllocs(t *testing.T) {
 		{"GET", AppendGet(nil, []byte("region-1"))},
 		{"GET/range", AppendGetRange(nil, []byte("region-1"), 10, 100)},
 		{"SET", AppendSet(nil, []byte("region-1"), payload, SetOptions{HasAt: true, At: 5, HasIfVer: true, IfVersion: 9, ClientID: []byte("c1"), Seq: 3})},
+		{"SET/fence", AppendSet(nil, []byte("region-1"), payload, SetOptions{HasFence: true, Fence: 1<<64 - 1})},
 		{"CREATE", AppendCreate(nil, []byte("region-1"), CreateOptions{Size: 4096, Layout: "raw", Durable: true})},
+		{"LOCK", AppendLock(nil, []byte("region-1"), LockOptions{Lease: 10000, Wait: 5000, HasLease: true, HasWait: true})},
+		{"RENEW", AppendRenew(nil, []byte("region-1"), 1<<40, 10000)},
+		{"UNLOCK", AppendUnlock(nil, []byte("region-1"), 1<<40)},
 		{"SET/partial", AppendSet(nil, []byte("region-1"), payload, SetOptions{})[:100]},
 		{"discard", []byte("WRITE 99999999999\n")},
 	}

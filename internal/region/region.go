@@ -76,7 +76,7 @@ const (
 	offNonce      = 24
 	offSeq        = 64
 	offLock       = 128
-	offSince      = 136
+	offLease      = 136
 	offLabel      = 144
 	labelLen      = 48
 	offUndoState  = 192
@@ -84,6 +84,8 @@ const (
 	offUndoLen    = 208
 	offWatch      = 256
 	offWaiters    = 260
+	offRetired    = 264
+	offFence      = 272
 	ctlHeaderSize = 4096
 )
 
@@ -108,6 +110,9 @@ var (
 	ErrBadControl = errors.New("bad control block")
 	// ErrBadSize: the size is not allowed for the layout.
 	ErrBadSize = errors.New("bad region size")
+	// ErrFenced: the lease a write or renewal relied on has expired or been
+	// released, or its fencing token is stale; nothing was written.
+	ErrFenced = errors.New("lease lost")
 )
 
 // LockTimeoutError says who held the lock when a wait timed out.
@@ -208,11 +213,14 @@ type Region struct {
 	max    int64 // largest content
 
 	seq       *atomic.Uint64
-	lockw     *atomic.Uint32
+	lockw     *atomic.Uint64 // see lock.go
+	lease     *atomic.Int64  // lease end on the monotonic clock (ns), 0 for none
+	fence     *atomic.Uint64 // fencing token of the last lease granted
 	flag      *atomic.Uint32 // utf8 only: bytes 0-3 of data; byte 0 is the lock flag
 	undoState *atomic.Uint32
 	watch     *atomic.Uint32
 	waiters   *atomic.Uint32 // processes sleeping on watch
+	retired   *atomic.Uint32 // set by the host before it deletes the region
 
 	pid   uint32
 	label [labelLen]byte
@@ -244,10 +252,13 @@ func Attach(data, ctl []byte) (*Region, error) {
 		undo:      ctl[ctlHeaderSize:],
 		layout:    l,
 		seq:       (*atomic.Uint64)(unsafe.Pointer(&ctl[offSeq])),
-		lockw:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offLock])),
+		lockw:     (*atomic.Uint64)(unsafe.Pointer(&ctl[offLock])),
+		lease:     (*atomic.Int64)(unsafe.Pointer(&ctl[offLease])),
+		fence:     (*atomic.Uint64)(unsafe.Pointer(&ctl[offFence])),
 		undoState: (*atomic.Uint32)(unsafe.Pointer(&ctl[offUndoState])),
 		watch:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offWatch])),
 		waiters:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offWaiters])),
+		retired:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offRetired])),
 		pid:       uint32(os.Getpid()),
 	}
 	if l == UTF8 {
@@ -284,6 +295,18 @@ func (r *Region) Nonce() uint64 { return binary.LittleEndian.Uint64(r.ctl[offNon
 // Version returns the version of the last committed write.
 func (r *Region) Version() uint64 { return r.seq.Load() / 2 }
 
+// Retire marks the region as deleted, for processes that still map it,
+// and wakes its watchers. Only the host calls it, just before it unlinks
+// the objects.
+func (r *Region) Retire() {
+	r.retired.Store(1)
+	r.notify()
+}
+
+// Retired reports whether the host has deleted (or replaced) the region:
+// a process that still maps it must stop using it and ask the host again.
+func (r *Region) Retired() bool { return r.retired.Load() != 0 }
+
 // LockInfo describes the lock's current holder.
 type LockInfo struct {
 	// Held reports whether the lock is held.
@@ -296,7 +319,7 @@ type LockInfo struct {
 
 // LockState returns who holds the lock, if anyone.
 func (r *Region) LockState() LockInfo {
-	pid := r.lockw.Load()
+	pid := ownerOf(r.lockw.Load())
 	if pid != 0 {
 		return LockInfo{Held: true, PID: pid, Label: r.ownerLabel()}
 	}
@@ -417,6 +440,12 @@ type WriteOptions struct {
 	Conditional bool
 	// Label overrides the region's owner label for this write.
 	Label []byte
+	// Fenced makes the write under a lease this process holds (see
+	// Acquire): it does not take the lock, and fails with ErrFenced unless
+	// the lease with token Fence is still held and unexpired.
+	Fenced bool
+	// Fence is the lease's fencing token.
+	Fence uint64
 }
 
 // Write replaces the region's content with p (for raw: writes p at offset
@@ -429,10 +458,10 @@ func (r *Region) Write(p []byte, o WriteOptions) (uint64, error) {
 	} else if int64(len(p)) > r.max {
 		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(p), r.max)
 	}
-	if err := r.lock(o.Timeout, o.Label); err != nil {
+	if err := r.enter(o); err != nil {
 		return 0, err
 	}
-	defer r.unlock()
+	defer r.leave(o)
 	if err := r.checkVersion(o); err != nil {
 		return 0, err
 	}
@@ -457,10 +486,10 @@ func (r *Region) WriteAt(off int64, p []byte, o WriteOptions) (uint64, error) {
 	if r.layout == UTF8 && !utf8.Valid(p) {
 		return 0, fmt.Errorf("%w: %s", ErrInvalidUTF8, badUTF8At(p))
 	}
-	if err := r.lock(o.Timeout, o.Label); err != nil {
+	if err := r.enter(o); err != nil {
 		return 0, err
 	}
-	defer r.unlock()
+	defer r.leave(o)
 	if err := r.checkVersion(o); err != nil {
 		return 0, err
 	}
@@ -482,10 +511,10 @@ func (r *Region) WriteAt(off int64, p []byte, o WriteOptions) (uint64, error) {
 // returns. cur aliases the region and is valid only during fn; fn must not
 // retain it. If fn returns an error nothing is written.
 func (r *Region) Update(o WriteOptions, fn func(cur []byte) ([]byte, error)) (uint64, error) {
-	if err := r.lock(o.Timeout, o.Label); err != nil {
+	if err := r.enter(o); err != nil {
 		return 0, err
 	}
-	defer r.unlock()
+	defer r.leave(o)
 	if err := r.checkVersion(o); err != nil {
 		return 0, err
 	}
@@ -579,168 +608,4 @@ func (r *Region) commit(off int64, p []byte, replace bool) uint64 {
 	return (s + 2) / 2
 }
 
-// lock takes the control-block lock (and, for utf8, the offset-0 flag),
-// recovering it from a dead owner if need be.
-func (r *Region) lock(timeout time.Duration, label []byte) error {
-	if !r.lockw.CompareAndSwap(0, r.pid) {
-		if err := r.lockSlow(timeout); err != nil {
-			return err
-		}
-	}
-	if label != nil {
-		var l [labelLen]byte
-		copy(l[:], label)
-		copy(r.ctl[offLabel:offLabel+labelLen], l[:])
-	} else {
-		copy(r.ctl[offLabel:offLabel+labelLen], r.label[:])
-	}
-	if r.flag == nil {
-		return nil
-	}
-	// The offset-0 flag, for programs that know only the documented layout.
-	for i := 0; ; i++ {
-		w := r.flag.Load()
-		if w&0xff == 0 && r.flag.CompareAndSwap(w, w|1) {
-			return nil
-		}
-		if i == 0 {
-			continue
-		}
-		// A program outside shmgr holds the flag: wait for it like any owner.
-		if err := r.waitFlag(timeout); err != nil {
-			r.lockw.Store(0)
-			return err
-		}
-	}
-}
-
-func (r *Region) waitFlag(timeout time.Duration) error {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	start := time.Now()
-	for i := 0; ; i++ {
-		if r.flag.Load()&0xff == 0 {
-			return nil
-		}
-		if time.Since(start) > timeout {
-			return &LockTimeoutError{Waited: time.Since(start)}
-		}
-		backoff(i)
-	}
-}
-
-// unlock releases the offset-0 flag, then the lock.
-func (r *Region) unlock() {
-	if r.flag != nil {
-		for {
-			w := r.flag.Load()
-			if r.flag.CompareAndSwap(w, w&^0xff) {
-				break
-			}
-		}
-	}
-	r.lockw.Store(0)
-}
-
-// deadCheckEvery is how often a waiter checks whether the owner is alive.
-const deadCheckEvery = time.Millisecond
-
-func (r *Region) lockSlow(timeout time.Duration) error {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	start := time.Now()
-	lastCheck := start
-	for i := 0; ; i++ {
-		owner := r.lockw.Load()
-		if owner == 0 {
-			if r.lockw.CompareAndSwap(0, r.pid) {
-				return nil
-			}
-			continue
-		}
-		if i > 16 {
-			now := time.Now()
-			if now.Sub(lastCheck) >= deadCheckEvery || i == 17 {
-				lastCheck = now
-				if owner != r.pid && !alive(owner) && r.lockw.CompareAndSwap(owner, r.pid) {
-					r.recoverLocked()
-					return nil
-				}
-			}
-			if now.Sub(start) > timeout {
-				return &LockTimeoutError{Waited: now.Sub(start), PID: owner, Label: r.ownerLabel()}
-			}
-		}
-		backoff(i)
-	}
-}
-
-// backoff spins briefly, then yields, then sleeps with growing pauses.
-func backoff(i int) {
-	switch {
-	case i < 8:
-		// spin
-	case i < 32:
-		runtime.Gosched()
-	default:
-		d := time.Microsecond << min(i-32, 10) // up to ~1ms
-		time.Sleep(d)
-	}
-}
-
-// recoverLocked repairs the region after taking the lock from a dead
-// owner: an interrupted write is rolled back from the undo log.
-func (r *Region) recoverLocked() (rolledBack bool) {
-	s := r.seq.Load()
-	if s&1 != 0 {
-		if r.undoState.Load() == 1 {
-			u0 := int64(binary.LittleEndian.Uint64(r.ctl[offUndoOff:]))
-			n := int64(binary.LittleEndian.Uint64(r.ctl[offUndoLen:]))
-			if u0 >= 0 && n >= 0 && u0+n <= int64(len(r.data)) && n <= int64(len(r.undo)) {
-				copy(r.data[u0:u0+n], r.undo[:n])
-			}
-		}
-		// Never step back to a version a racing reader may have seen.
-		r.seq.Store(s + 1)
-		rolledBack = true
-		r.notify()
-	}
-	r.undoState.Store(0)
-	if r.flag != nil {
-		for {
-			w := r.flag.Load()
-			if r.flag.CompareAndSwap(w, w&^0xff) {
-				break
-			}
-		}
-	}
-	return rolledBack
-}
-
-// Recover takes the lock back if its owner process is dead, rolling back
-// an interrupted write. It reports whether it found a dead owner. The host
-// calls it when it adopts a region.
-func (r *Region) Recover() (bool, error) {
-	owner := r.lockw.Load()
-	if owner == 0 {
-		// A crash between the two unlock steps, or a dead program outside
-		// shmgr, can leave only the flag set; the seq word tells.
-		if r.seq.Load()&1 != 0 && r.lockw.CompareAndSwap(0, r.pid) {
-			r.recoverLocked()
-			r.lockw.Store(0)
-			return true, nil
-		}
-		return false, nil
-	}
-	if owner != r.pid && alive(owner) {
-		return false, nil
-	}
-	if !r.lockw.CompareAndSwap(owner, r.pid) {
-		return false, nil
-	}
-	r.recoverLocked()
-	r.lockw.Store(0)
-	return true, nil
-}
+func leUint64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +24,9 @@ const (
 	flushAt = 256 << 10
 )
 
-// conn is one client connection. Only its goroutine touches its fields,
-// except stopping, which Shutdown sets.
+// conn is one client connection. Its reading goroutine owns the fields
+// up to stopping; the pusher (started by the first WATCH) shares the rest
+// under the mutexes.
 type conn struct {
 	s        *Server
 	nc       net.Conn
@@ -37,16 +39,39 @@ type conn struct {
 	label    []byte
 	quit     bool
 	stopping atomic.Bool
+	wdl      time.Time // write deadline last set (under wmu)
+
+	// wmu serialises writes to the socket: reply batches and event frames
+	// never interleave.
+	wmu sync.Mutex
+
+	// smu protects watches and pusher.
+	smu     sync.Mutex
+	watches map[string]*watch
+	pusher  bool
+	notify  chan struct{} // signalled by hubs; room for one
+	done    chan struct{} // closed when the connection ends
+}
+
+// watch is one WATCH on a connection.
+type watch struct {
+	id      string
+	sub     *host.Sub
+	sent    uint64 // last version sent (or the client's from=)
+	hasSent bool
+	active  bool // false until the WATCH reply has been flushed
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{
-		s:     s,
-		nc:    nc,
-		p:     proto.NewParser(s.cfg.Limits),
-		in:    make([]byte, readBufSize),
-		out:   make([]byte, 0, readBufSize),
-		label: []byte("shmgr host for tcp " + nc.RemoteAddr().String()),
+		s:      s,
+		nc:     nc,
+		p:      proto.NewParser(s.cfg.Limits),
+		in:     make([]byte, readBufSize),
+		out:    make([]byte, 0, readBufSize),
+		label:  []byte("shmgr host for tcp " + nc.RemoteAddr().String()),
+		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 }
 
@@ -57,7 +82,7 @@ func (c *conn) stop() {
 }
 
 func (c *conn) serve() {
-	defer c.nc.Close()
+	defer c.close()
 	remote := c.nc.RemoteAddr().String()
 	c.s.cfg.Logf("connection from %s", remote)
 	defer c.s.cfg.Logf("connection from %s closed", remote)
@@ -149,20 +174,53 @@ func (c *conn) flush() bool {
 	if len(c.out) == 0 {
 		return true
 	}
+	c.wmu.Lock()
+	c.setWriteDeadline()
 	_, err := c.nc.Write(c.out)
+	c.wmu.Unlock()
 	if cap(c.out) > 4*flushAt {
 		c.out = make([]byte, 0, readBufSize)
 	} else {
 		c.out = c.out[:0]
 	}
+	c.activateWatches()
 	return err == nil
+}
+
+// setWriteDeadline bounds how long a write may wait for a client that
+// does not read. It re-arms the deadline only when half of it has passed,
+// so a busy connection does not pay for it on every write. wmu is held.
+func (c *conn) setWriteDeadline() {
+	d := c.s.cfg.WriteTimeout
+	if d <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.wdl.Sub(now) < d/2 {
+		c.wdl = now.Add(d)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
+}
+
+// close ends the connection and its watches.
+func (c *conn) close() {
+	c.nc.Close()
+	close(c.done)
+	c.smu.Lock()
+	for _, w := range c.watches {
+		w.sub.Close()
+	}
+	c.watches = nil
+	c.smu.Unlock()
 }
 
 func (c *conn) handle(req *proto.Request) {
 	switch req.Cmd {
 	case proto.CmdRead:
+		c.refreshCurrent()
 		c.read()
 	case proto.CmdWrite:
+		c.refreshCurrent()
 		c.write(c.cur, req, true)
 	case proto.CmdPing:
 		c.out = proto.AppendPong(c.out)
@@ -210,8 +268,22 @@ func (c *conn) handle(req *proto.Request) {
 	case proto.CmdAuth:
 		// This host runs open: any token is accepted.
 		c.out = proto.AppendOK(c.out)
+	case proto.CmdWatch:
+		c.watch(req)
+	case proto.CmdUnwatch:
+		c.unwatch(req)
 	default:
 		c.out = proto.AppendError(c.out, proto.CodeUnknownCommand, req.Cmd.String()+" is not supported by this host")
+	}
+}
+
+// refreshCurrent re-resolves the connection's current region by id if it
+// was deleted (and perhaps created again) since USE.
+func (c *conn) refreshCurrent() {
+	if c.cur.Gone() {
+		if r, err := c.s.h.Get(c.cur.ID()); err == nil {
+			c.cur = r
+		}
 	}
 }
 
@@ -256,8 +328,51 @@ func (c *conn) get(req *proto.Request) {
 	}
 }
 
-// write serves WRITE (compat: bare OK) and SET (OK <version>).
+// write serves WRITE (compat: bare OK) and SET (OK <version>). A SET with
+// an idempotency key (cid, seq) is applied at most once: a retry gets the
+// first answer again.
 func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
+	if req.ClientID != nil {
+		w := c.s.dedup.client(req.ClientID)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if o, known, tooOld := w.lookup(req.Seq); known {
+			if o.code != proto.CodeUnknown {
+				c.out = proto.AppendError(c.out, o.code, o.msg)
+			} else {
+				c.out = proto.AppendOKVersion(c.out, o.version)
+			}
+			return
+		} else if tooOld {
+			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, fmt.Sprintf(
+				"seq %d of client %s is older than its last %d writes: the host cannot tell whether it was applied", req.Seq, w.id, dedupWindow))
+			return
+		}
+		v, err := c.apply(hr, req)
+		o := outcome{seq: req.Seq, version: v}
+		if err != nil {
+			o.code, o.msg = classify(err)
+			c.out = proto.AppendError(c.out, o.code, o.msg)
+		} else {
+			c.out = proto.AppendOKVersion(c.out, v)
+		}
+		w.record(o)
+		return
+	}
+	v, err := c.apply(hr, req)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if compat {
+		c.out = proto.AppendOK(c.out)
+		return
+	}
+	c.out = proto.AppendOKVersion(c.out, v)
+}
+
+// apply performs a WRITE or SET on the region.
+func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 	o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Conditional: req.HasIfVer, IfVersion: req.IfVersion}
 	var v uint64
 	err := hr.Do(func(r *region.Region) (err error) {
@@ -268,15 +383,7 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		}
 		return err
 	})
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	if compat {
-		c.out = proto.AppendOK(c.out)
-		return
-	}
-	c.out = proto.AppendOKVersion(c.out, v)
+	return v, err
 }
 
 func (c *conn) create(req *proto.Request) {
@@ -315,7 +422,7 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		ShmID: in.ShmID, Size: in.Size, Layout: in.Layout,
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
-		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: "none",
+		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: "none", Session: c.s.session,
 	}
 }
 

@@ -6,6 +6,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
 	"sync"
@@ -31,6 +33,11 @@ type Config struct {
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (0: never).
 	IdleTimeout time.Duration
+	// WriteTimeout closes a connection that does not take its replies or
+	// events for this long (default 30s).
+	WriteTimeout time.Duration
+	// MaxWatches bounds the watches of one connection (default 1024).
+	MaxWatches int
 	// Logf logs connection events (default: discard). It is never called
 	// with a lock held.
 	Logf func(format string, args ...any)
@@ -49,6 +56,8 @@ type Server struct {
 	wg        sync.WaitGroup // every connection goroutine
 	started   time.Time
 	accepted  atomic.Uint64
+	dedup     dedup
+	session   string // random, per server: changes when the host restarts
 }
 
 // New returns a server for h.
@@ -62,7 +71,15 @@ func New(h *host.Host, cfg Config) *Server {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, started: time.Now()}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.MaxWatches == 0 {
+		cfg.MaxWatches = 1024
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, started: time.Now(), session: hex.EncodeToString(b[:])}
 }
 
 // Serve accepts connections on ln until Shutdown. It always returns a
@@ -96,12 +113,21 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetKeepAliveConfig(keepAlive)
+			tc.SetNoDelay(true)
+		}
 		if !s.track(nc) {
 			nc.Close()
 			return ErrServerClosed
 		}
 	}
 }
+
+// keepAlive makes the kernel probe an idle connection after 5 s, every
+// 5 s, and drop it after 3 unanswered probes: a vanished client is noticed
+// within about 20 s even if it never sends again.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}
 
 // errTemporary returns err when the accept error is worth retrying (too
 // many open files and the like), else a sentinel that matches nothing.
@@ -135,6 +161,15 @@ func (s *Server) track(nc net.Conn) bool {
 		s.mu.Unlock()
 	}()
 	return true
+}
+
+// goroutine starts fn as a goroutine the server waits for in Shutdown.
+func (s *Server) goroutine(fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
 }
 
 // Connections returns the number of open connections.

@@ -1,0 +1,169 @@
+package host
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/region"
+)
+
+// Snapshot is one committed state of a region. Subscribers share it; it
+// must not be modified.
+type Snapshot struct {
+	// Version is the region's version.
+	Version uint64
+	// Content is the region's content at that version.
+	Content []byte
+}
+
+// Sub is a subscription to a region's changes. A slow subscriber never
+// blocks writers or the host: it sees the latest state when it looks
+// (coalesced), and the versions in between are skipped.
+type Sub struct {
+	h      *hub
+	notify chan<- struct{}
+	closed atomic.Bool
+}
+
+// Latest returns the newest snapshot (nil before the first one).
+func (s *Sub) Latest() *Snapshot { return s.h.latest.Load() }
+
+// Close ends the subscription.
+func (s *Sub) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.h.remove(s)
+}
+
+// hub watches one region for its subscribers: one goroutine sleeps on the
+// region's watch word (a futex on Linux), and on every change takes one
+// snapshot and signals every subscriber.
+type hub struct {
+	r      *Region
+	latest atomic.Pointer[Snapshot]
+	// mu protects subs and running.
+	mu      sync.Mutex
+	subs    map[*Sub]struct{}
+	running bool
+	stop    chan struct{}
+}
+
+// hubPoll bounds how long the hub sleeps between checks that it should
+// stop; changes wake it at once.
+const hubPoll = 500 * time.Millisecond
+
+// Subscribe returns a subscription to the region's changes: notify gets a
+// signal (sent without blocking; give it room for one) whenever a newer
+// snapshot is available, the first at once with the current state. One
+// channel may serve many subscriptions.
+func (r *Region) Subscribe(notify chan<- struct{}) (*Sub, error) {
+	r.mu.RLock()
+	gone := r.gone
+	r.mu.RUnlock()
+	if gone {
+		return nil, ErrNotFound
+	}
+	h := r.hub
+	s := &Sub{h: h, notify: notify}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	if !h.running {
+		h.running = true
+		h.stop = make(chan struct{})
+		r.owner.wg.Add(1)
+		go h.run(h.stop)
+	} else if h.latest.Load() != nil {
+		signal(notify)
+	}
+	h.mu.Unlock()
+	return s, nil
+}
+
+// Watchers returns the number of subscriptions to the region.
+func (r *Region) Watchers() int {
+	r.hub.mu.Lock()
+	defer r.hub.mu.Unlock()
+	return len(r.hub.subs)
+}
+
+func (h *hub) remove(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs, s)
+	if len(h.subs) == 0 && h.running {
+		close(h.stop)
+		h.running = false
+	}
+}
+
+// shutdown stops the hub (the region is going away) and wakes it. The
+// caller must not hold h.r.mu.
+func (h *hub) shutdown() {
+	h.mu.Lock()
+	running := h.running
+	if running {
+		close(h.stop)
+		h.running = false
+	}
+	h.mu.Unlock()
+	if running {
+		h.r.Do(func(rr *region.Region) error { rr.Kick(); return nil })
+	}
+}
+
+func (h *hub) run(stop chan struct{}) {
+	defer h.r.owner.wg.Done()
+	var last uint64
+	first := true
+	for {
+		select {
+		case <-stop:
+			return
+		case <-h.r.owner.stop:
+			return
+		default:
+		}
+		var seq uint32
+		var snap *Snapshot
+		err := h.r.Do(func(rr *region.Region) error {
+			seq = rr.WatchSeq()
+			if !first && rr.Version() == last {
+				return nil
+			}
+			b, v, err := rr.AppendContent(nil)
+			if err != nil {
+				return err
+			}
+			snap = &Snapshot{Version: v, Content: b}
+			return nil
+		})
+		if err != nil {
+			return // deleted
+		}
+		if snap != nil {
+			first = false
+			last = snap.Version
+			h.latest.Store(snap)
+			h.mu.Lock()
+			for s := range h.subs {
+				signal(s.notify)
+			}
+			h.mu.Unlock()
+		}
+		if err := h.r.Do(func(rr *region.Region) error {
+			rr.WaitChange(seq, hubPoll)
+			return nil
+		}); err != nil {
+			return
+		}
+	}
+}
+
+func signal(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}

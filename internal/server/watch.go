@@ -1,0 +1,132 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/region"
+)
+
+// watch serves WATCH <id> [from=<version>]: reply OK <version>, then push
+// an EVENT for every newer committed state (coalesced when the client
+// reads slowly). Without from, the first event is the current state.
+func (c *conn) watch(req *proto.Request) {
+	hr, err := c.s.h.GetBytes(req.ID)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	var v uint64
+	hr.Do(func(r *region.Region) error { v = r.Version(); return nil })
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if w, ok := c.watches[string(req.ID)]; ok {
+		// Watching already: only move the starting point.
+		w.sent, w.hasSent = req.From, req.HasFrom
+		c.out = proto.AppendOKVersion(c.out, v)
+		return
+	}
+	if len(c.watches) >= c.s.cfg.MaxWatches {
+		c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("this connection watches %d regions already, the most allowed", len(c.watches)))
+		return
+	}
+	sub, err := hr.Subscribe(c.notify)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if c.watches == nil {
+		c.watches = map[string]*watch{}
+	}
+	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom}
+	if !c.pusher {
+		c.pusher = true
+		c.s.goroutine(c.push)
+	}
+	c.out = proto.AppendOKVersion(c.out, v)
+}
+
+func (c *conn) unwatch(req *proto.Request) {
+	c.smu.Lock()
+	w, ok := c.watches[string(req.ID)]
+	delete(c.watches, string(req.ID))
+	c.smu.Unlock()
+	if !ok {
+		c.out = proto.AppendError(c.out, proto.CodeNotFound, fmt.Sprintf("this connection does not watch %q", req.ID))
+		return
+	}
+	w.sub.Close()
+	c.out = proto.AppendOK(c.out)
+}
+
+// activateWatches lets the pusher serve watches whose WATCH reply has now
+// been written, so that no event precedes its WATCH's reply.
+func (c *conn) activateWatches() {
+	c.smu.Lock()
+	n := 0
+	for _, w := range c.watches {
+		if !w.active {
+			w.active = true
+			n++
+		}
+	}
+	c.smu.Unlock()
+	if n > 0 {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// push writes EVENT frames whenever a watched region has a state newer
+// than the last one sent. A client that reads slowly gets the latest
+// state, not every version: the event's version tells it what it skipped.
+func (c *conn) push() {
+	var buf []byte
+	type pending struct {
+		w *watch
+		v uint64
+	}
+	var sent []pending
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.notify:
+		}
+		buf, sent = buf[:0], sent[:0]
+		c.smu.Lock()
+		for _, w := range c.watches {
+			if !w.active {
+				continue
+			}
+			snap := w.sub.Latest()
+			if snap == nil || w.hasSent && snap.Version <= w.sent {
+				continue
+			}
+			buf = proto.AppendEvent(buf, []byte(w.id), snap.Version, snap.Content)
+			sent = append(sent, pending{w, snap.Version})
+		}
+		c.smu.Unlock()
+		if len(buf) == 0 {
+			continue
+		}
+		c.wmu.Lock()
+		c.setWriteDeadline()
+		_, err := c.nc.Write(buf)
+		c.wmu.Unlock()
+		if err != nil {
+			c.nc.Close() // the reader sees it and ends the connection
+			return
+		}
+		c.smu.Lock()
+		for _, p := range sent {
+			p.w.sent, p.w.hasSent = p.v, true
+		}
+		c.smu.Unlock()
+		if cap(buf) > 4*flushAt {
+			buf = nil
+		}
+	}
+}
