@@ -52,7 +52,7 @@ type hub struct {
 
 // hubPoll bounds how long the hub sleeps between checks that it should
 // stop; changes wake it at once.
-const hubPoll = 500 * time.Millisecond
+const hubPoll = 5 * time.Second
 
 // Subscribe returns a subscription to the region's changes: notify gets a
 // signal (sent without blocking; give it room for one) whenever a newer

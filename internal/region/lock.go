@@ -219,8 +219,8 @@ func (r *Region) Acquire(wait, lease time.Duration, label []byte) (token uint64,
 // DefaultLease is the lease length Acquire uses when given none.
 const DefaultLease = 10 * time.Second
 
-// holds reports whether this process holds the lease with token, unexpired.
-func (r *Region) holds(token uint64) bool {
+// Holds reports whether this process holds the lease with token, unexpired.
+func (r *Region) Holds(token uint64) bool {
 	w := r.lockw.Load()
 	if ownerOf(w) != r.pid || r.fence.Load() != token {
 		return false
@@ -235,7 +235,7 @@ func (r *Region) Renew(token uint64, lease time.Duration) error {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	if !r.holds(token) {
+	if !r.Holds(token) {
 		return ErrFenced
 	}
 	r.lease.Store(monotonic() + int64(lease))

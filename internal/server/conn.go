@@ -40,6 +40,7 @@ type conn struct {
 	quit     bool
 	stopping atomic.Bool
 	wdl      time.Time // write deadline last set (under wmu)
+	leases   map[string]heldLease
 
 	// wmu serialises writes to the socket: reply batches and event frames
 	// never interleave.
@@ -202,9 +203,10 @@ func (c *conn) setWriteDeadline() {
 	}
 }
 
-// close ends the connection and its watches.
+// close ends the connection, its leases and its watches.
 func (c *conn) close() {
 	c.nc.Close()
+	c.releaseLeases()
 	close(c.done)
 	c.smu.Lock()
 	for _, w := range c.watches {
@@ -272,6 +274,12 @@ func (c *conn) handle(req *proto.Request) {
 		c.watch(req)
 	case proto.CmdUnwatch:
 		c.unwatch(req)
+	case proto.CmdLock:
+		c.lock(req)
+	case proto.CmdRenew:
+		c.renew(req)
+	case proto.CmdUnlock:
+		c.unlock(req)
 	default:
 		c.out = proto.AppendError(c.out, proto.CodeUnknownCommand, req.Cmd.String()+" is not supported by this host")
 	}
@@ -374,6 +382,13 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 // apply performs a WRITE or SET on the region.
 func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 	o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Conditional: req.HasIfVer, IfVersion: req.IfVersion}
+	if req.HasFence {
+		l, ok := c.leases[string(req.ID)]
+		if !ok || l.token != req.Fence || l.hr != hr {
+			return 0, fmt.Errorf("%w: this connection holds no lock on %q with token %d", region.ErrFenced, req.ID, req.Fence)
+		}
+		o.Fenced, o.Fence = true, req.Fence
+	}
 	var v uint64
 	err := hr.Do(func(r *region.Region) (err error) {
 		if req.HasAt {
@@ -491,6 +506,8 @@ func classify(err error) (proto.Code, string) {
 		return proto.CodeLimit, err.Error()
 	case errors.Is(err, host.ErrClosed):
 		return proto.CodeUnavailable, "host is shutting down"
+	case errors.Is(err, region.ErrFenced):
+		return proto.CodeFenced, err.Error()
 	}
 	return proto.CodeInternal, fmt.Sprint(err)
 }
