@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,12 +12,14 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/proto"
 )
 
@@ -84,7 +87,19 @@ type Options struct {
 	// OnState, if set, is called with each new state of a Conn or Watcher
 	// made with these options. It must not block.
 	OnState func(State)
+	// Token is sent with AUTH when the host requires one (its metadata
+	// line says "auth":"token"). It is never logged.
+	Token string
+	// TLS, if set, connects with TLS using this configuration. For a host
+	// with a self-signed certificate, use PinnedTLS with the fingerprint it
+	// prints.
+	TLS *tls.Config
 }
+
+// PinnedTLS returns a TLS configuration that accepts exactly the host
+// certificate with this SHA-256 fingerprint (64 hex digits, colons
+// allowed), as "shmgr host --tls" prints it.
+func PinnedTLS(fingerprint string) (*tls.Config, error) { return certs.PinnedConfig(fingerprint) }
 
 // DefaultOptions returns the default options.
 func DefaultOptions() Options {
@@ -210,6 +225,44 @@ type Conn struct {
 	seq     uint64
 	closed  bool
 	lastErr error
+	grant   grant
+}
+
+// grant is what the host says the connection's token allows.
+type grant struct {
+	readOnly bool
+	regions  []string // empty: all
+}
+
+// parseGrant reads an AUTH reply's text: "rw" or "ro", then optionally
+// " regions=a,b".
+func parseGrant(s string) grant {
+	f := strings.Fields(s)
+	var g grant
+	if len(f) > 0 && f[0] == "ro" {
+		g.readOnly = true
+	}
+	for _, x := range f[1:] {
+		if v, ok := strings.CutPrefix(x, "regions="); ok && v != "" {
+			g.regions = strings.Split(v, ",")
+		}
+	}
+	return g
+}
+
+// allows reports whether the token lets this client use region id
+// directly (and write it, if write).
+func (c *Conn) allows(id string, write bool) error {
+	c.mu.Lock()
+	g := c.grant
+	c.mu.Unlock()
+	if write && g.readOnly {
+		return fmt.Errorf("%w: the token is read-only", ErrForbidden)
+	}
+	if len(g.regions) > 0 && !slices.Contains(g.regions, id) {
+		return fmt.Errorf("%w: the token does not cover region %q", ErrForbidden, id)
+	}
+	return nil
 }
 
 // Connect dials a host at addr ("host:port"; a missing port means
@@ -241,7 +294,18 @@ func (c *Conn) dial(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.opts.DialTimeout)
 		defer cancel()
 	}
-	nc, err := dialer.DialContext(ctx, "tcp", c.addr)
+	var nc net.Conn
+	var err error
+	if c.opts.TLS != nil {
+		cfg := c.opts.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(c.addr)
+		}
+		td := tls.Dialer{NetDialer: &dialer, Config: cfg}
+		nc, err = td.DialContext(ctx, "tcp", c.addr)
+	} else {
+		nc, err = dialer.DialContext(ctx, "tcp", c.addr)
+	}
 	if err != nil {
 		return fmt.Errorf("connect to host %s: %w", c.addr, err)
 	}
@@ -264,6 +328,27 @@ func (c *Conn) dial(ctx context.Context) error {
 			return fmt.Errorf("connect to host %s: host refused: %s", c.addr, bytes.TrimSpace(line[6:]))
 		}
 		return fmt.Errorf("connect to host %s: not a shmgr host? %w: %w", c.addr, ErrProtocol, err)
+	}
+	if m.Auth == "token" {
+		if c.opts.Token == "" {
+			c.drop()
+			return fmt.Errorf("connect to host %s: %w: the host requires a token (pass --token, set SHMGR_TOKEN, or Options.Token; the host prints it at start)", c.addr, ErrUnauthorized)
+		}
+		err := c.roundTrip(ctx, func(b []byte) []byte { return proto.AppendAuth(b, []byte(c.opts.Token)) }, func(rep proto.Reply) error {
+			if rep.Kind != proto.ReplyOK {
+				return unexpected(rep, "OK")
+			}
+			c.grant = parseGrant(string(rep.Text))
+			return nil
+		})
+		if err != nil {
+			c.drop()
+			var te *transportError
+			if errors.As(err, &te) {
+				err = te.err
+			}
+			return fmt.Errorf("connect to host %s: %w", c.addr, err)
+		}
 	}
 	c.meta = infoFromMeta(m)
 	c.srv = m.Server

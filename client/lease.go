@@ -52,6 +52,10 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 		return nil, err
 	}
 	if m != nil {
+		if err := r.writable(); err != nil {
+			m.release()
+			return nil, err
+		}
 		wait := r.wo(ctx).Timeout
 		token, err := m.r.Acquire(min(o.Wait, wait), o.Lease, nil)
 		if err != nil {

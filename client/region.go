@@ -84,6 +84,9 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 			return nil, fmt.Errorf("open region %q: %w", id, err)
 		}
 	}
+	if err := c.allows(info.ShmID, false); err != nil {
+		return nil, fmt.Errorf("open region %q: %w", info.ShmID, err)
+	}
 	r := &Region{conn: c, id: info.ShmID, info: info, mode: ModeTCP, lockTO: c.opts.LockTimeout}
 	if c.opts.Mode == ModeTCP {
 		r.why = "TCP mode was requested"
@@ -231,6 +234,10 @@ func (r *Region) Close() error {
 	return nil
 }
 
+// writable refuses local writes that the connection's token does not
+// allow: a mapped region obeys the same grant as the host would.
+func (r *Region) writable() error { return r.conn.allows(r.id, true) }
+
 // wo returns the options of a local write: the lock timeout, shortened to
 // ctx's deadline.
 func (r *Region) wo(ctx context.Context) region.WriteOptions {
@@ -291,6 +298,9 @@ func (r *Region) Write(ctx context.Context, p []byte) (uint64, error) {
 		}
 		defer m.release()
 		l := m.r
+		if err := r.writable(); err != nil {
+			return 0, err
+		}
 		return l.Write(p, r.wo(ctx))
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{})
@@ -305,6 +315,9 @@ func (r *Region) WriteAt(ctx context.Context, off int64, p []byte) (uint64, erro
 		}
 		defer m.release()
 		l := m.r
+		if err := r.writable(); err != nil {
+			return 0, err
+		}
 		return l.WriteAt(off, p, r.wo(ctx))
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasAt: true, At: off})
@@ -320,6 +333,9 @@ func (r *Region) WriteIf(ctx context.Context, p []byte, version uint64) (uint64,
 		}
 		defer m.release()
 		l := m.r
+		if err := r.writable(); err != nil {
+			return 0, err
+		}
 		o := r.wo(ctx)
 		o.Conditional, o.IfVersion = true, version
 		return l.Write(p, o)
@@ -353,6 +369,9 @@ func (r *Region) Update(ctx context.Context, fn func(cur []byte) ([]byte, error)
 		}
 		defer m.release()
 		l := m.r
+		if err := r.writable(); err != nil {
+			return 0, err
+		}
 		return l.Update(r.wo(ctx), fn)
 	}
 	for {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/shmgr/shmgr/client"
 	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/metrics"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/server"
@@ -24,13 +27,28 @@ import (
 
 // hostFlags are the host command's settings.
 type hostFlags struct {
-	listen      string
-	dataDir     string
-	defaultSize int64
-	lockTimeout time.Duration
-	idleTimeout time.Duration
-	logFormat   string
-	quiet       bool
+	listen       string
+	dataDir      string
+	defaultSize  int64
+	lockTimeout  time.Duration
+	idleTimeout  time.Duration
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+	logFormat    string
+	quiet        bool
+	token        string
+	rotateToken  bool
+	insecure     bool
+	tls          bool
+	tlsCert      string
+	tlsKey       string
+	metrics      string
+	maxConns     int
+	maxRequest   int64
+	maxRegions   int
+	maxRegion    int64
+	maxWatches   int
+	group        string
 }
 
 func newHostCmd() *cobra.Command {
@@ -59,9 +77,24 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().StringVar(&f.dataDir, "data-dir", "", "data directory (env "+host.DataDirEnv+"; default: the user's state directory)")
 	c.Flags().Int64Var(&f.defaultSize, "default-size", region.DefaultSize, "size of the default region when it is first created")
 	c.Flags().DurationVar(&f.lockTimeout, "lock-timeout", region.DefaultTimeout, "how long a write waits for a region's lock")
-	c.Flags().DurationVar(&f.idleTimeout, "idle-timeout", 0, "close connections idle for this long (0: never)")
+	c.Flags().DurationVar(&f.idleTimeout, "idle-timeout", 10*time.Minute, "close connections idle for this long (0: never)")
+	c.Flags().DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "close connections that take longer than this to send one request")
+	c.Flags().DurationVar(&f.writeTimeout, "write-timeout", 30*time.Second, "close connections that do not take their replies for this long")
 	c.Flags().StringVar(&f.logFormat, "log-format", "text", "log format on standard error: text or json")
 	c.Flags().BoolVar(&f.quiet, "quiet", false, "log only warnings and errors")
+	c.Flags().StringVar(&f.token, "token", "", "the admin token (env "+tokenEnv+"; default: made on first start and kept in <data-dir>/tokens.json)")
+	c.Flags().BoolVar(&f.rotateToken, "rotate-token", false, "replace the admin token with a new one")
+	c.Flags().BoolVar(&f.insecure, "insecure", false, "serve a non-loopback address without tokens (not recommended)")
+	c.Flags().BoolVar(&f.tls, "tls", false, "serve TLS with a self-signed certificate kept in <data-dir>/tls (or --tls-cert/--tls-key)")
+	c.Flags().StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM) to serve; implies --tls")
+	c.Flags().StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
+	c.Flags().StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (a bare port binds 127.0.0.1)")
+	c.Flags().IntVar(&f.maxConns, "max-connections", 4096, "most open client connections")
+	c.Flags().Int64Var(&f.maxRequest, "max-request", proto.DefaultMaxPayload, "largest payload of one write, in bytes")
+	c.Flags().IntVar(&f.maxRegions, "max-regions", 1024, "most regions")
+	c.Flags().Int64Var(&f.maxRegion, "max-region-size", 4<<30, "largest region, in bytes")
+	c.Flags().IntVar(&f.maxWatches, "max-watches", 1024, "most watches per connection")
+	c.Flags().StringVar(&f.group, "group", "", "share regions and the data directory with this group (read-write for its members)")
 	return c
 }
 
@@ -76,16 +109,26 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	if f.lockTimeout <= 0 {
-		return usageError{fmt.Errorf("--lock-timeout %v: must be positive", f.lockTimeout)}
-	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
+	if err := checkHostFlags(f); err != nil {
+		return err
 	}
 	cfg := host.DefaultConfig(dir)
 	cfg.DefaultSize = f.defaultSize
+	cfg.MaxRegions, cfg.MaxRegionSize = f.maxRegions, f.maxRegion
 	cfg.Logf = func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
+	if f.group != "" {
+		gid, err := lookupGroup(f.group)
+		if err != nil {
+			return usageError{fmt.Errorf("--group %q: %w", f.group, err)}
+		}
+		cfg.GID, cfg.Perm = gid, 0o660
+	}
+	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
+	ln, err := lc.Listen(context.Background(), "tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
+	}
+	tcpAddr := ln.Addr().(*net.TCPAddr)
 	h, report, err := host.Open(cfg)
 	if err != nil {
 		ln.Close()
@@ -94,12 +137,29 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	for _, line := range report {
 		logger.Warn(line)
 	}
+	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
+	if err != nil {
+		ln.Close()
+		h.Close()
+		return err
+	}
+	if sec.tls != nil {
+		ln = tls.NewListener(ln, sec.tls)
+	}
+	m := &metrics.Host{}
 	srv := server.New(h, server.Config{
-		ServerName:  "shmgr " + version,
-		Limits:      proto.DefaultLimits(),
-		LockTimeout: f.lockTimeout,
-		IdleTimeout: f.idleTimeout,
-		Logf:        func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...)) },
+		ServerName:   "shmgr " + version,
+		Limits:       proto.Limits{MaxLine: proto.DefaultMaxLine, MaxPayload: f.maxRequest},
+		LockTimeout:  f.lockTimeout,
+		IdleTimeout:  f.idleTimeout,
+		ReadTimeout:  f.readTimeout,
+		WriteTimeout: f.writeTimeout,
+		MaxConns:     f.maxConns,
+		MaxWatches:   f.maxWatches,
+		Auth:         sec.store,
+		Insecure:     sec.insecure,
+		Metrics:      m,
+		Logf:         func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
 	})
 	def, err := h.Default()
 	if err != nil {
@@ -107,7 +167,16 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		h.Close()
 		return err
 	}
-	printBanner(stdout, ln.Addr().(*net.TCPAddr), dir, def.Info())
+	var metricsSrv *http.Server
+	if f.metrics != "" {
+		if metricsSrv, err = serveMetrics(f.metrics, m, logger); err != nil {
+			ln.Close()
+			h.Close()
+			return err
+		}
+		defer metricsSrv.Close()
+	}
+	printBanner(stdout, tcpAddr, dir, def.Info(), sec)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -150,7 +219,7 @@ func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
 }
 
 // printBanner prints what a client needs to connect, as the original did.
-func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info) {
+func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec security) {
 	port := strconv.Itoa(addr.Port)
 	ips := hostIPs(addr.IP)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -162,7 +231,21 @@ func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info) {
 	fmt.Fprintf(tw, "os name:\t%s (%s)\n", in.OSName, in.OSKind)
 	fmt.Fprintf(tw, "layout:\t%s, %d bytes (up to %d bytes of data), version %d\n", in.Layout, in.Size, in.MaxDataSize, in.Version)
 	fmt.Fprintf(tw, "data dir:\t%s\n", dir)
-	fmt.Fprintf(tw, "connect:\tshmgr read --host %s\n", net.JoinHostPort(ips[0], port))
+	flags := ""
+	switch {
+	case sec.store != nil:
+		fmt.Fprintf(tw, "token:\t%s\n", sec.token)
+		flags += " --token " + sec.token
+	case sec.insecure:
+		fmt.Fprintf(tw, "auth:\tnone (--insecure: anyone who can reach this port can read and write)\n")
+	default:
+		fmt.Fprintf(tw, "auth:\tnone (loopback only)\n")
+	}
+	if sec.tls != nil {
+		fmt.Fprintf(tw, "tls sha256:\t%s\n", sec.fingerprint)
+		flags += " --tls-fingerprint " + sec.fingerprint
+	}
+	fmt.Fprintf(tw, "connect:\tshmgr read --host %s%s\n", net.JoinHostPort(ips[0], port), flags)
 	tw.Flush()
 }
 

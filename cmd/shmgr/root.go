@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shmgr/shmgr/client"
+	"github.com/shmgr/shmgr/internal/auth"
+	"github.com/shmgr/shmgr/internal/certs"
+	"github.com/shmgr/shmgr/internal/host"
 )
 
 // version is the shmgr release.
@@ -25,11 +30,16 @@ type usageError struct{ error }
 
 // globals are the flags every client command shares.
 type globals struct {
-	host    string
-	id      string
-	json    bool
-	mode    string
-	timeout time.Duration
+	host        string
+	id          string
+	json        bool
+	mode        string
+	timeout     time.Duration
+	token       string
+	tls         bool
+	fingerprint string
+	caFile      string
+	dataDir     string
 }
 
 // run executes the command line and returns the exit code: 0 success,
@@ -88,7 +98,7 @@ Another machine:        shmgr read --host 192.168.1.5:9410`,
 		newHostCmd(),
 		newReadCmd(&globals{}), newWriteCmd(&globals{}), newWatchCmd(&globals{}), newLsCmd(&globals{}),
 		newCreateCmd(&globals{}), newRmCmd(&globals{}), newInfoCmd(&globals{}),
-		newVersionCmd(),
+		newTokenCmd(), newVersionCmd(),
 	)
 	return root
 }
@@ -106,7 +116,18 @@ func addClientFlags(c *cobra.Command, g *globals, withID bool) {
 	c.Flags().BoolVar(&g.json, "json", false, "print JSON for scripts")
 	c.Flags().StringVar(&g.mode, "mode", "auto", "how to reach the region: auto, local (map it directly) or tcp")
 	c.Flags().DurationVar(&g.timeout, "timeout", 10*time.Second, "give up after this long")
+	c.Flags().StringVar(&g.token, "token", "", "token for a host that requires one (env "+tokenEnv+"; default: the admin token in the local data directory, if readable)")
+	c.Flags().BoolVar(&g.tls, "tls", false, "connect with TLS")
+	c.Flags().StringVar(&g.fingerprint, "tls-fingerprint", "", "accept only the host certificate with this SHA-256 fingerprint (env "+fingerprintEnv+"; implies --tls)")
+	c.Flags().StringVar(&g.caFile, "tls-ca", "", "verify the host certificate against this CA bundle (PEM; implies --tls)")
+	c.Flags().StringVar(&g.dataDir, "data-dir", "", "the local host's data directory, to pick up its token and certificate (env "+host.DataDirEnv+")")
 }
+
+// Environment variables for client credentials.
+const (
+	tokenEnv       = "SHMGR_TOKEN"
+	fingerprintEnv = "SHMGR_TLS_FINGERPRINT"
+)
 
 func (g *globals) options() (client.Options, error) {
 	o := client.DefaultOptions()
@@ -115,6 +136,46 @@ func (g *globals) options() (client.Options, error) {
 		return o, usageError{err}
 	}
 	o.Mode = m
+	dir := g.dataDir
+	if dir == "" {
+		dir, _ = host.DefaultDataDir()
+	}
+	o.Token = g.token
+	if o.Token == "" {
+		o.Token = os.Getenv(tokenEnv)
+	}
+	if o.Token == "" && dir != "" {
+		// On the host's own machine the CLI may read the host's token.
+		o.Token, _ = auth.ReadAdmin(dir)
+	}
+	fp := g.fingerprint
+	if fp == "" {
+		fp = os.Getenv(fingerprintEnv)
+	}
+	switch {
+	case fp != "":
+		if o.TLS, err = client.PinnedTLS(fp); err != nil {
+			return o, usageError{err}
+		}
+	case g.caFile != "":
+		pem, err := os.ReadFile(g.caFile)
+		if err != nil {
+			return o, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return o, usageError{fmt.Errorf("--tls-ca %s: no PEM certificates in it", g.caFile)}
+		}
+		o.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	case g.tls:
+		// The local host's self-signed certificate is pinned when readable.
+		certPath, _ := certs.Paths(dir)
+		if lfp, err := certs.FileFingerprint(certPath); err == nil && dir != "" {
+			o.TLS, _ = client.PinnedTLS(lfp)
+		} else {
+			o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
 	return o, nil
 }
 
@@ -151,6 +212,16 @@ func withHint(err error, host string) error {
 		return fmt.Errorf("%w\nno host is listening at %s: start one with 'shmgr host', or pass --host ADDR", err, host)
 	case errors.Is(err, client.ErrNotFound):
 		return fmt.Errorf("%w\nlist the host's regions with 'shmgr ls --host %s'", err, host)
+	case errors.Is(err, client.ErrUnauthorized):
+		return fmt.Errorf("%w\npass the host's token with --token or %s", err, tokenEnv)
+	case strings.Contains(s, "certificate"):
+		return fmt.Errorf("%w\nfor a host with a self-signed certificate, pass the fingerprint it prints: --tls-fingerprint SHA256", err)
+	case strings.Contains(s, "first record does not look like a TLS handshake"):
+		return fmt.Errorf("%w\nthe host does not speak TLS: drop --tls", err)
+	case errors.Is(err, client.ErrProtocol) && strings.Contains(s, "metadata"):
+		return fmt.Errorf("%w\nif the host runs with --tls, pass --tls", err)
+	case strings.Contains(s, "reading metadata line") && (errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "i/o timeout")):
+		return fmt.Errorf("%w\nthe host at %s accepted the connection but sent nothing: if it runs with --tls, pass --tls (or --tls-fingerprint)", err, host)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "i/o timeout"):
 		return fmt.Errorf("%w\nthe host at %s did not answer in time: check the address and firewall", err, host)
 	}

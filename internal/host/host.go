@@ -37,6 +37,8 @@ var (
 	ErrClosed = errors.New("host closed")
 	// ErrNoSpace: not enough shared memory left for the region.
 	ErrNoSpace = errors.New("not enough shared memory")
+	// ErrLimit: a host limit (regions, region size) refuses the request.
+	ErrLimit = errors.New("host limit reached")
 )
 
 // Config configures a Host. DefaultConfig fills in every default.
@@ -56,11 +58,19 @@ type Config struct {
 	PersistEvery time.Duration
 	// Logf logs host events. Default: discard.
 	Logf func(format string, args ...any)
+	// MaxRegions bounds how many regions the host keeps (default 1024).
+	MaxRegions int
+	// MaxRegionSize bounds one region's size in bytes (default 4 GiB).
+	MaxRegionSize int64
+	// GID, if >= 0, is the group that created objects and files are given
+	// (with Perm letting the group in, such as 0660). Default -1: none.
+	GID int
 }
 
 // DefaultConfig returns the defaults for a host in dataDir.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, DefaultID: "default", DefaultSize: region.DefaultSize, Perm: 0o600, PersistEvery: 2 * time.Second}
+	return Config{DataDir: dataDir, DefaultID: "default", DefaultSize: region.DefaultSize, Perm: 0o600, PersistEvery: 2 * time.Second,
+		MaxRegions: 1024, MaxRegionSize: 4 << 30, GID: -1}
 }
 
 // Host owns the regions of one data directory. It is safe for concurrent
@@ -114,6 +124,12 @@ func Open(cfg Config) (*Host, []string, error) {
 	}
 	if cfg.PersistEvery == 0 {
 		cfg.PersistEvery = d.PersistEvery
+	}
+	if cfg.MaxRegions == 0 {
+		cfg.MaxRegions = d.MaxRegions
+	}
+	if cfg.MaxRegionSize == 0 {
+		cfg.MaxRegionSize = d.MaxRegionSize
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -235,6 +251,12 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 	}
 	if _, ok := h.regions[id]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrExists, id)
+	}
+	if len(h.regions) >= h.cfg.MaxRegions {
+		return nil, fmt.Errorf("%w: the host has %d regions, the most it allows (shmgr host --max-regions)", ErrLimit, len(h.regions))
+	}
+	if o.Size > h.cfg.MaxRegionSize {
+		return nil, fmt.Errorf("%w: %d bytes is larger than the host's maximum region size of %d bytes (shmgr host --max-region-size)", ErrLimit, o.Size, h.cfg.MaxRegionSize)
 	}
 	r, err := h.createLocked(id, o)
 	if err != nil {
@@ -436,6 +458,14 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 		removeObject(e.Durable, e.OSName)
 		return nil, err
 	}
+	if h.cfg.GID >= 0 {
+		if err := h.chgrp(e); err != nil {
+			data.Close()
+			ctl.Close()
+			removeObjects(e)
+			return nil, err
+		}
+	}
 	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, version); err != nil {
 		data.Close()
 		ctl.Close()
@@ -456,6 +486,22 @@ func (h *Host) wrap(e registry.Entry, data, ctl *shm.Mapping) (*Region, error) {
 	r := &Region{entry: e, r: rr, data: data, ctl: ctl, kind: data.Kind(), hostID: h.hostID, owner: h}
 	r.hub = &hub{r: r, subs: map[*Sub]struct{}{}}
 	return r, nil
+}
+
+// chgrp gives a region's objects to the configured group.
+func (h *Host) chgrp(e registry.Entry) error {
+	for _, n := range []string{e.OSName, e.CtlName} {
+		var err error
+		if e.Durable {
+			err = os.Chown(n, -1, h.cfg.GID)
+		} else {
+			err = shm.Chown(n, h.cfg.GID)
+		}
+		if err != nil {
+			return fmt.Errorf("give %s to group %d: %w", n, h.cfg.GID, err)
+		}
+	}
+	return nil
 }
 
 func removeObject(durable bool, name string) {

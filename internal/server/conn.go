@@ -1,16 +1,19 @@
 package server
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
@@ -28,19 +31,25 @@ const (
 // up to stopping; the pusher (started by the first WATCH) shares the rest
 // under the mutexes.
 type conn struct {
-	s        *Server
-	nc       net.Conn
-	p        *proto.Parser
-	in       []byte
-	r, w     int
-	out      []byte
-	scratch  []byte
-	cur      *host.Region
-	label    []byte
-	quit     bool
-	stopping atomic.Bool
-	wdl      time.Time // write deadline last set (under wmu)
-	leases   map[string]heldLease
+	s            *Server
+	nc           net.Conn
+	p            *proto.Parser
+	in           []byte
+	r, w         int
+	out          []byte
+	scratch      []byte
+	cur          *host.Region
+	label        []byte
+	quit         bool
+	stopping     atomic.Bool
+	wdl          time.Time // write deadline last set (under wmu)
+	leases       map[string]heldLease
+	nleases      atomic.Int32
+	grant        *auth.Grant // nil until AUTH on a host that requires it
+	authName     atomic.Value
+	since        time.Time
+	partial      time.Time // when the pending partial request began
+	authFailures int
 
 	// wmu serialises writes to the socket: reply batches and event frames
 	// never interleave.
@@ -64,7 +73,7 @@ type watch struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{
+	c := &conn{
 		s:      s,
 		nc:     nc,
 		p:      proto.NewParser(s.cfg.Limits),
@@ -73,7 +82,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 		label:  []byte("shmgr host for tcp " + nc.RemoteAddr().String()),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		since:  time.Now(),
 	}
+	if s.cfg.Auth == nil {
+		c.grant = &auth.AllGrant
+	}
+	return c
 }
 
 // stop makes the connection finish what it has read and close.
@@ -88,6 +102,16 @@ func (c *conn) serve() {
 	c.s.cfg.Logf("connection from %s", remote)
 	defer c.s.cfg.Logf("connection from %s closed", remote)
 
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// A client that never finishes the handshake must not hold the
+		// connection.
+		tc.SetDeadline(time.Now().Add(c.s.cfg.ReadTimeout))
+		if err := tc.Handshake(); err != nil {
+			c.s.cfg.Logf("tls handshake with %s failed: %v", remote, err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	cur, err := c.s.h.Default()
 	if err != nil {
 		c.nc.Write(proto.AppendError(nil, proto.CodeUnavailable, "host is shutting down"))
@@ -109,13 +133,21 @@ func (c *conn) serve() {
 				var pe *proto.Error
 				if errors.As(err, &pe) {
 					c.out = proto.AppendError(c.out, pe.Code, pe.Error())
+					c.s.cfg.Metrics.Request(0, int(pe.Code), 0)
+					if pe.Code == proto.CodeTooLarge || pe.Code == proto.CodeLineTooLong {
+						c.s.cfg.Metrics.LimitRefusals.Get("request_size").Inc()
+					}
 				} else {
 					c.out = proto.AppendError(c.out, proto.CodeBadRequest, err.Error())
 				}
 				continue
 			}
 			if req.Cmd != proto.CmdNone {
-				c.handle(&req)
+				start, mark := time.Now(), len(c.out)
+				if c.permitted(&req) {
+					c.handle(&req)
+				}
+				c.record(&req, start, mark)
 			}
 			if len(c.out) >= flushAt && !c.flush() {
 				return
@@ -130,10 +162,38 @@ func (c *conn) serve() {
 	}
 }
 
+// record counts a handled request in the metrics: its command, its
+// outcome (read back from the reply appended at mark) and its latency.
+func (c *conn) record(req *proto.Request, start time.Time, mark int) {
+	m := c.s.cfg.Metrics
+	outcome := 0
+	if rep := c.out[mark:]; len(rep) > 6 && string(rep[:6]) == "ERROR " {
+		rest := rep[6:]
+		for i, b := range rest {
+			if b == ' ' || b == '\n' {
+				rest = rest[:i]
+				break
+			}
+		}
+		outcome = int(proto.ParseCode(string(rest)))
+		if outcome == int(proto.CodeLockTimeout) {
+			m.LockTimeouts.Inc()
+		} else if outcome == int(proto.CodeLimit) {
+			m.LimitRefusals.Get(req.Cmd.String()).Inc()
+		}
+	}
+	m.BytesIn.Add(uint64(len(req.Payload)))
+	m.BytesOut.Add(uint64(len(c.out) - mark))
+	m.Request(int(req.Cmd), outcome, time.Since(start))
+}
+
 // fill reads more bytes, making room for the pending request.
 func (c *conn) fill() bool {
 	if c.r == c.w {
 		c.r, c.w = 0, 0
+		c.partial = time.Time{}
+	} else if c.partial.IsZero() {
+		c.partial = time.Now()
 	}
 	need := int(c.p.Need())
 	if need < c.w-c.r+1 {
@@ -157,15 +217,35 @@ func (c *conn) fill() bool {
 		c.r = 0
 		c.in = small
 	}
+	// An idle connection may wait IdleTimeout for its next request; a
+	// request that has begun must arrive whole within ReadTimeout.
+	var dl time.Time
 	if d := c.s.cfg.IdleTimeout; d > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d))
+		dl = time.Now().Add(d)
 	}
+	if !c.partial.IsZero() {
+		if pd := c.partial.Add(c.s.cfg.ReadTimeout); dl.IsZero() || pd.Before(dl) {
+			dl = pd
+		}
+	}
+	c.nc.SetReadDeadline(dl)
 	if c.stopping.Load() {
 		return false
 	}
 	n, err := c.nc.Read(c.in[c.w:])
 	c.w += n
 	if err != nil {
+		var ne net.Error
+		if n == 0 && errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
+			what, limit := "idle", "idle_timeout"
+			if !c.partial.IsZero() {
+				what, limit = "sending one request", "read_timeout"
+			}
+			c.s.cfg.Metrics.LimitRefusals.Get(limit).Inc()
+			c.s.cfg.Logf("closing connection from %s: too long %s", c.nc.RemoteAddr(), what)
+			c.out = proto.AppendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
+			c.flush()
+		}
 		return n > 0 && !c.stopping.Load()
 	}
 	return true
@@ -212,6 +292,7 @@ func (c *conn) close() {
 	for _, w := range c.watches {
 		w.sub.Close()
 	}
+	c.s.cfg.Metrics.Watchers.Add(-int64(len(c.watches)))
 	c.watches = nil
 	c.smu.Unlock()
 }
@@ -258,7 +339,11 @@ func (c *conn) handle(req *proto.Request) {
 		}
 		c.appendJSON(r.Info())
 	case proto.CmdList:
-		c.appendJSON(c.s.h.List())
+		list := c.s.h.List()
+		if len(c.grant.Regions) > 0 {
+			list = slices.DeleteFunc(list, func(in host.Info) bool { return !c.visible(in.ShmID) })
+		}
+		c.appendJSON(list)
 	case proto.CmdCreate:
 		c.create(req)
 	case proto.CmdDelete:
@@ -268,8 +353,7 @@ func (c *conn) handle(req *proto.Request) {
 		}
 		c.out = proto.AppendOK(c.out)
 	case proto.CmdAuth:
-		// This host runs open: any token is accepted.
-		c.out = proto.AppendOK(c.out)
+		c.authenticate(req)
 	case proto.CmdWatch:
 		c.watch(req)
 	case proto.CmdUnwatch:
@@ -437,25 +521,38 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		ShmID: in.ShmID, Size: in.Size, Layout: in.Layout,
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
-		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: "none", Session: c.s.session,
+		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.s.session,
 	}
 }
 
 // HostInfo is the JSON of INFO without an id.
 type HostInfo struct {
-	Server      string    `json:"server"`
-	Proto       string    `json:"proto"`
-	HostID      string    `json:"host_id"`
-	PID         int       `json:"pid"`
-	Default     string    `json:"default"`
-	Regions     int       `json:"regions"`
-	Connections int       `json:"connections"`
-	Accepted    uint64    `json:"accepted"`
-	Started     time.Time `json:"started"`
-	Auth        string    `json:"auth"`
-	MaxLine     int       `json:"max_line"`
-	MaxPayload  int64     `json:"max_payload"`
-	LockTimeout string    `json:"lock_timeout"`
+	Server      string       `json:"server"`
+	Proto       string       `json:"proto"`
+	HostID      string       `json:"host_id"`
+	PID         int          `json:"pid"`
+	Default     string       `json:"default"`
+	Regions     int          `json:"regions"`
+	Connections int          `json:"connections"`
+	Accepted    uint64       `json:"accepted"`
+	Started     time.Time    `json:"started"`
+	Auth        string       `json:"auth"`
+	MaxLine     int          `json:"max_line"`
+	MaxPayload  int64        `json:"max_payload"`
+	LockTimeout string       `json:"lock_timeout"`
+	Insecure    bool         `json:"insecure,omitempty"`
+	Limits      Limits       `json:"limits"`
+	Clients     []ClientInfo `json:"clients"`
+}
+
+// Limits are a host's limits, as INFO reports them.
+type Limits struct {
+	MaxConnections int    `json:"max_connections"`
+	MaxWatches     int    `json:"max_watches_per_connection"`
+	IdleTimeout    string `json:"idle_timeout"`
+	ReadTimeout    string `json:"read_timeout"`
+	WriteTimeout   string `json:"write_timeout"`
+	MaxLease       string `json:"max_lease"`
 }
 
 func (c *conn) hostInfo() HostInfo {
@@ -466,8 +563,15 @@ func (c *conn) hostInfo() HostInfo {
 	return HostInfo{
 		Server: c.s.cfg.ServerName, Proto: "shmgr/1", HostID: c.s.h.HostID(), PID: os.Getpid(),
 		Default: c.s.h.DefaultID(), Regions: len(c.s.h.List()), Connections: c.s.Connections(),
-		Accepted: c.s.accepted.Load(), Started: c.s.started.UTC().Truncate(time.Second), Auth: "none",
+		Accepted: c.s.accepted.Load(), Started: c.s.started.UTC().Truncate(time.Second), Auth: c.s.authMode(),
 		MaxLine: c.s.cfg.Limits.MaxLine, MaxPayload: c.s.cfg.Limits.MaxPayload, LockTimeout: lt.String(),
+		Insecure: c.s.cfg.Insecure,
+		Limits: Limits{
+			MaxConnections: c.s.cfg.MaxConns, MaxWatches: c.s.cfg.MaxWatches,
+			IdleTimeout: c.s.cfg.IdleTimeout.String(), ReadTimeout: c.s.cfg.ReadTimeout.String(),
+			WriteTimeout: c.s.cfg.WriteTimeout.String(), MaxLease: MaxLease.String(),
+		},
+		Clients: c.s.Clients(),
 	}
 }
 
@@ -502,7 +606,7 @@ func classify(err error) (proto.Code, string) {
 		return proto.CodeBadID, err.Error()
 	case errors.Is(err, host.ErrForbidden):
 		return proto.CodeForbidden, err.Error()
-	case errors.Is(err, host.ErrNoSpace):
+	case errors.Is(err, host.ErrNoSpace), errors.Is(err, host.ErrLimit):
 		return proto.CodeLimit, err.Error()
 	case errors.Is(err, host.ErrClosed):
 		return proto.CodeUnavailable, "host is shutting down"

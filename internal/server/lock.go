@@ -62,6 +62,7 @@ func (c *conn) lock(req *proto.Request) {
 		c.leases = map[string]heldLease{}
 	}
 	c.leases[string(req.ID)] = heldLease{hr: hr, token: token}
+	c.nleases.Store(int32(len(c.leases)))
 	c.out = proto.AppendOKVersion(c.out, token)
 }
 
@@ -120,6 +121,7 @@ func (c *conn) unlock(req *proto.Request) {
 		return
 	}
 	delete(c.leases, string(req.ID))
+	c.nleases.Store(int32(len(c.leases)))
 	if err := l.hr.Do(func(r *region.Region) error { return r.Release(l.token) }); err != nil {
 		c.fail(err)
 		return

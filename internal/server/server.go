@@ -9,12 +9,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/metrics"
 	"github.com/shmgr/shmgr/internal/proto"
 )
 
@@ -38,6 +42,21 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxWatches bounds the watches of one connection (default 1024).
 	MaxWatches int
+	// MaxConns bounds the open connections (default 4096); a connection
+	// over it gets "ERROR limit ..." and is closed.
+	MaxConns int
+	// ReadTimeout bounds how long a request may take to arrive once its
+	// first byte has (default 30s): a client that sends half a command and
+	// stalls (slowloris) is disconnected.
+	ReadTimeout time.Duration
+	// Auth, if set, requires every connection to send AUTH with one of its
+	// tokens before anything but PING and QUIT.
+	Auth *auth.Store
+	// Insecure marks a host an operator chose to expose without tokens;
+	// INFO says so.
+	Insecure bool
+	// Metrics, if set, counts requests, connections and refusals.
+	Metrics *metrics.Host
 	// Logf logs connection events (default: discard). It is never called
 	// with a lock held.
 	Logf func(format string, args ...any)
@@ -77,6 +96,17 @@ func New(h *host.Host, cfg Config) *Server {
 	if cfg.MaxWatches == 0 {
 		cfg.MaxWatches = 1024
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 4096
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = &metrics.Host{}
+	}
+	cfg.Metrics.CommandNames = commandNames()
+	cfg.Metrics.OutcomeNames = outcomeNames()
 	var b [8]byte
 	rand.Read(b[:])
 	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, started: time.Now(), session: hex.EncodeToString(b[:])}
@@ -149,9 +179,19 @@ func (s *Server) track(nc net.Conn) bool {
 	if s.closing {
 		return false
 	}
+	s.accepted.Add(1)
+	s.cfg.Metrics.ConnectionsTotal.Inc()
+	if len(s.conns) >= s.cfg.MaxConns {
+		s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
+		s.cfg.Logf("refused connection from %s: %d connections open, the most allowed", nc.RemoteAddr(), len(s.conns))
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(proto.AppendError(nil, proto.CodeLimit, fmt.Sprintf("the host has %d connections open, the most it allows: try again later", len(s.conns))))
+		nc.Close()
+		return true
+	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
-	s.accepted.Add(1)
+	s.cfg.Metrics.Connections.Add(1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -159,6 +199,7 @@ func (s *Server) track(nc net.Conn) bool {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.cfg.Metrics.Connections.Add(-1)
 	}()
 	return true
 }
@@ -170,6 +211,42 @@ func (s *Server) goroutine(fn func()) {
 		defer s.wg.Done()
 		fn()
 	}()
+}
+
+// authMode is "token" if connections must authenticate, else "none".
+func (s *Server) authMode() string {
+	if s.cfg.Auth != nil {
+		return "token"
+	}
+	return "none"
+}
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *metrics.Host { return s.cfg.Metrics }
+
+// ClientInfo describes one client connection, for INFO.
+type ClientInfo struct {
+	Addr    string    `json:"addr"`
+	Since   time.Time `json:"since"`
+	Token   string    `json:"token,omitempty"` // the token's name, never its secret
+	Watches int       `json:"watches"`
+	Leases  int       `json:"leases"`
+}
+
+// Clients lists the open connections.
+func (s *Server) Clients() []ClientInfo {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	out := make([]ClientInfo, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
+	return out
 }
 
 // Connections returns the number of open connections.

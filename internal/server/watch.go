@@ -39,6 +39,7 @@ func (c *conn) watch(req *proto.Request) {
 		c.watches = map[string]*watch{}
 	}
 	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom}
+	c.s.cfg.Metrics.Watchers.Add(1)
 	if !c.pusher {
 		c.pusher = true
 		c.s.goroutine(c.push)
@@ -56,6 +57,7 @@ func (c *conn) unwatch(req *proto.Request) {
 		return
 	}
 	w.sub.Close()
+	c.s.cfg.Metrics.Watchers.Add(-1)
 	c.out = proto.AppendOK(c.out)
 }
 
@@ -106,6 +108,7 @@ func (c *conn) push() {
 				continue
 			}
 			buf = proto.AppendEvent(buf, []byte(w.id), snap.Version, snap.Content)
+			c.s.cfg.Metrics.Events.Inc()
 			sent = append(sent, pending{w, snap.Version})
 		}
 		c.smu.Unlock()

@@ -76,3 +76,12 @@ func FreeSpace() (int64, error) {
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
+
+// Chown gives a named object to group gid.
+func Chown(name string, gid int) error {
+	p, err := namedPath(name)
+	if err != nil {
+		return err
+	}
+	return os.Chown(p, -1, gid)
+}

@@ -49,3 +49,11 @@ func FreeSpace() (int64, error) {
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
+
+// Chown gives a named object to group gid.
+func Chown(name string, gid int) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	return os.Chown(dir+name, -1, gid)
+}

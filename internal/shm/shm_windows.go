@@ -153,3 +153,7 @@ func listNamed(prefix string) ([]string, error) { return nil, nil }
 // FreeSpace reports no limit on Windows: sections are backed by the page
 // file, which the OS grows.
 func FreeSpace() (int64, error) { return 1 << 62, nil }
+
+// Chown is not supported on Windows: sections are shared by their
+// security descriptor, not by group ownership.
+func Chown(name string, gid int) error { return errors.ErrUnsupported }

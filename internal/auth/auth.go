@@ -1,0 +1,296 @@
+// Package auth holds a host's access tokens: which secret grants what
+// (read-write or read-only, all regions or some). Tokens live in
+// tokens.json in the host's data directory, readable by its owner only.
+// The first token, "admin", is made when the host first needs one.
+//
+// Tokens are compared in constant time, against every stored token, so the
+// time a check takes says nothing about how much of a token was right.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FileName is the token file in the data directory.
+const FileName = "tokens.json"
+
+// AdminName is the name of the token the host makes for its operator.
+const AdminName = "admin"
+
+// Access levels.
+const (
+	// ReadWrite may read, write, create and delete.
+	ReadWrite = "rw"
+	// ReadOnly may read, list and watch.
+	ReadOnly = "ro"
+)
+
+// Token is one stored token.
+type Token struct {
+	// Name identifies the token to people (never secret).
+	Name string `json:"name"`
+	// Secret is what a client sends with AUTH.
+	Secret string `json:"token"`
+	// Access is ReadWrite or ReadOnly.
+	Access string `json:"access"`
+	// Regions limits the token to these shm_ids; empty means all.
+	Regions []string `json:"regions,omitempty"`
+	// Created is when the token was made.
+	Created time.Time `json:"created"`
+}
+
+// Grant is what an authenticated connection may do.
+type Grant struct {
+	// Name is the token's name.
+	Name string
+	// ReadOnly forbids writes, LOCK, CREATE and DELETE.
+	ReadOnly bool
+	// Regions limits access to these shm_ids; empty means all.
+	Regions []string
+}
+
+// AllGrant is the grant of a connection to an open host.
+var AllGrant = Grant{Name: "open"}
+
+// Region reports whether the grant covers the region id.
+func (g *Grant) Region(id string) bool {
+	return len(g.Regions) == 0 || slices.Contains(g.Regions, id)
+}
+
+// file is the on-disk form.
+type file struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// Store is the token file of one data directory. It reloads the file when
+// it changes on disk, so tokens added with "shmgr token add" take effect
+// without a restart. It is safe for concurrent use.
+type Store struct {
+	path string
+	// mu protects tokens and mtime.
+	mu     sync.Mutex
+	tokens []Token
+	mtime  time.Time
+}
+
+// Errors.
+var (
+	// ErrNoToken: a token was required and none was given.
+	ErrNoToken = errors.New("authentication required")
+	// ErrBadToken: the token matches none stored.
+	ErrBadToken = errors.New("invalid token")
+)
+
+// Open loads dir's token file, creating it with a fresh admin token if it
+// does not exist.
+func Open(dir string) (*Store, error) {
+	s := &Store{path: filepath.Join(dir, FileName)}
+	if err := s.reload(); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if _, err := s.Add(Token{Name: AdminName, Access: ReadWrite}); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Path returns the token file's path.
+func (s *Store) Path() string { return s.path }
+
+// reload reads the file if it changed.
+func (s *Store) reload() error {
+	st, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st.ModTime().Equal(s.mtime) && s.tokens != nil {
+		return nil
+	}
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		return err
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("token file %s: %v", s.path, err)
+	}
+	for i, t := range f.Tokens {
+		if len(t.Secret) < 16 {
+			return fmt.Errorf("token file %s: token %d (%q) is shorter than 16 characters", s.path, i, t.Name)
+		}
+		if t.Access != ReadWrite && t.Access != ReadOnly {
+			return fmt.Errorf("token file %s: token %q: access %q: use %q or %q", s.path, t.Name, t.Access, ReadWrite, ReadOnly)
+		}
+	}
+	s.tokens, s.mtime = f.Tokens, st.ModTime()
+	if s.tokens == nil {
+		s.tokens = []Token{}
+	}
+	return nil
+}
+
+// Check returns the grant of secret, comparing it with every stored token
+// in constant time.
+func (s *Store) Check(secret string) (Grant, error) {
+	if secret == "" {
+		return Grant{}, ErrNoToken
+	}
+	if err := s.reload(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Grant{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found := -1
+	for i, t := range s.tokens {
+		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return Grant{}, ErrBadToken
+	}
+	t := s.tokens[found]
+	return Grant{Name: t.Name, ReadOnly: t.Access == ReadOnly, Regions: slices.Clone(t.Regions)}, nil
+}
+
+// List returns the stored tokens.
+func (s *Store) List() ([]Token, error) {
+	if err := s.reload(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.tokens), nil
+}
+
+// Admin returns the admin token's secret ("" if there is none).
+func (s *Store) Admin() string {
+	ts, _ := s.List()
+	for _, t := range ts {
+		if t.Name == AdminName {
+			return t.Secret
+		}
+	}
+	return ""
+}
+
+// NewSecret returns a fresh random token.
+func NewSecret() string {
+	var b [20]byte
+	rand.Read(b[:])
+	return "shm_" + hex.EncodeToString(b[:])
+}
+
+// Add stores t, replacing a token of the same name; an empty Secret gets
+// a fresh one, an empty Access is ReadWrite. It returns the stored token.
+func (s *Store) Add(t Token) (Token, error) {
+	if t.Name == "" || strings.ContainsAny(t.Name, " \t\r\n") {
+		return Token{}, fmt.Errorf("token name %q: give a name without spaces", t.Name)
+	}
+	if t.Secret == "" {
+		t.Secret = NewSecret()
+	}
+	if len(t.Secret) < 16 || strings.ContainsAny(t.Secret, " \t\r\n") {
+		return Token{}, errors.New("a token must be at least 16 characters, without spaces")
+	}
+	if t.Access == "" {
+		t.Access = ReadWrite
+	}
+	if t.Access != ReadWrite && t.Access != ReadOnly {
+		return Token{}, fmt.Errorf("access %q: use %q or %q", t.Access, ReadWrite, ReadOnly)
+	}
+	if t.Created.IsZero() {
+		t.Created = time.Now().UTC().Truncate(time.Second)
+	}
+	ts, err := s.List()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Token{}, err
+	}
+	ts = slices.DeleteFunc(ts, func(o Token) bool { return o.Name == t.Name })
+	ts = append(ts, t)
+	return t, s.save(ts)
+}
+
+// Remove deletes the token with this name.
+func (s *Store) Remove(name string) error {
+	ts, err := s.List()
+	if err != nil {
+		return err
+	}
+	n := len(ts)
+	ts = slices.DeleteFunc(ts, func(o Token) bool { return o.Name == name })
+	if len(ts) == n {
+		return fmt.Errorf("no token named %q", name)
+	}
+	return s.save(ts)
+}
+
+// save writes the file atomically, owner-only.
+func (s *Store) save(ts []Token) error {
+	b, err := json.MarshalIndent(file{Tokens: ts}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".tokens-*")
+	if err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	s.mu.Lock()
+	s.tokens, s.mtime = nil, time.Time{}
+	s.mu.Unlock()
+	return s.reload()
+}
+
+// ReadAdmin returns the admin token stored in dir without creating
+// anything: for a CLI on the host's machine that may read the host's data
+// directory.
+func ReadAdmin(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		return "", err
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return "", err
+	}
+	for _, t := range f.Tokens {
+		if t.Name == AdminName {
+			return t.Secret, nil
+		}
+	}
+	return "", errors.New("no admin token")
+}

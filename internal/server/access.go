@@ -1,0 +1,133 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/auth"
+
+	"github.com/shmgr/shmgr/internal/proto"
+)
+
+// maxAuthFailures is how many wrong tokens a connection may send before
+// the host hangs up on it.
+const maxAuthFailures = 3
+
+// authenticate serves AUTH <token>.
+func (c *conn) authenticate(req *proto.Request) {
+	if c.s.cfg.Auth == nil {
+		// An open host accepts any token.
+		c.out = proto.AppendOK(c.out)
+		return
+	}
+	g, err := c.s.cfg.Auth.Check(string(req.ID))
+	if err != nil {
+		c.authFailures++
+		c.s.cfg.Metrics.AuthFailures.Inc()
+		c.s.cfg.Logf("auth failure from %s (%d of %d): %v", c.nc.RemoteAddr(), c.authFailures, maxAuthFailures, err)
+		c.out = proto.AppendError(c.out, proto.CodeUnauthorized, "invalid token: use the token the host printed at start (or one from 'shmgr token ls' on the host)")
+		if c.authFailures >= maxAuthFailures {
+			c.quit = true
+		}
+		return
+	}
+	c.grant = &g
+	c.authName.Store(g.Name)
+	c.s.cfg.Logf("connection from %s authenticated with token %q", c.nc.RemoteAddr(), g.Name)
+	c.out = proto.AppendOKText(c.out, grantText(g))
+}
+
+// grantText says what a token grants, in the AUTH reply: "rw" or "ro",
+// then " regions=a,b" if it is limited to some regions. A client that maps
+// regions directly applies the same limits to itself.
+func grantText(g auth.Grant) []byte {
+	b := []byte("rw")
+	if g.ReadOnly {
+		b = []byte("ro")
+	}
+	if len(g.Regions) > 0 {
+		b = append(b, " regions="...)
+		b = append(b, strings.Join(g.Regions, ",")...)
+	}
+	return b
+}
+
+// permitted checks the request against the connection's grant, and
+// answers unauthorized or forbidden if it may not run.
+func (c *conn) permitted(req *proto.Request) bool {
+	switch req.Cmd {
+	case proto.CmdAuth, proto.CmdPing, proto.CmdQuit:
+		return true
+	}
+	if c.grant == nil {
+		c.s.cfg.Metrics.AuthFailures.Inc()
+		c.out = proto.AppendError(c.out, proto.CodeUnauthorized,
+			"authentication required: send AUTH <token> first (the host prints its token at start and keeps it in tokens.json in its data directory)")
+		return false
+	}
+	g := c.grant
+	var id []byte
+	write := false
+	switch req.Cmd {
+	case proto.CmdRead:
+		id = []byte(c.cur.ID())
+	case proto.CmdWrite:
+		id, write = []byte(c.cur.ID()), true
+	case proto.CmdSet, proto.CmdLock, proto.CmdRenew, proto.CmdUnlock, proto.CmdCreate, proto.CmdDelete:
+		id, write = req.ID, true
+	default:
+		id = req.ID
+	}
+	if write && g.ReadOnly {
+		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("token %q is read-only", g.Name))
+		return false
+	}
+	if len(g.Regions) > 0 && id != nil && !g.Region(string(id)) {
+		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("token %q does not cover region %q", g.Name, id))
+		return false
+	}
+	return true
+}
+
+// visible reports whether the connection's grant covers region id (for
+// LIST).
+func (c *conn) visible(id string) bool { return c.grant != nil && c.grant.Region(id) }
+
+// info describes the connection for INFO.
+func (c *conn) info() ClientInfo {
+	ci := ClientInfo{Addr: c.nc.RemoteAddr().String(), Since: c.since.UTC().Truncate(time.Second)}
+	if n, _ := c.authName.Load().(string); n != "" {
+		ci.Token = n
+	}
+	c.smu.Lock()
+	ci.Watches = len(c.watches)
+	c.smu.Unlock()
+	ci.Leases = int(c.nleases.Load())
+	return ci
+}
+
+// commandNames names proto.Cmd values for metrics.
+func commandNames() []string {
+	var out []string
+	for c := proto.CmdNone; ; c++ {
+		n := c.String()
+		if len(n) > 4 && n[:4] == "Cmd(" {
+			return out
+		}
+		out = append(out, n)
+	}
+}
+
+// outcomeNames names request outcomes for metrics: "ok", then the error
+// codes by number.
+func outcomeNames() []string {
+	out := []string{"ok"}
+	for c := proto.Code(1); ; c++ {
+		n := c.String()
+		if n == proto.CodeUnknown.String() {
+			return out
+		}
+		out = append(out, n)
+	}
+}
