@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shmgr/shmgr/internal/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	var cfg bench.Config
+	var tests string
+	var asJSON, quiet, local bool
+	var serveEcho, host string
+	var g globals
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a host's throughput and latency (or Redis's, for comparison)",
+		Long: `A load generator in the style of redis-benchmark: -c connections, each with
+-P requests in flight, values of -d bytes, for -n requests or --duration.
+It prints ops/s and latency quantiles per test.
+
+Tests (-t, comma-separated):
+  read, write, mixed     GET, SET, or both alternately, over TCP
+  echo                   raw bytes to an echo server (--protocol echo)
+  local-read, local-write  through the client library on a mapped region
+  memcpy                 a plain copy of the same bytes: the local ceiling
+  watch                  write-to-notification latency for --watchers watchers
+
+--protocol redis drives a Redis server with the same generator (read as GET,
+write as SET of the key --id) for side-by-side runs. "shmgr bench
+--serve-echo ADDR" runs a bare TCP echo server: the ceiling any protocol
+over TCP can reach here.`,
+		Example: `  shmgr bench -t read,write -c 50 -P 16 -d 4096
+  shmgr bench -t read -c 1 -n 100000 --json
+  shmgr bench --protocol redis --host 127.0.0.1:6379 -t read,write -c 50 -P 16
+  shmgr bench -t local-read,local-write,memcpy -d 4096
+  shmgr bench -t watch --watchers 100 -n 2000
+  shmgr bench --serve-echo 127.0.0.1:9999 &  shmgr bench --protocol echo --host 127.0.0.1:9999 -t echo`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if serveEcho != "" {
+				ln, err := net.Listen("tcp", serveEcho)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "echo server listening on %s\n", ln.Addr())
+				go func() { <-c.Context().Done(); ln.Close() }()
+				bench.ServeEcho(ln)
+				return nil
+			}
+			cfg.Tests = strings.Split(tests, ",")
+			if c.Flags().Changed("duration") && c.Flags().Changed("requests") {
+				return usageError{fmt.Errorf("give -n or --duration, not both")}
+			}
+			if !c.Flags().Changed("requests") {
+				cfg.Requests = 0
+			}
+			cfg.Addr = host
+			cfg.WatchLocal = local
+			if cfg.Protocol == "shmgr" {
+				o, err := g.options()
+				if err != nil {
+					return err
+				}
+				cfg.Token = o.Token
+				cfg.Fingerprint = g.fingerprint
+			}
+			if !quiet && isTerminal(c.ErrOrStderr()) {
+				w := c.ErrOrStderr()
+				cfg.Progress = func(test string, done uint64, el time.Duration) {
+					fmt.Fprintf(w, "\r%-12s %10d requests  %10.0f ops/s  %5.1fs ", test, done, float64(done)/el.Seconds(), el.Seconds())
+				}
+			}
+			res, err := bench.Run(c.Context(), cfg)
+			if cfg.Progress != nil {
+				fmt.Fprint(c.ErrOrStderr(), "\r\033[K")
+			}
+			if len(res) > 0 {
+				if asJSON {
+					if perr := printJSON(c.OutOrStdout(), res); perr != nil {
+						return perr
+					}
+				} else {
+					printResults(c.OutOrStdout(), res)
+				}
+			}
+			return err
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&host, "host", "127.0.0.1:9410", "server address")
+	f.StringVar(&cfg.ID, "id", "bench", "region (shmgr; created raw, -d bytes, if missing) or key (redis)")
+	f.IntVarP(&cfg.Conns, "connections", "c", 50, "connections (or goroutines, for local tests)")
+	f.IntVarP(&cfg.Pipeline, "pipeline", "P", 1, "requests in flight per connection")
+	f.IntVarP(&cfg.Size, "data-size", "d", 4096, "value size in bytes")
+	f.IntVarP(&cfg.Requests, "requests", "n", 100000, "requests per test (or --duration)")
+	f.DurationVar(&cfg.Duration, "duration", 0, "run each test this long instead of -n requests")
+	f.StringVarP(&tests, "tests", "t", "read,write", "tests to run, comma-separated")
+	f.StringVar(&cfg.Protocol, "protocol", "shmgr", "shmgr, redis or echo")
+	f.IntVar(&cfg.Watchers, "watchers", 1, "watchers for the watch test")
+	f.BoolVar(&local, "local-watchers", false, "watch test: watchers map the region instead of using TCP")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress line")
+	f.StringVar(&serveEcho, "serve-echo", "", "run a bare TCP echo server on ADDR instead (for the ceiling)")
+	f.StringVar(&g.token, "token", "", "token for a protected host (env "+tokenEnv+")")
+	f.StringVar(&g.fingerprint, "tls-fingerprint", "", "connect with TLS, pinning this certificate fingerprint")
+	f.StringVar(&g.dataDir, "data-dir", "", "the local host's data directory, to pick up its token")
+	g.mode = "auto"
+	return c
+}
+
+func printResults(w io.Writer, res []bench.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "test\tprotocol\tconns\tpipeline\tsize\trequests\terrors\tops/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\t")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n",
+			r.Test, r.Protocol, r.Conns, r.Pipeline, r.Size, r.Requests, r.Errors, r.OpsPerSec, r.P50us, r.P90us, r.P99us, r.P999us, r.MaxUs)
+	}
+	tw.Flush()
+}
+
