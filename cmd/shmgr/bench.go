@@ -125,4 +125,3 @@ func printResults(w io.Writer, res []bench.Result) {
 	}
 	tw.Flush()
 }
-
