@@ -226,6 +226,7 @@ type Conn struct {
 	closed  bool
 	lastErr error
 	grant   grant
+	lastIO  time.Time // last request answered
 }
 
 // grant is what the host says the connection's token allows.
@@ -535,6 +536,9 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 		if c.closed {
 			return ErrClosed
 		}
+		if c.nc != nil && time.Since(c.lastIO) > idleProbe {
+			c.probe()
+		}
 		if c.nc == nil {
 			if err := c.redial(ctx); err != nil {
 				if session != "" && rt != retrySafe {
@@ -551,6 +555,7 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 		err := c.roundTrip(ctx, enc, fn)
 		var te *transportError
 		if !errors.As(err, &te) {
+			c.lastIO = time.Now()
 			return err
 		}
 		c.drop()
@@ -564,6 +569,24 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 			}
 			return err
 		}
+	}
+}
+
+// idleProbe is how long a connection may sit unused before the next
+// request first checks that the host has not closed it (a host that
+// restarted meanwhile). A request sent on a connection already closed by
+// the host would count as sent, and a write would end as an unknown
+// outcome although it never left this machine.
+const idleProbe = time.Millisecond
+
+// probe drops the connection if the host has closed it. c.mu is held.
+func (c *Conn) probe() {
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if closedByPeer(nc) {
+		c.drop()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -49,6 +50,7 @@ type hostFlags struct {
 	maxRegion    int64
 	maxWatches   int
 	group        string
+	cpuProfile   string
 }
 
 func newHostCmd() *cobra.Command {
@@ -95,6 +97,8 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().Int64Var(&f.maxRegion, "max-region-size", 4<<30, "largest region, in bytes")
 	c.Flags().IntVar(&f.maxWatches, "max-watches", 1024, "most watches per connection")
 	c.Flags().StringVar(&f.group, "group", "", "share regions and the data directory with this group (read-write for its members)")
+	c.Flags().StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) to this file until the host stops")
+	c.Flags().MarkHidden("cpu-profile")
 	return c
 }
 
@@ -112,6 +116,17 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	if err := checkHostFlags(f); err != nil {
 		return err
 	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := host.DefaultConfig(dir)
 	cfg.DefaultSize = f.defaultSize
 	cfg.MaxRegions, cfg.MaxRegionSize = f.maxRegions, f.maxRegion
@@ -121,7 +136,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		if err != nil {
 			return usageError{fmt.Errorf("--group %q: %w", f.group, err)}
 		}
-		cfg.GID, cfg.Perm = gid, 0o660
+		cfg.ShareGroup, cfg.GID, cfg.Perm = true, gid, 0o660
 	}
 	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
 	ln, err := lc.Listen(context.Background(), "tcp", f.listen)

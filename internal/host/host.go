@@ -62,15 +62,17 @@ type Config struct {
 	MaxRegions int
 	// MaxRegionSize bounds one region's size in bytes (default 4 GiB).
 	MaxRegionSize int64
-	// GID, if >= 0, is the group that created objects and files are given
-	// (with Perm letting the group in, such as 0660). Default -1: none.
+	// ShareGroup gives created objects and files to group GID (with Perm
+	// letting the group in, such as 0660).
+	ShareGroup bool
+	// GID is the group of ShareGroup.
 	GID int
 }
 
 // DefaultConfig returns the defaults for a host in dataDir.
 func DefaultConfig(dataDir string) Config {
 	return Config{DataDir: dataDir, DefaultID: "default", DefaultSize: region.DefaultSize, Perm: 0o600, PersistEvery: 2 * time.Second,
-		MaxRegions: 1024, MaxRegionSize: 4 << 30, GID: -1}
+		MaxRegions: 1024, MaxRegionSize: 4 << 30}
 }
 
 // Host owns the regions of one data directory. It is safe for concurrent
@@ -458,7 +460,7 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 		removeObject(e.Durable, e.OSName)
 		return nil, err
 	}
-	if h.cfg.GID >= 0 {
+	if h.cfg.ShareGroup {
 		if err := h.chgrp(e); err != nil {
 			data.Close()
 			ctl.Close()

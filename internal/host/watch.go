@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,11 +91,15 @@ func (r *Region) Watchers() int {
 
 func (h *hub) remove(s *Sub) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	delete(h.subs, s)
-	if len(h.subs) == 0 && h.running {
+	stopping := len(h.subs) == 0 && h.running
+	if stopping {
 		close(h.stop)
 		h.running = false
+	}
+	h.mu.Unlock()
+	if stopping {
+		h.wake()
 	}
 }
 
@@ -102,49 +107,70 @@ func (h *hub) remove(s *Sub) {
 // caller must not hold h.r.mu.
 func (h *hub) shutdown() {
 	h.mu.Lock()
-	running := h.running
-	if running {
+	if h.running {
 		close(h.stop)
 		h.running = false
 	}
 	h.mu.Unlock()
-	if running {
-		h.r.Do(func(rr *region.Region) error { rr.Kick(); return nil })
-	}
+	h.wake()
 }
+
+// wake makes a hub sleeping on the region's watch word look at its stop
+// channel now.
+func (h *hub) wake() { h.r.Do(func(rr *region.Region) error { rr.Kick(); return nil }) }
+
+// errStopped ends a hub's region access when it has been told to stop.
+var errStopped = errors.New("hub stopped")
 
 func (h *hub) run(stop chan struct{}) {
 	defer h.r.owner.wg.Done()
-	var last uint64
-	first := true
-	for {
+	stopped := func() bool {
 		select {
 		case <-stop:
-			return
+			return true
 		case <-h.r.owner.stop:
-			return
+			return true
 		default:
+			return false
 		}
+	}
+	var last uint64
+	var lastErr string
+	first := true
+	for {
 		var seq uint32
 		var snap *Snapshot
+		var readErr error
 		err := h.r.Do(func(rr *region.Region) error {
+			// The word is read before the stop check, so a stop (which kicks
+			// the word) after the check still ends the wait below at once.
 			seq = rr.WatchSeq()
+			if stopped() {
+				return errStopped
+			}
 			if !first && rr.Version() == last {
 				return nil
 			}
 			b, v, err := rr.AppendContent(nil)
 			if err != nil {
-				return err
+				readErr = err
+				return nil
 			}
 			snap = &Snapshot{Version: v, Content: b}
 			return nil
 		})
 		if err != nil {
-			return // deleted
+			return // stopped, or the region was deleted
+		}
+		if readErr != nil {
+			// Keep watching: the next commit may well read fine.
+			if msg := readErr.Error(); msg != lastErr {
+				h.r.owner.cfg.Logf("watch %q: reading the region failed: %v", h.r.entry.ID, readErr)
+				lastErr = msg
+			}
 		}
 		if snap != nil {
-			first = false
-			last = snap.Version
+			first, last, lastErr = false, snap.Version, ""
 			h.latest.Store(snap)
 			h.mu.Lock()
 			for s := range h.subs {
@@ -153,6 +179,9 @@ func (h *hub) run(stop chan struct{}) {
 			h.mu.Unlock()
 		}
 		if err := h.r.Do(func(rr *region.Region) error {
+			if stopped() {
+				return errStopped
+			}
 			rr.WaitChange(seq, hubPoll)
 			return nil
 		}); err != nil {

@@ -68,6 +68,47 @@ func (r *Region) lock(timeout time.Duration, label []byte) error {
 	}
 }
 
+// tryLock takes the lock (and the offset-0 flag) if both are free now,
+// without waiting.
+func (r *Region) tryLock() bool {
+	w := r.lockw.Load()
+	if ownerOf(w) != 0 || !r.lockw.CompareAndSwap(w, owned(w, r.pid)) {
+		return false
+	}
+	copy(r.ctl[offLabel:offLabel+labelLen], r.label[:])
+	if r.flag == nil {
+		return true
+	}
+	f := r.flag.Load()
+	if f&0xff == 0 && r.flag.CompareAndSwap(f, f|1) {
+		return true
+	}
+	r.release()
+	return false
+}
+
+// takeFromDead takes the lock from a dead owner, rolling back its
+// interrupted write, and reports whether it did. The offset-0 flag is set
+// as lock would set it.
+func (r *Region) takeFromDead() bool {
+	w := r.lockw.Load()
+	owner := ownerOf(w)
+	if owner == 0 || owner == r.pid || alive(owner) || !r.lockw.CompareAndSwap(w, owned(w, r.pid)) {
+		return false
+	}
+	r.recoverLocked()
+	copy(r.ctl[offLabel:offLabel+labelLen], r.label[:])
+	if r.flag != nil {
+		for {
+			f := r.flag.Load()
+			if r.flag.CompareAndSwap(f, f|1) {
+				break
+			}
+		}
+	}
+	return true
+}
+
 func (r *Region) waitFlag(timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout

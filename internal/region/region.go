@@ -110,6 +110,9 @@ var (
 	ErrBadControl = errors.New("bad control block")
 	// ErrBadSize: the size is not allowed for the layout.
 	ErrBadSize = errors.New("bad region size")
+	// ErrCorrupt: the region's bytes break its layout (a length field past
+	// its end), so the operation cannot proceed.
+	ErrCorrupt = errors.New("region content is corrupt")
 	// ErrFenced: the lease a write or renewal relied on has expired or been
 	// released, or its fencing token is stale; nothing was written.
 	ErrFenced = errors.New("lease lost")
@@ -351,8 +354,24 @@ func (r *Region) contentLen() int64 {
 	return int64(binary.LittleEndian.Uint32(r.data[LenOffset:]))
 }
 
-// busy reports whether the offset-0 flag is set (utf8 only).
-func (r *Region) busy() bool { return r.flag != nil && r.flag.Load()&0xff != 0 }
+// busy reports whether a program outside shmgr may be writing: the
+// offset-0 flag is set (utf8 only) while shmgr's own lock is free. When a
+// shmgr process holds the lock, the flag is its own (a lease keeps it for
+// the whole lease) and its writes move the seq word, which readers check.
+func (r *Region) busy() bool {
+	return r.flag != nil && r.flag.Load()&0xff != 0 && ownerOf(r.lockw.Load()) == 0
+}
+
+// checkedLen is contentLen for code about to slice with it: a length field
+// past the region's end (written by a program that ignores the layout) is
+// an error, not a panic.
+func (r *Region) checkedLen() (int64, error) {
+	l := r.contentLen()
+	if l < 0 || l > r.max {
+		return 0, fmt.Errorf("%w: the length field says %d bytes, the region holds at most %d: a program outside shmgr wrote it; a full Write repairs it", ErrCorrupt, l, r.max)
+	}
+	return l, nil
+}
 
 // AppendContent appends the region's current content to dst and returns
 // the extended slice and the content's version. It never blocks a writer:
@@ -366,6 +385,17 @@ func (r *Region) AppendContent(dst []byte) ([]byte, uint64, error) {
 // end). For the utf8 layout the range is within the current content and
 // is clipped to its end; for raw it must lie within the object.
 func (r *Region) AppendRange(dst []byte, off, n int64) ([]byte, uint64, error) {
+	return r.AppendFramed(dst, off, n, nil)
+}
+
+// Header appends a frame header for content of n bytes at version v.
+type Header func(dst []byte, v uint64, n int) []byte
+
+// AppendFramed is AppendRange with a header: hdr (if not nil) is appended
+// before the content, with the content's version and length, all in one
+// consistent copy. A server uses it to frame a reply without copying the
+// content twice.
+func (r *Region) AppendFramed(dst []byte, off, n int64, hdr Header) ([]byte, uint64, error) {
 	if off < 0 {
 		return dst, 0, fmt.Errorf("%w: offset %d is negative", ErrOutOfRange, off)
 	}
@@ -376,27 +406,58 @@ func (r *Region) AppendRange(dst []byte, off, n int64) ([]byte, uint64, error) {
 			spin(i)
 			continue
 		}
-		l := r.contentLen()
 		var err error
-		dst, err = r.appendLocked(dst[:start], l, off, n)
+		dst, err = r.appendLocked(dst[:start], r.contentLen(), off, n, s1/2, hdr)
 		if r.busy() || r.seq.Load() != s1 {
 			spin(i)
 			continue
 		}
+		if err != nil {
+			dst = dst[:start]
+		}
 		return dst, s1 / 2, err
 	}
-	// Starved: take the lock so writers wait for us.
-	if err := r.lock(DefaultTimeout, nil); err != nil {
-		return dst[:start], 0, err
+	return r.appendSlow(dst, start, off, n, hdr)
+}
+
+// appendSlow serves a reader that lost maxOptimistic races: it takes the
+// lock when the lock is free, so that writers wait for it, and meanwhile
+// keeps trying optimistically with growing pauses. It never waits for a
+// lease to end: a lease holder's writes move the seq word like any other.
+func (r *Region) appendSlow(dst []byte, start int, off, n int64, hdr Header) ([]byte, uint64, error) {
+	begin := time.Now()
+	for i := 0; ; i++ {
+		if r.tryLock() || i%16 == 15 && r.takeFromDead() {
+			v := r.seq.Load() / 2
+			var err error
+			dst, err = r.appendLocked(dst[:start], r.contentLen(), off, n, v, hdr)
+			r.unlock()
+			if err != nil {
+				dst = dst[:start]
+			}
+			return dst, v, err
+		}
+		backoff(8 + i)
+		if s1 := r.seq.Load(); s1&1 == 0 && !r.busy() {
+			var err error
+			dst, err = r.appendLocked(dst[:start], r.contentLen(), off, n, s1/2, hdr)
+			if !r.busy() && r.seq.Load() == s1 {
+				if err != nil {
+					dst = dst[:start]
+				}
+				return dst, s1 / 2, err
+			}
+		}
+		if waited := time.Since(begin); waited > DefaultTimeout {
+			w := r.lockw.Load()
+			return dst[:start], 0, &LockTimeoutError{Waited: waited, PID: ownerOf(w), Label: r.ownerLabel()}
+		}
 	}
-	defer r.unlock()
-	dst, err := r.appendLocked(dst[:start], r.contentLen(), off, n)
-	return dst, r.seq.Load() / 2, err
 }
 
 // appendLocked copies the range from a consistent (or about-to-be-checked)
 // view with content length l.
-func (r *Region) appendLocked(dst []byte, l, off, n int64) ([]byte, error) {
+func (r *Region) appendLocked(dst []byte, l, off, n int64, v uint64, hdr Header) ([]byte, error) {
 	if l < 0 || l > r.max {
 		// Only possible mid-write; the caller's seq check rejects the copy.
 		return dst, fmt.Errorf("%w: length field %d exceeds %d", ErrBadControl, l, r.max)
@@ -417,6 +478,9 @@ func (r *Region) appendLocked(dst []byte, l, off, n int64) ([]byte, error) {
 	base := int64(0)
 	if r.layout == UTF8 {
 		base = DataOffset
+	}
+	if hdr != nil {
+		dst = hdr(dst, v, int(end-off))
 	}
 	return append(dst, r.data[base+off:base+end]...), nil
 }
@@ -494,7 +558,10 @@ func (r *Region) WriteAt(off int64, p []byte, o WriteOptions) (uint64, error) {
 		return 0, err
 	}
 	if r.layout == UTF8 {
-		l := r.contentLen()
+		l, err := r.checkedLen()
+		if err != nil {
+			return 0, err
+		}
 		if off > l {
 			return 0, fmt.Errorf("%w: offset %d is past the end of the content (%d bytes)", ErrOutOfRange, off, l)
 		}
@@ -522,7 +589,11 @@ func (r *Region) Update(o WriteOptions, fn func(cur []byte) ([]byte, error)) (ui
 	if r.layout == UTF8 {
 		base = DataOffset
 	}
-	next, err := fn(r.data[base : base+r.contentLen()])
+	l, err := r.checkedLen()
+	if err != nil {
+		return 0, err
+	}
+	next, err := fn(r.data[base : base+l])
 	if err != nil {
 		return 0, err
 	}

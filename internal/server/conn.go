@@ -401,23 +401,21 @@ func (c *conn) get(req *proto.Request) {
 		c.fail(err)
 		return
 	}
-	var v uint64
+	// The content goes straight from the mapping into the reply buffer,
+	// behind its VALUE header: one copy.
+	off, n := int64(0), int64(-1)
+	if req.HasRange {
+		off, n = req.Offset, req.Length
+	}
 	err = hr.Do(func(r *region.Region) (err error) {
-		if req.HasRange {
-			c.scratch, v, err = r.AppendRange(c.scratch[:0], req.Offset, req.Length)
-		} else {
-			c.scratch, v, err = r.AppendContent(c.scratch[:0])
-		}
+		c.out, _, err = r.AppendFramed(c.out, off, n, proto.AppendValueHeader)
 		return err
 	})
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	c.out = proto.AppendValue(c.out, v, c.scratch)
-	if cap(c.scratch) > 4*flushAt {
-		c.scratch = nil
-	}
+	c.out = append(c.out, '\n')
 }
 
 // write serves WRITE (compat: bare OK) and SET (OK <version>). A SET with
