@@ -468,9 +468,18 @@ func (c *Conn) watch(ctx context.Context) (stop func()) {
 	return func() { s() }
 }
 
+// ctxErr prefers the context's error: a socket deadline set from the
+// context's deadline may fire a moment before the context's own timer, and
+// the caller should see context.DeadlineExceeded either way.
 func ctxErr(ctx context.Context, err error) error {
 	if ce := ctx.Err(); ce != nil {
 		return ce
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl.Add(-time.Millisecond)) {
+			return context.DeadlineExceeded
+		}
 	}
 	return err
 }

@@ -62,7 +62,11 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 			m.release()
 			return nil, err
 		}
-		return &Lease{r: r, m: m, token: token}, nil
+		l := &Lease{r: r, m: m, token: token}
+		r.mu.Lock()
+		r.leases[l] = struct{}{}
+		r.mu.Unlock()
+		return l, nil
 	}
 	var token uint64
 	err = r.conn.do(ctx, retrySafe, func(b []byte) []byte {
@@ -90,6 +94,18 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 // Token returns the lease's fencing token. A later lease on the same
 // region always has a larger one.
 func (l *Lease) Token() uint64 { return l.token }
+
+// end releases a local lease when its Region closes.
+func (l *Lease) end() {
+	l.mu.Lock()
+	done := l.done
+	l.done = true
+	l.mu.Unlock()
+	if !done && l.m != nil {
+		l.m.r.Release(l.token) // ErrFenced if it was lost already: fine
+		l.m.release()
+	}
+}
 
 func (l *Lease) ended() bool {
 	l.mu.Lock()
@@ -149,10 +165,15 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	l.done = true
 	l.mu.Unlock()
 	if l.m != nil {
+		l.r.mu.Lock()
+		delete(l.r.leases, l)
+		l.r.mu.Unlock()
 		defer l.m.release()
 		return l.m.r.Release(l.token)
 	}
-	err := l.r.conn.do(ctx, retrySafe, func(b []byte) []byte {
+	// Not retried: on a new connection the host would answer fenced, as
+	// the lock went with the old one.
+	err := l.r.conn.do(ctx, retryNever, func(b []byte) []byte {
 		return proto.AppendUnlock(b, []byte(l.r.id), l.token)
 	}, expectOK)
 	if errors.Is(err, ErrUnknownOutcome) {

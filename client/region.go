@@ -30,9 +30,10 @@ type Region struct {
 
 	// cur is the current local mapping (nil in TCP mode).
 	cur atomic.Pointer[localMap]
-	// mu protects old and serialises re-mapping.
-	mu  sync.Mutex
-	old []*localMap // replaced mappings, unmapped at Close
+	// mu protects old and leases, and serialises re-mapping.
+	mu     sync.Mutex
+	old    []*localMap // replaced mappings, unmapped at Close
+	leases map[*Lease]struct{}
 }
 
 // localMap is one mapping of a region.
@@ -42,10 +43,15 @@ type localMap struct {
 	refs      atomic.Int64 // calls using the mapping now
 }
 
-// close unmaps m once no call is using it any more.
+// close unmaps m once no call is using it any more (calls are short: a
+// copy, or a watcher's bounded sleep).
 func (m *localMap) close() {
-	for m.refs.Load() != 0 {
-		runtime.Gosched()
+	for i := 0; m.refs.Load() != 0; i++ {
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	m.data.Close()
 	m.ctl.Close()
@@ -87,7 +93,7 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 	if err := c.allows(info.ShmID, false); err != nil {
 		return nil, fmt.Errorf("open region %q: %w", info.ShmID, err)
 	}
-	r := &Region{conn: c, id: info.ShmID, info: info, mode: ModeTCP, lockTO: c.opts.LockTimeout}
+	r := &Region{conn: c, id: info.ShmID, info: info, mode: ModeTCP, lockTO: c.opts.LockTimeout, leases: map[*Lease]struct{}{}}
 	if c.opts.Mode == ModeTCP {
 		r.why = "TCP mode was requested"
 		return r, nil
@@ -218,6 +224,17 @@ func (r *Region) MaxContent() int64 { return r.Info().MaxDataSize }
 func (r *Region) Close() error {
 	if r.closed.Swap(true) {
 		return nil
+	}
+	// Local leases still open end with the Region: they hold the mapping.
+	r.mu.Lock()
+	leases := make([]*Lease, 0, len(r.leases))
+	for l := range r.leases {
+		leases = append(leases, l)
+	}
+	r.leases = nil
+	r.mu.Unlock()
+	for _, l := range leases {
+		l.end()
 	}
 	r.mu.Lock()
 	if m := r.cur.Swap(nil); m != nil {

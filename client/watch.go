@@ -229,7 +229,11 @@ func (w *Watcher) pollLocal(ctx context.Context, l *region.Region) (Event, bool,
 // subscribe connects and sends WATCH, resuming after the last version
 // received.
 func (w *Watcher) subscribe(ctx context.Context) (*Conn, error) {
-	c, err := Connect(ctx, w.r.conn.addr, w.opts)
+	// The watcher reports its own state: the connections it makes and
+	// drops along the way must not report theirs.
+	o := w.opts
+	o.OnState = nil
+	c, err := Connect(ctx, w.r.conn.addr, o)
 	if err != nil {
 		return nil, err
 	}

@@ -288,7 +288,7 @@ func (h *Host) Delete(id string) error {
 	}
 	delete(h.regions, id)
 	h.table.Delete(id)
-	r.hub.shutdown()
+	r.hub.shutdown(true)
 	r.mu.Lock()
 	r.r.Retire()
 	r.gone = true
@@ -315,7 +315,7 @@ func (h *Host) Close() error {
 	close(h.stop)
 	h.mu.RLock()
 	for _, r := range h.regions {
-		r.hub.shutdown()
+		r.hub.shutdown(false)
 	}
 	h.mu.RUnlock()
 	h.wg.Wait()

@@ -30,6 +30,9 @@ type Sub struct {
 // Latest returns the newest snapshot (nil before the first one).
 func (s *Sub) Latest() *Snapshot { return s.h.latest.Load() }
 
+// Gone reports whether the region was deleted: no more changes will come.
+func (s *Sub) Gone() bool { return s.h.gone.Load() }
+
 // Close ends the subscription.
 func (s *Sub) Close() {
 	if s.closed.Swap(true) {
@@ -44,6 +47,7 @@ func (s *Sub) Close() {
 type hub struct {
 	r      *Region
 	latest atomic.Pointer[Snapshot]
+	gone   atomic.Bool // the region was deleted
 	// mu protects subs and running.
 	mu      sync.Mutex
 	subs    map[*Sub]struct{}
@@ -103,13 +107,21 @@ func (h *hub) remove(s *Sub) {
 	}
 }
 
-// shutdown stops the hub (the region is going away) and wakes it. The
-// caller must not hold h.r.mu.
-func (h *hub) shutdown() {
+// shutdown stops the hub (the host is closing, or the region is being
+// deleted) and wakes it. On deletion every subscriber is told, so that no
+// watch waits forever for a region that is gone. The caller must not hold
+// h.r.mu.
+func (h *hub) shutdown(deleted bool) {
 	h.mu.Lock()
 	if h.running {
 		close(h.stop)
 		h.running = false
+	}
+	if deleted {
+		h.gone.Store(true)
+		for s := range h.subs {
+			signal(s.notify)
+		}
 	}
 	h.mu.Unlock()
 	h.wake()

@@ -196,6 +196,8 @@ func (r *Region) breakExpired(w uint64) bool {
 		return false
 	}
 	r.lease.Store(0)
+	// The broken lease's token must not match again, even from this pid.
+	r.fence.Add(1)
 	return true
 }
 
@@ -221,7 +223,9 @@ func (r *Region) enter(o WriteOptions) error {
 	if ownerOf(w) != r.pid || w&commitBit != 0 || r.fence.Load() != o.Fence {
 		return ErrFenced
 	}
-	if end := r.lease.Load(); end != 0 && monotonic() > end {
+	// A lease always has an end; none means the lock is held by a plain
+	// writer (perhaps of this process) that took over.
+	if end := r.lease.Load(); end == 0 || monotonic() > end {
 		return ErrFenced
 	}
 	if !r.lockw.CompareAndSwap(w, w|commitBit) {
@@ -267,7 +271,7 @@ func (r *Region) Holds(token uint64) bool {
 		return false
 	}
 	end := r.lease.Load()
-	return end == 0 || monotonic() <= end
+	return end != 0 && monotonic() <= end
 }
 
 // Renew extends the lease with token by lease from now. It fails with
@@ -287,9 +291,11 @@ func (r *Region) Renew(token uint64, lease time.Duration) error {
 // was already lost.
 func (r *Region) Release(token uint64) error {
 	w := r.lockw.Load()
-	if ownerOf(w) != r.pid || r.fence.Load() != token || w&commitBit != 0 {
+	if ownerOf(w) != r.pid || r.fence.Load() != token || w&commitBit != 0 || r.lease.Load() == 0 {
 		return ErrFenced
 	}
+	// A released lease's token must not match again.
+	r.fence.Add(1)
 	r.unlock()
 	return nil
 }
@@ -312,7 +318,10 @@ func (r *Region) recoverLocked() (rolledBack bool) {
 		r.notify()
 	}
 	r.undoState.Store(0)
-	r.lease.Store(0)
+	if r.lease.Load() != 0 {
+		r.lease.Store(0)
+		r.fence.Add(1) // the dead holder's token is void
+	}
 	if r.flag != nil {
 		for {
 			f := r.flag.Load()

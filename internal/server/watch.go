@@ -98,8 +98,12 @@ func (c *conn) push() {
 		case <-c.notify:
 		}
 		buf, sent = buf[:0], sent[:0]
+		gone := false
 		c.smu.Lock()
 		for _, w := range c.watches {
+			if w.sub.Gone() {
+				gone = true
+			}
 			if !w.active {
 				continue
 			}
@@ -112,6 +116,14 @@ func (c *conn) push() {
 			sent = append(sent, pending{w, snap.Version})
 		}
 		c.smu.Unlock()
+		if gone {
+			// A watched region was deleted. EVENT cannot say so, and an
+			// ERROR would be taken for the reply to a request: the host
+			// hangs up, and a client that watches again gets not_found.
+			c.s.cfg.Logf("closing connection from %s: a region it watched was deleted", c.nc.RemoteAddr())
+			c.nc.Close()
+			return
+		}
 		if len(buf) == 0 {
 			continue
 		}
