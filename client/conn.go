@@ -227,6 +227,14 @@ type Conn struct {
 	lastErr error
 	grant   grant
 	lastIO  time.Time // last request answered
+	// watched is the cancellable context whose cancellation interrupts
+	// I/O, and unwatch stops that; live is the current connection, for the
+	// cancellation callback.
+	cancelMu sync.Mutex // protects watched, unwatch and gen (see watch)
+	watched  context.Context
+	unwatch  func() bool
+	gen      uint64
+	live     atomic.Pointer[net.Conn]
 }
 
 // grant is what the host says the connection's token allows.
@@ -311,6 +319,7 @@ func (c *Conn) dial(ctx context.Context) error {
 		return fmt.Errorf("connect to host %s: %w", c.addr, err)
 	}
 	c.nc, c.r, c.w = nc, 0, 0
+	c.live.Store(&nc)
 	if c.in == nil {
 		c.in = make([]byte, 64<<10)
 		c.rp = proto.NewReplyParser(proto.DefaultMaxLine*16, proto.DefaultMaxPayload)
@@ -363,6 +372,7 @@ func (c *Conn) drop() {
 	if c.nc != nil {
 		c.nc.Close()
 		c.nc = nil
+		c.live.Store(nil)
 	}
 	if !c.closed {
 		c.setState(StateReconnecting)
@@ -445,6 +455,12 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	c.setState(StateClosed)
+	c.cancelMu.Lock()
+	c.gen++
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	c.cancelMu.Unlock()
 	if c.nc != nil {
 		err := c.nc.Close()
 		c.nc = nil
@@ -454,19 +470,51 @@ func (c *Conn) Close() error {
 }
 
 // watch applies ctx to the connection until the returned stop is called.
+// A context with a deadline bounds the socket through that deadline; one
+// that can only be cancelled is watched, so that cancelling interrupts a
+// blocked read or write. (A context with a deadline that is cancelled
+// early is noticed when the reply comes or the deadline passes: watching
+// it too would cost three allocations per request.)
+//
+// The watch stays registered after the request, for the next one with the
+// same context (a caller's loop usually passes one context to many
+// requests): cancelling it between requests only sets a deadline that the
+// next request replaces.
 func (c *Conn) watch(ctx context.Context) (stop func()) {
-	nc := c.nc
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(c.opts.RequestTimeout)
 	}
-	nc.SetDeadline(dl)
-	if ctx.Done() == nil {
-		return func() {}
+	watch := !ok && ctx.Done() != nil
+	// A cancellation callback of an earlier context may be running right
+	// now: the generation, moved under the same lock, makes it a no-op.
+	c.cancelMu.Lock()
+	if watch && ctx != c.watched || !watch && c.watched != nil {
+		c.gen++
+		if c.unwatch != nil {
+			c.unwatch()
+			c.unwatch, c.watched = nil, nil
+		}
 	}
-	s := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	return func() { s() }
+	c.nc.SetDeadline(dl)
+	if watch && c.watched == nil {
+		gen := c.gen
+		c.watched = ctx
+		c.unwatch = context.AfterFunc(ctx, func() {
+			c.cancelMu.Lock()
+			defer c.cancelMu.Unlock()
+			if c.gen == gen {
+				if nc := c.live.Load(); nc != nil {
+					(*nc).SetDeadline(time.Unix(1, 0))
+				}
+			}
+		})
+	}
+	c.cancelMu.Unlock()
+	return noop
 }
+
+func noop() {}
 
 // ctxErr prefers the context's error: a socket deadline set from the
 // context's deadline may fire a moment before the context's own timer, and
@@ -533,10 +581,18 @@ func (e *transportError) Unwrap() error { return e.err }
 // reply while the buffer is valid. A dropped connection is re-dialled and
 // the request retried as rt allows.
 func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn func(proto.Reply) error) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
-		defer cancel()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Without a deadline of its own, a request (with its retries) gets
+	// RequestTimeout. The derived context is made only when a retry needs
+	// it: the common path allocates nothing.
+	begin := time.Now()
+	bounded := func() (context.Context, context.CancelFunc) {
+		if _, ok := ctx.Deadline(); ok {
+			return ctx, noop
+		}
+		return context.WithDeadline(ctx, begin.Add(c.opts.RequestTimeout))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -549,7 +605,10 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 			c.probe()
 		}
 		if c.nc == nil {
-			if err := c.redial(ctx); err != nil {
+			rctx, cancel := bounded()
+			err := c.redial(rctx)
+			cancel()
+			if err != nil {
 				if session != "" && rt != retrySafe {
 					return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 				}
@@ -562,8 +621,8 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 			}
 		}
 		err := c.roundTrip(ctx, enc, fn)
-		var te *transportError
-		if !errors.As(err, &te) {
+		te, ok := err.(*transportError) // roundTrip returns it unwrapped
+		if !ok {
 			c.lastIO = time.Now()
 			return err
 		}
@@ -572,7 +631,11 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 		if te.sent {
 			session = c.session
 		}
-		if ctx.Err() != nil || attempt >= maxAttempts || te.sent && rt == retryNever {
+		expired := ctx.Err() != nil
+		if _, ok := ctx.Deadline(); !ok && time.Since(begin) >= c.opts.RequestTimeout {
+			expired = true
+		}
+		if expired || attempt >= maxAttempts || te.sent && rt == retryNever {
 			if session != "" && rt != retrySafe {
 				return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 			}

@@ -306,7 +306,8 @@ func (w *Watcher) run(ctx context.Context, c *Conn) {
 // gets a PING after KeepAlive; if the next KeepAlive passes in silence too,
 // the connection is declared dead.
 func (w *Watcher) read(ctx context.Context, c *Conn) error {
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	nc := c.nc // Close may clear c.nc while the callback runs
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	pinged := false
 	for {
