@@ -1,0 +1,374 @@
+package webui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// Limits.
+const (
+	// maxBody bounds a request body. A write's JSON can be a few times
+	// larger than its content (escapes).
+	maxBody = 8 << 20
+	// maxShown is the most content the page shows and edits; larger
+	// content is shown truncated and read-only.
+	maxShown = 1 << 20
+	// writeTimeout bounds one write, waiting for the lock included.
+	writeTimeout = 10 * time.Second
+)
+
+func (s *Server) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("/api/events", get(s.handleEvents))
+	m.Handle("/api/state", get(s.handleState))
+	m.Handle("/api/host/start", post(s.handleHostStart))
+	m.Handle("/api/host/stop", post(s.handleHostStop))
+	m.Handle("/api/host/create", post(s.handleCreate))
+	m.Handle("/api/host/delete", post(s.handleDelete))
+	m.Handle("/api/client/connect", post(s.handleConnect))
+	m.Handle("/api/client/disconnect", post(s.handleDisconnect))
+	m.Handle("/api/write", post(s.handleWrite))
+	m.Handle("/api/", handler(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "not_found", "no API endpoint %s", r.URL.Path)
+	}))
+	m.Handle("/", get(s.handleStatic))
+	return m
+}
+
+// get and post restrict a handler to its method, with a JSON error.
+func get(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			return errorf(http.StatusMethodNotAllowed, "method", "%s %s: use GET", r.Method, r.URL.Path)
+		}
+		return h(w, r)
+	}
+}
+
+func post(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			return errorf(http.StatusMethodNotAllowed, "method", "%s %s: use POST", r.Method, r.URL.Path)
+		}
+		return h(w, r)
+	}
+}
+
+// decode reads a JSON body into v, refusing unknown fields and bodies
+// over maxBody.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request is larger than %d bytes", maxBody)
+		}
+		return errorf(http.StatusBadRequest, "bad_request", "bad JSON body: %v", err)
+	}
+	return nil
+}
+
+// handleStatic serves index.html (with the CSRF token) and the files it
+// loads.
+func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+	if name == "" || name == "index.html" {
+		var buf bytes.Buffer
+		if err := s.index.Execute(&buf, map[string]string{"CSRF": s.csrf, "Version": s.cfg.Version}); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(buf.Bytes())
+		return nil
+	}
+	b, err := fs.ReadFile(s.cfg.Assets, name)
+	if err != nil || strings.HasPrefix(path.Base(name), ".") {
+		return errorf(http.StatusNotFound, "not_found", "no file %s", r.URL.Path)
+	}
+	ctype := mime.TypeByExtension(path.Ext(name))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+	return nil
+}
+
+// stateReply is GET /api/state: both modes at once.
+type stateReply struct {
+	Version string       `json:"version"`
+	Host    hostStatus   `json:"host"`
+	Client  clientStatus `json:"client"`
+}
+
+func (s *Server) state() stateReply {
+	hs, cs := s.sessions()
+	st := stateReply{Version: s.cfg.Version, Host: s.stoppedStatus()}
+	if hs != nil {
+		st.Host = hs.status()
+	}
+	if cs != nil {
+		st.Client = cs.status()
+	}
+	return st
+}
+
+func (s *Server) handleState(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.state())
+	return nil
+}
+
+func (s *Server) handleHostStart(w http.ResponseWriter, r *http.Request) error {
+	var req startRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	s.hostOps.Lock()
+	defer s.hostOps.Unlock()
+	s.mu.Lock()
+	closing, running := s.closing, s.host != nil
+	s.mu.Unlock()
+	if closing {
+		return errClosing
+	}
+	if running {
+		return errorf(http.StatusConflict, "host_running", "a host is running already: stop it first")
+	}
+	hs, err := s.startHost(req)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.stop(ctx)
+		return errClosing
+	}
+	s.host = hs
+	s.mu.Unlock()
+	s.changes.notify()
+	writeJSON(w, http.StatusOK, hs.status())
+	return nil
+}
+
+func (s *Server) handleHostStop(w http.ResponseWriter, r *http.Request) error {
+	if err := decode(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	s.hostOps.Lock()
+	defer s.hostOps.Unlock()
+	s.mu.Lock()
+	hs := s.host
+	s.host = nil
+	s.mu.Unlock()
+	if hs != nil {
+		s.changes.notify()
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := hs.stop(ctx); err != nil {
+			s.cfg.Logf("host mode: stop: %v", err)
+		}
+		s.cfg.Logf("host mode: stopped; the regions stay in place")
+		s.changes.notify()
+	}
+	writeJSON(w, http.StatusOK, s.stoppedStatus())
+	return nil
+}
+
+// runningHost returns the host, or an error if none runs.
+func (s *Server) runningHost() (*hostSession, error) {
+	hs, _ := s.sessions()
+	if hs == nil {
+		return nil, errorf(http.StatusConflict, "host_stopped", "no host is running: start one first")
+	}
+	return hs, nil
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) error {
+	var req createRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	hs, err := s.runningHost()
+	if err != nil {
+		return err
+	}
+	v, err := hs.create(req)
+	if err != nil {
+		return err
+	}
+	s.changes.notify()
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	hs, err := s.runningHost()
+	if err != nil {
+		return err
+	}
+	if err := hs.h.Delete(req.ID); err != nil {
+		return err
+	}
+	s.changes.notify()
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": req.ID})
+	return nil
+}
+
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
+	var req connectRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	cs, err := newClientSession(req, s.changes.notify)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errClosing
+	}
+	old := s.client
+	s.client = cs
+	s.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	s.changes.notify()
+	if err := cs.dial(s.goroutine); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, cs.status())
+	return nil
+}
+
+func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error {
+	if err := decode(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	cs := s.client
+	s.client = nil
+	s.mu.Unlock()
+	if cs != nil {
+		cs.close()
+		s.changes.notify()
+	}
+	writeJSON(w, http.StatusOK, clientStatus{})
+	return nil
+}
+
+// target is a region the page edits: one of the GUI's own host (Host
+// mode) or the client session's (Client mode).
+type target interface {
+	describe() (layout string, max int64)
+	write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error)
+	read(ctx context.Context) ([]byte, uint64, error)
+}
+
+// writeRequest is the body of POST /api/write.
+type writeRequest struct {
+	// Target is "host" or "client".
+	Target string `json:"target"`
+	// Region is the shm_id in Host mode (default: the default region).
+	Region  string `json:"region"`
+	Content string `json:"content"`
+	// IfVersion makes the write conditional: the version the edit
+	// started from.
+	IfVersion *uint64 `json:"if_version"`
+}
+
+func (s *Server) target(req writeRequest) (target, error) {
+	hs, cs := s.sessions()
+	switch req.Target {
+	case "host":
+		if hs == nil {
+			return nil, errorf(http.StatusConflict, "host_stopped", "no host is running: start one first")
+		}
+		id := req.Region
+		if id == "" {
+			id = hs.h.DefaultID()
+		}
+		r, err := hs.h.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		return hostTarget{hs: hs, r: r}, nil
+	case "client":
+		if cs == nil {
+			return nil, errorf(http.StatusConflict, "not_connected", "not connected to a host")
+		}
+		r, err := cs.region()
+		if err != nil {
+			return nil, err
+		}
+		return clientTarget{r: r}, nil
+	}
+	return nil, errorf(http.StatusBadRequest, "bad_request", "target %q: use host or client", req.Target)
+}
+
+// handleWrite writes the content under the region's lock, conditionally
+// at the version the edit started from. Content over the region's
+// maximum is refused whole, never truncated; a conflict replies with the
+// current version and content so the page can explain it.
+func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request) error {
+	var req writeRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	t, err := s.target(req)
+	if err != nil {
+		return err
+	}
+	layout, max := t.describe()
+	if layout != "utf8" {
+		return errorf(http.StatusConflict, "read_only", "%s regions are read-only in the GUI: write them with 'shmgr write --file'", layout)
+	}
+	p := []byte(req.Content)
+	if int64(len(p)) > max {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("%d bytes is more than the region holds (%d bytes at most): nothing was written", len(p), max),
+			Extra:   map[string]any{"size": len(p), "max": max}}
+	}
+	if len(p) > maxShown {
+		return errorf(http.StatusRequestEntityTooLarge, "too_large_gui", "the GUI writes at most %d bytes: use 'shmgr write --file'", maxShown)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	v, err := t.write(ctx, p, req.IfVersion)
+	if err != nil {
+		ae := classify(err)
+		if ae.Code == "conflict" {
+			if b, cur, rerr := t.read(ctx); rerr == nil {
+				ae.Message = fmt.Sprintf("changed by someone else at version %d: nothing was written", cur)
+				ae.Extra["current"], ae.Extra["content"] = cur, string(b)
+			}
+		}
+		return ae
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": v, "size": len(p)})
+	return nil
+}

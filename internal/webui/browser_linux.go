@@ -1,0 +1,5 @@
+package webui
+
+import "os/exec"
+
+func browserCommand(url string) *exec.Cmd { return exec.Command("xdg-open", url) }

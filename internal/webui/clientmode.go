@@ -1,0 +1,262 @@
+package webui
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmgr/shmgr/client"
+)
+
+// Client session states, as the page shows them.
+const (
+	stateConnecting   = "connecting"
+	stateConnected    = "connected"
+	stateReconnecting = "reconnecting"
+	stateFailed       = "failed"
+)
+
+// connectTimeout bounds connecting: dialling, the metadata line, opening
+// the region and starting the watch.
+const connectTimeout = 6 * time.Second
+
+// connectRequest is the body of POST /api/client/connect.
+type connectRequest struct {
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	ShmID       string `json:"shm_id"`
+	Mode        string `json:"mode"`
+	Token       string `json:"token"`
+	TLS         bool   `json:"tls"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// clientSession is Client mode: one region of a host, reached with the
+// public client package, and a goroutine that follows its Watcher.
+type clientSession struct {
+	addr   string
+	id     string // protected by mu
+	opts   client.Options
+	ctx    context.Context
+	cancel context.CancelFunc
+	notify func()
+	done   chan struct{} // closed when run returns
+	latest atomic.Pointer[client.Event]
+
+	// mu protects the fields below.
+	mu      sync.Mutex
+	state   string
+	err     *apiError // why the session failed
+	r       *client.Region
+	w       *client.Watcher
+	running bool
+	closed  bool
+}
+
+// newClientSession checks the request and prepares a session; dial
+// connects it.
+func newClientSession(req connectRequest, notify func()) (*clientSession, error) {
+	h := strings.TrimSpace(req.Host)
+	if h == "" {
+		h = "127.0.0.1"
+	}
+	port := req.Port
+	if hh, p, err := net.SplitHostPort(h); err == nil {
+		h = hh
+		if port == 0 {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if port == 0 {
+		port = client.DefaultPort
+	}
+	if port < 1 || port > 65535 {
+		return nil, errorf(http.StatusBadRequest, "bad_port", "port %d: use 1 to 65535", port)
+	}
+	o := client.DefaultOptions()
+	o.DialTimeout = connectTimeout
+	var err error
+	if o.Mode, err = client.ParseMode(req.Mode); err != nil {
+		return nil, errorf(http.StatusBadRequest, "bad_mode", "%v", err)
+	}
+	o.Token = strings.TrimSpace(req.Token)
+	switch fp := strings.TrimSpace(req.Fingerprint); {
+	case fp != "":
+		if o.TLS, err = client.PinnedTLS(fp); err != nil {
+			return nil, errorf(http.StatusBadRequest, "bad_fingerprint", "TLS fingerprint: %v", err)
+		}
+	case req.TLS:
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	cs := &clientSession{addr: net.JoinHostPort(h, strconv.Itoa(port)), id: strings.TrimSpace(req.ShmID), notify: notify,
+		done: make(chan struct{}), state: stateConnecting}
+	// The conn and the watcher report their states here; the status is
+	// computed when a stream asks.
+	o.OnState = func(client.State) { notify() }
+	cs.opts = o
+	cs.ctx, cs.cancel = context.WithCancel(context.Background())
+	return cs, nil
+}
+
+// dial connects, opens the region and starts watching it; start runs
+// the session's goroutine (see Server.goroutine). On failure the session
+// records why.
+func (cs *clientSession) dial(start func(func()) bool) error {
+	ctx, cancel := context.WithTimeout(cs.ctx, connectTimeout)
+	defer cancel()
+	r, err := client.Dial(ctx, cs.addr, cs.id, cs.opts)
+	var w *client.Watcher
+	if err == nil {
+		if w, err = r.Watch(ctx, client.WatchOptions{}); err != nil {
+			r.Close()
+		}
+	}
+	if err != nil {
+		if cs.ctx.Err() != nil {
+			return errorf(http.StatusConflict, "cancelled", "connecting was cancelled")
+		}
+		ae := dialError(err, cs.addr, cs.id)
+		cs.mu.Lock()
+		cs.state, cs.err = stateFailed, ae
+		cs.mu.Unlock()
+		cs.notify()
+		return ae
+	}
+	cs.mu.Lock()
+	if !cs.closed {
+		cs.id, cs.r, cs.w, cs.state = r.ID(), r, w, stateConnected
+		cs.running = start(cs.run)
+	}
+	ok := cs.running
+	cs.mu.Unlock()
+	if !ok {
+		w.Close()
+		r.Close()
+		return errorf(http.StatusConflict, "cancelled", "connecting was cancelled")
+	}
+	cs.notify()
+	return nil
+}
+
+// run delivers the watcher's events until the session closes or the
+// watch ends.
+func (cs *clientSession) run() {
+	defer close(cs.done)
+	for {
+		ev, err := cs.w.Next(cs.ctx)
+		if err != nil {
+			if cs.ctx.Err() == nil {
+				ae := errorf(http.StatusBadGateway, "watch_ended", "the watch ended: %v", err)
+				if errors.Is(err, client.ErrNotFound) {
+					ae = &apiError{Status: http.StatusNotFound, Code: "region_gone", Message: fmt.Sprintf("region %q was deleted on the host", cs.id), Extra: map[string]any{"id": cs.id}}
+				}
+				cs.mu.Lock()
+				cs.state, cs.err = stateFailed, ae
+				cs.mu.Unlock()
+				cs.notify()
+			}
+			return
+		}
+		cs.latest.Store(&ev)
+		cs.notify()
+	}
+}
+
+// close ends the session: it cancels a dial in progress, stops the
+// goroutine and closes the watcher and the region.
+func (cs *clientSession) close() {
+	cs.cancel()
+	cs.mu.Lock()
+	cs.closed = true
+	running, r, w := cs.running, cs.r, cs.w
+	cs.mu.Unlock()
+	if running {
+		<-cs.done
+	}
+	if w != nil {
+		w.Close()
+	}
+	if r != nil {
+		r.Close()
+	}
+}
+
+// clientStatus is what the page shows of Client mode.
+type clientStatus struct {
+	State       string `json:"state"` // "", connecting, connected, reconnecting, failed
+	Code        string `json:"code,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Addr        string `json:"addr,omitempty"`
+	ShmID       string `json:"shm_id,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	WhyNotLocal string `json:"why_not_local,omitempty"`
+	Layout      string `json:"layout,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	Max         int64  `json:"max,omitempty"`
+	OSName      string `json:"os_name,omitempty"`
+}
+
+func (cs *clientSession) status() clientStatus {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	st := clientStatus{State: cs.state, Addr: cs.addr, ShmID: cs.id}
+	if cs.err != nil {
+		st.Code, st.Reason = cs.err.Code, cs.err.Message
+	}
+	if cs.r != nil && cs.state == stateConnected {
+		if cs.w.State() == client.StateReconnecting {
+			st.State, st.Code, st.Reason = stateReconnecting, "reconnecting", "the connection to the host was lost: reconnecting"
+		}
+		in := cs.r.Info()
+		st.Mode, st.WhyNotLocal = cs.r.Mode().String(), cs.r.WhyNotLocal()
+		st.Layout, st.Size, st.Max, st.OSName = in.Layout, in.Size, in.MaxDataSize, in.OSName
+	}
+	return st
+}
+
+// region returns the connected region, or an error saying why there is
+// none.
+func (cs *clientSession) region() (*client.Region, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.r == nil || cs.state != stateConnected {
+		return nil, errorf(http.StatusConflict, "not_connected", "not connected to a host")
+	}
+	return cs.r, nil
+}
+
+// shmID returns the region's shm_id (the host's default region's once
+// connected, if none was given).
+func (cs *clientSession) shmID() string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.id
+}
+
+// clientTarget is the Client mode region.
+type clientTarget struct{ r *client.Region }
+
+func (t clientTarget) describe() (layout string, max int64) {
+	in := t.r.Info()
+	return in.Layout, in.MaxDataSize
+}
+
+func (t clientTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {
+	if ifVersion != nil {
+		return t.r.WriteIf(ctx, p, *ifVersion)
+	}
+	return t.r.Write(ctx, p)
+}
+
+func (t clientTarget) read(ctx context.Context) ([]byte, uint64, error) {
+	return t.r.ReadVersion(ctx)
+}

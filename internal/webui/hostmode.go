@@ -1,0 +1,296 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shmgr/shmgr/client"
+	"github.com/shmgr/shmgr/internal/auth"
+	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/server"
+)
+
+// hostSession is a host running inside the GUI process (Host mode): the
+// same pieces "shmgr host" wires, a host.Host served by a server.Server.
+type hostSession struct {
+	h       *host.Host
+	srv     *server.Server
+	addr    *net.TCPAddr
+	bind    string
+	notice  string // what the user should know, such as a busy port
+	from    int    // the port asked for, when it was busy and another was used
+	token   string // the admin token clients need; "" when the host is open
+	served  chan error
+	label   []byte // the lock owner label of the GUI's writes
+	dataDir string
+
+	// mu protects stopped. Streams hold RLock while they subscribe, so
+	// that no subscription starts while the host closes.
+	mu      sync.RWMutex
+	stopped bool
+}
+
+// startRequest is the body of POST /api/host/start.
+type startRequest struct {
+	Bind string `json:"bind"`
+	Port int    `json:"port"`
+}
+
+// startHost listens on bind:port (the default port falls back to a free
+// one when busy), opens the host in the data directory and serves it.
+func (s *Server) startHost(req startRequest) (*hostSession, error) {
+	if s.cfg.DataDir == "" {
+		return nil, errorf(http.StatusConflict, "no_data_dir", "no data directory: start the GUI with --data-dir")
+	}
+	bind := req.Bind
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	if req.Port < 0 || req.Port > 65535 {
+		return nil, errorf(http.StatusBadRequest, "bad_port", "port %d: use 1 to 65535, or 0 for a free port", req.Port)
+	}
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	listen := func(port int) (net.Listener, error) {
+		return lc.Listen(context.Background(), "tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
+	}
+	ln, err := listen(req.Port)
+	notice, from := "", 0
+	if err != nil && req.Port == client.DefaultPort && errors.Is(err, syscall.EADDRINUSE) {
+		if ln, err = listen(0); err == nil {
+			notice, from = fmt.Sprintf("port %d is busy: using %d", req.Port, ln.Addr().(*net.TCPAddr).Port), req.Port
+		}
+	}
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, &apiError{Status: http.StatusConflict, Code: "port_busy", Message: fmt.Sprintf("port %d is in use: choose another, or 0 for a free port", req.Port), Extra: map[string]any{"port": req.Port}}
+		}
+		return nil, errorf(http.StatusBadRequest, "listen", "listen on %s: %v", net.JoinHostPort(bind, strconv.Itoa(req.Port)), err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	cfg := host.DefaultConfig(s.cfg.DataDir)
+	cfg.Logf = s.cfg.Logf
+	h, report, err := host.Open(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, errorf(http.StatusInternalServerError, "host", "%v", err)
+	}
+	for _, line := range report {
+		s.cfg.Logf("host: %s", line)
+	}
+	hs := &hostSession{h: h, addr: addr, bind: bind, notice: notice, from: from, served: make(chan error, 1),
+		label: []byte(fmt.Sprintf("shmgr gui pid %d", os.Getpid())), dataDir: s.cfg.DataDir}
+	// As "shmgr host" does: a host reachable from other machines requires
+	// the admin token of its data directory.
+	var store *auth.Store
+	if !addr.IP.IsLoopback() {
+		if store, err = auth.Open(s.cfg.DataDir); err != nil {
+			ln.Close()
+			h.Close()
+			return nil, errorf(http.StatusInternalServerError, "host", "tokens: %v", err)
+		}
+		hs.token = store.Admin()
+	}
+	hs.srv = server.New(h, server.Config{
+		ServerName:  "shmgr gui " + s.cfg.Version,
+		IdleTimeout: 10 * time.Minute,
+		Auth:        store,
+		Logf:        s.cfg.Logf,
+	})
+	if !s.goroutine(func() { hs.served <- hs.srv.Serve(ln) }) {
+		ln.Close()
+		h.Close()
+		return nil, errClosing
+	}
+	s.cfg.Logf("host mode: serving %s on %s", s.cfg.DataDir, addr)
+	return hs, nil
+}
+
+// stop shuts the server down (finishing requests in flight) and closes
+// the host; the regions stay in place.
+func (hs *hostSession) stop(ctx context.Context) error {
+	hs.mu.Lock()
+	if hs.stopped {
+		hs.mu.Unlock()
+		return nil
+	}
+	hs.stopped = true
+	hs.mu.Unlock()
+	err := hs.srv.Shutdown(ctx)
+	<-hs.served
+	if cerr := hs.h.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// subscribe follows region id, unless the host is stopping.
+func (hs *hostSession) subscribe(id string, notify chan<- struct{}) (*host.Region, *host.Sub, error) {
+	hs.mu.RLock()
+	defer hs.mu.RUnlock()
+	if hs.stopped {
+		return nil, nil, host.ErrClosed
+	}
+	r, err := hs.h.Get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	sub, err := r.Subscribe(notify)
+	return r, sub, err
+}
+
+// hostStatus is what the page shows of Host mode.
+type hostStatus struct {
+	Running   bool     `json:"running"`
+	Listen    string   `json:"listen,omitempty"`
+	Bind      string   `json:"bind,omitempty"`
+	Port      int      `json:"port,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	Default   string   `json:"default,omitempty"`
+	DataDir   string   `json:"data_dir"`
+	Token     string   `json:"token,omitempty"`
+	Notice    string   `json:"notice,omitempty"`
+	// FallbackFrom is the port asked for when it was busy (Port is the
+	// one used instead).
+	FallbackFrom int                 `json:"fallback_from,omitempty"`
+	Regions      []regionView        `json:"regions"`
+	Clients      []server.ClientInfo `json:"clients"`
+}
+
+// regionView is one region in the list.
+type regionView struct {
+	ID        string `json:"id"`
+	Size      int64  `json:"size"`
+	Layout    string `json:"layout"`
+	Max       int64  `json:"max"`
+	Version   uint64 `json:"version"`
+	OSName    string `json:"os_name"`
+	OSKind    string `json:"os_kind"`
+	Durable   bool   `json:"durable"`
+	Locked    bool   `json:"locked"`
+	LockPID   uint32 `json:"lock_pid,omitempty"`
+	LockOwner string `json:"lock_owner,omitempty"`
+}
+
+func viewOf(in host.Info) regionView {
+	return regionView{ID: in.ShmID, Size: in.Size, Layout: in.Layout, Max: in.MaxDataSize, Version: in.Version, OSName: in.OSName,
+		OSKind: in.OSKind, Durable: in.Durable, Locked: in.Locked, LockPID: in.LockPID, LockOwner: in.LockOwner}
+}
+
+// stoppedStatus is Host mode with no host running.
+func (s *Server) stoppedStatus() hostStatus {
+	return hostStatus{DataDir: s.cfg.DataDir, Regions: []regionView{}, Clients: []server.ClientInfo{}}
+}
+
+func (hs *hostSession) status() hostStatus {
+	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: hostIPs(hs.addr.IP),
+		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.token, Notice: hs.notice, FallbackFrom: hs.from, Regions: []regionView{}, Clients: hs.srv.Clients()}
+	for _, in := range hs.h.List() {
+		st.Regions = append(st.Regions, viewOf(in))
+	}
+	return st
+}
+
+// createRequest is the body of POST /api/host/create.
+type createRequest struct {
+	ID      string `json:"id"`
+	Size    int64  `json:"size"`
+	Layout  string `json:"layout"`
+	Durable bool   `json:"durable"`
+}
+
+func (hs *hostSession) create(req createRequest) (regionView, error) {
+	l := region.UTF8
+	if req.Layout != "" {
+		var err error
+		if l, err = region.ParseLayout(req.Layout); err != nil {
+			return regionView{}, errorf(http.StatusBadRequest, "bad_layout", "%v", err)
+		}
+	}
+	if req.Size < 0 {
+		return regionView{}, errorf(http.StatusBadRequest, "bad_size", "size %d: must be positive", req.Size)
+	}
+	r, err := hs.h.Create(req.ID, host.CreateOptions{Size: req.Size, Layout: l, Durable: req.Durable})
+	if err != nil {
+		return regionView{}, err
+	}
+	return viewOf(r.Info()), nil
+}
+
+// hostTarget is a region of the GUI's own host.
+type hostTarget struct {
+	hs *hostSession
+	r  *host.Region
+}
+
+func (t hostTarget) describe() (layout string, max int64) {
+	in := t.r.Info()
+	return in.Layout, in.MaxDataSize
+}
+
+func (t hostTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {
+	var v uint64
+	err := t.r.Do(func(rr *region.Region) error {
+		o := region.WriteOptions{Label: t.hs.label}
+		if dl, ok := ctx.Deadline(); ok {
+			o.Timeout = max(time.Until(dl), time.Millisecond)
+		}
+		if ifVersion != nil {
+			o.Conditional, o.IfVersion = true, *ifVersion
+		}
+		var err error
+		v, err = rr.Write(p, o)
+		return err
+	})
+	return v, err
+}
+
+func (t hostTarget) read(ctx context.Context) ([]byte, uint64, error) {
+	var b []byte
+	var v uint64
+	err := t.r.Do(func(rr *region.Region) error {
+		var err error
+		b, v, err = rr.AppendContent(nil)
+		return err
+	})
+	return b, v, err
+}
+
+// hostIPs lists the addresses clients can use: the bound address, or
+// every interface address when bound to all, non-loopback IPv4 first.
+func hostIPs(bound net.IP) []string {
+	if !bound.IsUnspecified() {
+		return []string{bound.String()}
+	}
+	var v4, v6, loop []string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip := ipn.IP
+		switch {
+		case ip.IsLoopback():
+			loop = append(loop, ip.String())
+		case ip.IsLinkLocalUnicast():
+		case ip.To4() != nil:
+			v4 = append(v4, ip.String())
+		default:
+			v6 = append(v6, ip.String())
+		}
+	}
+	out := append(append(v4, v6...), loop...)
+	if len(out) == 0 {
+		out = []string{"127.0.0.1"}
+	}
+	return out
+}
