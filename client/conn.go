@@ -21,6 +21,7 @@ import (
 
 	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/shm"
 )
 
 // DefaultPort is the TCP port a host listens on by default.
@@ -90,6 +91,10 @@ type Options struct {
 	// Token is sent with AUTH when the host requires one (its metadata
 	// line says "auth":"token"). It is never logged.
 	Token string
+	// LocalToken, when Token is empty, is sent only to a host that runs on
+	// this machine (its host_id is this machine's): the CLI offers the
+	// local host's own token this way, never to another machine.
+	LocalToken string
 	// TLS, if set, connects with TLS using this configuration. For a host
 	// with a self-signed certificate, use PinnedTLS with the fingerprint it
 	// prints.
@@ -340,11 +345,15 @@ func (c *Conn) dial(ctx context.Context) error {
 		return fmt.Errorf("connect to host %s: not a shmgr host? %w: %w", c.addr, ErrProtocol, err)
 	}
 	if m.Auth == "token" {
-		if c.opts.Token == "" {
+		token := c.opts.Token
+		if token == "" && c.opts.LocalToken != "" && m.HostID == shm.HostID() {
+			token = c.opts.LocalToken
+		}
+		if token == "" {
 			c.drop()
 			return fmt.Errorf("connect to host %s: %w: the host requires a token (pass --token, set SHMGR_TOKEN, or Options.Token; the host prints it at start)", c.addr, ErrUnauthorized)
 		}
-		err := c.roundTrip(ctx, func(b []byte) []byte { return proto.AppendAuth(b, []byte(c.opts.Token)) }, func(rep proto.Reply) error {
+		err := c.roundTrip(ctx, func(b []byte) []byte { return proto.AppendAuth(b, []byte(token)) }, func(rep proto.Reply) error {
 			if rep.Kind != proto.ReplyOK {
 				return unexpected(rep, "OK")
 			}

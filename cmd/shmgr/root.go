@@ -145,8 +145,9 @@ func (g *globals) options() (client.Options, error) {
 		o.Token = os.Getenv(tokenEnv)
 	}
 	if o.Token == "" && dir != "" {
-		// On the host's own machine the CLI may read the host's token.
-		o.Token, _ = auth.ReadAdmin(dir)
+		// On the host's own machine the CLI may read the host's token. It
+		// is offered only to a host on this machine (same host_id).
+		o.LocalToken, _ = auth.ReadAdmin(dir)
 	}
 	fp := g.fingerprint
 	if fp == "" {

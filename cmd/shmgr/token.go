@@ -9,6 +9,7 @@ import (
 
 	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/proto"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -96,6 +97,22 @@ picks up changes at the next AUTH, without a restart.`,
 	add.Flags().StringSliceVar(&regions, "regions", nil, "limit the token to these shm_ids (comma-separated; default: all)")
 	add.Flags().StringVar(&secret, "secret", "", "use this secret (at least 16 characters) instead of a random one")
 	add.RunE = func(c *cobra.Command, args []string) error {
+		if c.Flags().Changed("regions") {
+			var clean []string
+			for _, r := range regions {
+				if r = strings.TrimSpace(r); r == "" {
+					continue
+				}
+				if !proto.ValidID([]byte(r)) {
+					return usageError{fmt.Errorf("--regions: %q is not a shm_id", r)}
+				}
+				clean = append(clean, r)
+			}
+			if len(clean) == 0 {
+				return usageError{fmt.Errorf("--regions names no region: leave the flag out for a token that covers every region")}
+			}
+			regions = clean
+		}
 		s, err := store()
 		if err != nil {
 			return err

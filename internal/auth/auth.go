@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shmgr/shmgr/internal/proto"
 )
 
 // FileName is the token file in the data directory.
@@ -78,10 +80,10 @@ type file struct {
 // without a restart. It is safe for concurrent use.
 type Store struct {
 	path string
-	// mu protects tokens and mtime.
+	// mu protects tokens and seen.
 	mu     sync.Mutex
 	tokens []Token
-	mtime  time.Time
+	seen   os.FileInfo // the file the tokens were read from
 }
 
 // Errors.
@@ -118,7 +120,9 @@ func (s *Store) reload() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st.ModTime().Equal(s.mtime) && s.tokens != nil {
+	// Timestamps are coarse (a kernel tick): a save renames a new file into
+	// place, so the file's identity and size tell a change apart too.
+	if s.tokens != nil && s.seen != nil && os.SameFile(st, s.seen) && st.ModTime().Equal(s.seen.ModTime()) && st.Size() == s.seen.Size() {
 		return nil
 	}
 	b, err := os.ReadFile(s.path)
@@ -130,16 +134,30 @@ func (s *Store) reload() error {
 		return fmt.Errorf("token file %s: %v", s.path, err)
 	}
 	for i, t := range f.Tokens {
-		if len(t.Secret) < 16 {
-			return fmt.Errorf("token file %s: token %d (%q) is shorter than 16 characters", s.path, i, t.Name)
+		if err := checkSecret(t.Secret); err != nil {
+			return fmt.Errorf("token file %s: token %d (%q): %v", s.path, i, t.Name, err)
 		}
 		if t.Access != ReadWrite && t.Access != ReadOnly {
 			return fmt.Errorf("token file %s: token %q: access %q: use %q or %q", s.path, t.Name, t.Access, ReadWrite, ReadOnly)
 		}
 	}
-	s.tokens, s.mtime = f.Tokens, st.ModTime()
+	s.tokens, s.seen = f.Tokens, st
 	if s.tokens == nil {
 		s.tokens = []Token{}
+	}
+	return nil
+}
+
+// checkSecret accepts what AUTH can carry: at least 16 bytes of printable
+// ASCII without spaces (0x21-0x7E).
+func checkSecret(secret string) error {
+	if len(secret) < 16 {
+		return errors.New("the token is shorter than 16 characters")
+	}
+	for i := 0; i < len(secret); i++ {
+		if c := secret[i]; c < 0x21 || c > 0x7e {
+			return errors.New("a token must be printable ASCII without spaces (AUTH carries it on a command line)")
+		}
 	}
 	return nil
 }
@@ -205,8 +223,13 @@ func (s *Store) Add(t Token) (Token, error) {
 	if t.Secret == "" {
 		t.Secret = NewSecret()
 	}
-	if len(t.Secret) < 16 || strings.ContainsAny(t.Secret, " \t\r\n") {
-		return Token{}, errors.New("a token must be at least 16 characters, without spaces")
+	if err := checkSecret(t.Secret); err != nil {
+		return Token{}, err
+	}
+	for _, r := range t.Regions {
+		if !proto.ValidID([]byte(r)) {
+			return Token{}, fmt.Errorf("region %q is not a shm_id: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", r)
+		}
 	}
 	if t.Access == "" {
 		t.Access = ReadWrite
@@ -270,7 +293,7 @@ func (s *Store) save(ts []Token) error {
 		return fmt.Errorf("token file: %w", err)
 	}
 	s.mu.Lock()
-	s.tokens, s.mtime = nil, time.Time{}
+	s.tokens, s.seen = nil, nil
 	s.mu.Unlock()
 	return s.reload()
 }

@@ -37,6 +37,8 @@ var (
 	ErrClosed = errors.New("host closed")
 	// ErrNoSpace: not enough shared memory left for the region.
 	ErrNoSpace = errors.New("not enough shared memory")
+	// ErrBusy: another host uses the data directory.
+	ErrBusy = errors.New("data directory in use")
 	// ErrLimit: a host limit (regions, region size) refuses the request.
 	ErrLimit = errors.New("host limit reached")
 )
@@ -90,6 +92,7 @@ type Host struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	lock *os.File // held while the host owns the data directory
 }
 
 // Region is the host's handle on one region. Its methods are safe for
@@ -142,14 +145,20 @@ func Open(cfg Config) (*Host, []string, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "regions"), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("host: data directory: %w", err)
 	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	tab, _, err := registry.Load(cfg.DataDir)
 	if err != nil {
+		lock.Close()
 		return nil, nil, fmt.Errorf("host: %w", err)
 	}
-	h := &Host{cfg: cfg, hostID: shm.HostID(), table: tab, regions: map[string]*Region{}, stop: make(chan struct{})}
+	h := &Host{cfg: cfg, hostID: shm.HostID(), table: tab, regions: map[string]*Region{}, stop: make(chan struct{}), lock: lock}
 	report, err := h.reconcile()
 	if err != nil {
 		h.unmapAll()
+		lock.Close()
 		return nil, report, err
 	}
 	if tab.Default == "" {
@@ -158,12 +167,14 @@ func Open(cfg Config) (*Host, []string, error) {
 	if _, ok := h.regions[tab.Default]; !ok {
 		if _, err := h.createLocked(tab.Default, CreateOptions{Size: cfg.DefaultSize, Layout: region.UTF8}); err != nil {
 			h.unmapAll()
+			lock.Close()
 			return nil, report, fmt.Errorf("host: default region: %w", err)
 		}
 		cfg.Logf("created the default region %q (%d bytes, utf8)", tab.Default, cfg.DefaultSize)
 	}
 	if err := tab.Save(cfg.DataDir); err != nil {
 		h.unmapAll()
+		lock.Close()
 		return nil, report, err
 	}
 	h.wg.Add(1)
@@ -323,6 +334,7 @@ func (h *Host) Close() error {
 	defer h.mu.Unlock()
 	err := h.persistLocked()
 	h.unmapAll()
+	h.lock.Close()
 	return err
 }
 

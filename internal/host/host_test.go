@@ -180,3 +180,11 @@ func TestCreateDeleteErrors(t *testing.T) {
 		t.Errorf("Do on deleted region err = %v", err)
 	}
 }
+
+func TestDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	openHost(t, dir)
+	if _, _, err := host.Open(host.DefaultConfig(dir)); !errors.Is(err, host.ErrBusy) || !strings.Contains(err.Error(), "in use by another host (pid") {
+		t.Fatalf("second Open of the same data directory: err = %v, want ErrBusy naming the pid", err)
+	}
+}

@@ -467,7 +467,8 @@ func (r *Region) appendLocked(dst []byte, l, off, n int64, v uint64, hdr Header)
 	}
 	end := l
 	if n >= 0 {
-		if off+n > l {
+		// n > l-off, not off+n > l: the sum may overflow.
+		if n > l-off {
 			if r.layout == Raw {
 				return dst, fmt.Errorf("%w: %d bytes at offset %d exceed the region (%d bytes)", ErrOutOfRange, n, off, l)
 			}
@@ -541,7 +542,7 @@ func (r *Region) WriteAt(off int64, p []byte, o WriteOptions) (uint64, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%w: offset %d is negative", ErrOutOfRange, off)
 	}
-	if off+int64(len(p)) > r.max {
+	if int64(len(p)) > r.max-off { // not off+len: the sum may overflow
 		if r.layout == Raw {
 			return 0, fmt.Errorf("%w: %d bytes at offset %d exceed the region (%d bytes)", ErrOutOfRange, len(p), off, r.max)
 		}

@@ -21,6 +21,10 @@ import (
 
 // Buffer sizes.
 const (
+	// preAuthLimit bounds what an unauthenticated connection may make the
+	// host buffer for one request.
+	preAuthLimit = proto.DefaultMaxLine
+
 	readBufSize = 64 << 10
 	// flushAt bounds the reply bytes held before a flush, so a client that
 	// pipelines many large reads does not make the host buffer them all.
@@ -198,6 +202,15 @@ func (c *conn) fill() bool {
 	need := int(c.p.Need())
 	if need < c.w-c.r+1 {
 		need = c.w - c.r + 1
+	}
+	if c.grant == nil && need > preAuthLimit {
+		// Nothing but AUTH, PING and QUIT may run before AUTH, and those
+		// carry no payload: do not buffer a stranger's megabytes.
+		c.s.cfg.Metrics.AuthFailures.Inc()
+		c.out = proto.AppendError(c.out[:0], proto.CodeUnauthorized,
+			"authentication required: send AUTH <token> before any request with data (the connection is closed)")
+		c.flush()
+		return false
 	}
 	if c.r > 0 && (c.w == len(c.in) || need > len(c.in)-c.r) {
 		c.w = copy(c.in, c.in[c.r:c.w])
