@@ -169,6 +169,31 @@ type HostInfo struct {
 	MaxLine     int       `json:"max_line"`
 	MaxPayload  int64     `json:"max_payload"`
 	LockTimeout string    `json:"lock_timeout"`
+	// Insecure is set when the operator exposed the host beyond loopback
+	// without tokens.
+	Insecure bool       `json:"insecure,omitempty"`
+	Limits   HostLimits `json:"limits"`
+	// Clients lists the open connections.
+	Clients []ClientInfo `json:"clients"`
+}
+
+// HostLimits are a host's limits.
+type HostLimits struct {
+	MaxConnections int    `json:"max_connections"`
+	MaxWatches     int    `json:"max_watches_per_connection"`
+	IdleTimeout    string `json:"idle_timeout"`
+	ReadTimeout    string `json:"read_timeout"`
+	WriteTimeout   string `json:"write_timeout"`
+	MaxLease       string `json:"max_lease"`
+}
+
+// ClientInfo describes one connection to a host.
+type ClientInfo struct {
+	Addr    string    `json:"addr"`
+	Since   time.Time `json:"since"`
+	Token   string    `json:"token,omitempty"` // the token's name, never its secret
+	Watches int       `json:"watches"`
+	Leases  int       `json:"leases"`
 }
 
 // CreateOptions describe a new region. Zero fields take the host's

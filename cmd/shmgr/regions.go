@@ -377,12 +377,30 @@ func newInfoCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(tw, "server:\t%s (%s, pid %d)\n", hi.Server, hi.Proto, hi.PID)
 			fmt.Fprintf(tw, "host id:\t%s\n", hi.HostID)
 			fmt.Fprintf(tw, "started:\t%s\n", hi.Started.Local().Format("2006-01-02 15:04:05"))
-			fmt.Fprintf(tw, "auth:\t%s\n", hi.Auth)
+			auth := hi.Auth
+			if hi.Insecure {
+				auth += " (INSECURE: reachable beyond loopback without tokens)"
+			}
+			fmt.Fprintf(tw, "auth:\t%s\n", auth)
 			fmt.Fprintf(tw, "connections:\t%d open, %d accepted\n", hi.Connections, hi.Accepted)
-			fmt.Fprintf(tw, "limits:\tline %d B, payload %s, lock timeout %s\n", hi.MaxLine, humanBytes(hi.MaxPayload), hi.LockTimeout)
+			fmt.Fprintf(tw, "limits:\tline %d B, payload %s, lock timeout %s, lease at most %s\n", hi.MaxLine, humanBytes(hi.MaxPayload), hi.LockTimeout, hi.Limits.MaxLease)
+			fmt.Fprintf(tw, "\t%d connections, %d watches each; idle %s, read %s, write %s\n", hi.Limits.MaxConnections, hi.Limits.MaxWatches, hi.Limits.IdleTimeout, hi.Limits.ReadTimeout, hi.Limits.WriteTimeout)
 			fmt.Fprintf(tw, "default region:\t%s\n", hi.Default)
 			fmt.Fprintf(tw, "regions:\t%d\n", hi.Regions)
 			tw.Flush()
+			if len(hi.Clients) > 0 {
+				fmt.Fprintln(out)
+				tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "CLIENT\tSINCE\tTOKEN\tWATCHES\tLEASES")
+				for _, cl := range hi.Clients {
+					tok := cl.Token
+					if tok == "" {
+						tok = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", cl.Addr, cl.Since.Local().Format("15:04:05"), tok, cl.Watches, cl.Leases)
+				}
+				tw.Flush()
+			}
 			for _, in := range list {
 				fmt.Fprintln(out)
 				printRegion(out, in)
