@@ -57,7 +57,7 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 			return nil, err
 		}
 		wait := r.wo(ctx).Timeout
-		token, err := m.r.Acquire(min(o.Wait, wait), o.Lease, nil)
+		token, err := m.r.Acquire(min(o.Wait, wait), o.Lease, nil, nil)
 		if err != nil {
 			m.release()
 			return nil, err

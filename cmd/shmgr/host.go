@@ -144,6 +144,17 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
 	}
 	tcpAddr := ln.Addr().(*net.TCPAddr)
+	// Tokens and TLS first: a bad --token must fail before any region is
+	// made.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		ln.Close()
+		return fmt.Errorf("data directory: %w", err)
+	}
+	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	h, report, err := host.Open(cfg)
 	if err != nil {
 		ln.Close()
@@ -151,12 +162,6 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	}
 	for _, line := range report {
 		logger.Warn(line)
-	}
-	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
-	if err != nil {
-		ln.Close()
-		h.Close()
-		return err
 	}
 	if sec.tls != nil {
 		ln = tls.NewListener(ln, sec.tls)

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -15,13 +18,19 @@ import (
 func newTokenCmd() *cobra.Command {
 	var dataDir string
 	var asJSON bool
+	dirOf := func() (string, error) {
+		if dataDir != "" {
+			return dataDir, nil
+		}
+		return host.DefaultDataDir()
+	}
 	store := func() (*auth.Store, error) {
-		dir := dataDir
-		if dir == "" {
-			var err error
-			if dir, err = host.DefaultDataDir(); err != nil {
-				return nil, err
-			}
+		dir, err := dirOf()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
 		}
 		return auth.Open(dir)
 	}
@@ -51,6 +60,17 @@ picks up changes at the next AUTH, without a restart.`,
 	var show bool
 	ls.Flags().BoolVar(&show, "show", false, "print the secrets too")
 	ls.RunE = func(c *cobra.Command, args []string) error {
+		dir, err := dirOf()
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(dir, auth.FileName)); errors.Is(err, os.ErrNotExist) {
+			if asJSON {
+				return printJSON(c.OutOrStdout(), []auth.Token{})
+			}
+			fmt.Fprintf(c.OutOrStdout(), "no tokens in %s yet: a host makes its admin token when it first needs one (a --listen beyond loopback, or --token)\n", dir)
+			return nil
+		}
 		s, err := store()
 		if err != nil {
 			return err

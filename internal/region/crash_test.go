@@ -146,7 +146,7 @@ func TestCrashHelper(t *testing.T) {
 	r.SetLabel("crash helper")
 	var o region.WriteOptions
 	if parts[2] == "1" {
-		token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"))
+		token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +423,7 @@ func crashLoop(t *testing.T, l region.Layout, size int64, lease bool, maxIters i
 		}
 		if lease {
 			// A new lease's token is above the dead holder's.
-			token, err := r.Acquire(time.Second, time.Second, nil)
+			token, err := r.Acquire(time.Second, time.Second, nil, nil)
 			if err != nil {
 				t.Fatalf("iteration %d: Acquire after a dead lease holder: %v", iters, err)
 			}
@@ -485,7 +485,7 @@ func readDuringIdleLease(t *testing.T, l region.Layout) {
 	if _, err := nr.r.Write([]byte("before"), region.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	token, err := nr.r.Acquire(time.Second, 10*time.Second, []byte("lease holder"))
+	token, err := nr.r.Acquire(time.Second, 10*time.Second, []byte("lease holder"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

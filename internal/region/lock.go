@@ -32,12 +32,12 @@ const deadCheckEvery = time.Millisecond
 
 // lock takes the control-block lock (and, for utf8, the offset-0 flag),
 // taking it back from a dead owner or an expired lease if need be.
-func (r *Region) lock(timeout time.Duration, label []byte) error {
+func (r *Region) lock(timeout time.Duration, label []byte, stop <-chan struct{}) error {
 	w := r.lockw.Load()
 	inherited := false
 	if ownerOf(w) != 0 || !r.lockw.CompareAndSwap(w, owned(w, r.pid)) {
 		var err error
-		if inherited, err = r.lockSlow(timeout); err != nil {
+		if inherited, err = r.lockSlow(timeout, stop); err != nil {
 			return err
 		}
 	}
@@ -149,7 +149,7 @@ func (r *Region) release() {
 
 // lockSlow waits for the lock. It reports whether it took over a live
 // holder's expired lease, in which case the offset-0 flag is already set.
-func (r *Region) lockSlow(timeout time.Duration) (inherited bool, err error) {
+func (r *Region) lockSlow(timeout time.Duration, stop <-chan struct{}) (inherited bool, err error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -178,6 +178,13 @@ func (r *Region) lockSlow(timeout time.Duration) (inherited bool, err error) {
 			}
 			if now.Sub(start) > timeout {
 				return false, &LockTimeoutError{Waited: now.Sub(start), PID: owner, Label: r.ownerLabel()}
+			}
+			if stop != nil {
+				select {
+				case <-stop:
+					return false, ErrStopped
+				default:
+				}
 			}
 		}
 		backoff(i)
@@ -217,7 +224,7 @@ func backoff(i int) {
 // checks the caller's lease and marks it committing.
 func (r *Region) enter(o WriteOptions) error {
 	if !o.Fenced {
-		return r.lock(o.Timeout, o.Label)
+		return r.lock(o.Timeout, o.Label, o.Stop)
 	}
 	w := r.lockw.Load()
 	if ownerOf(w) != r.pid || w&commitBit != 0 || r.fence.Load() != o.Fence {
@@ -249,11 +256,13 @@ func (r *Region) leave(o WriteOptions) {
 // it), or until this process dies. Writes under the lease pass
 // WriteOptions{Fenced: true, Fence: token}. The token grows with every
 // grant, so a stale holder's token never matches a newer lease.
-func (r *Region) Acquire(wait, lease time.Duration, label []byte) (token uint64, err error) {
+//
+// stop, if not nil, abandons the wait when closed (ErrStopped).
+func (r *Region) Acquire(wait, lease time.Duration, label []byte, stop <-chan struct{}) (token uint64, err error) {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	if err := r.lock(wait, label); err != nil {
+	if err := r.lock(wait, label, stop); err != nil {
 		return 0, err
 	}
 	token = r.fence.Add(1)

@@ -110,6 +110,9 @@ var (
 	ErrBadControl = errors.New("bad control block")
 	// ErrBadSize: the size is not allowed for the layout.
 	ErrBadSize = errors.New("bad region size")
+	// ErrStopped: the caller's stop channel closed while it waited for the
+	// lock.
+	ErrStopped = errors.New("stopped waiting for the lock")
 	// ErrCorrupt: the region's bytes break its layout (a length field past
 	// its end), so the operation cannot proceed.
 	ErrCorrupt = errors.New("region content is corrupt")
@@ -511,6 +514,9 @@ type WriteOptions struct {
 	Fenced bool
 	// Fence is the lease's fencing token.
 	Fence uint64
+	// Stop, if not nil, abandons the wait for the lock when closed
+	// (ErrStopped): a server stops waiting when its connection ends.
+	Stop <-chan struct{}
 }
 
 // Write replaces the region's content with p (for raw: writes p at offset

@@ -25,7 +25,11 @@ const (
 	// host buffer for one request.
 	preAuthLimit = proto.DefaultMaxLine
 
-	readBufSize = 64 << 10
+	// startBufSize is a new connection's read buffer: small, so that
+	// thousands of idle connections cost little; it doubles up to
+	// readBufSize while reads fill it.
+	startBufSize = 4 << 10
+	readBufSize  = 64 << 10
 	// flushAt bounds the reply bytes held before a flush, so a client that
 	// pipelines many large reads does not make the host buffer them all.
 	flushAt = 256 << 10
@@ -49,6 +53,7 @@ type conn struct {
 	wdl          time.Time // write deadline last set (under wmu)
 	leases       map[string]heldLease
 	nleases      atomic.Int32
+	nwatches     atomic.Int32
 	grant        *auth.Grant // nil until AUTH on a host that requires it
 	authName     atomic.Value
 	since        time.Time
@@ -65,6 +70,8 @@ type conn struct {
 	pusher  bool
 	notify  chan struct{} // signalled by hubs; room for one
 	done    chan struct{} // closed when the connection ends
+	halt    chan struct{} // closed by stop or close: waits for locks end
+	haltOne sync.Once
 }
 
 // watch is one WATCH on a connection.
@@ -81,11 +88,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 		s:      s,
 		nc:     nc,
 		p:      proto.NewParser(s.cfg.Limits),
-		in:     make([]byte, readBufSize),
-		out:    make([]byte, 0, readBufSize),
+		in:     make([]byte, startBufSize),
+		out:    make([]byte, 0, startBufSize),
 		label:  []byte("shmgr host for tcp " + nc.RemoteAddr().String()),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		halt:   make(chan struct{}),
 		since:  time.Now(),
 	}
 	if s.cfg.Auth == nil {
@@ -97,6 +105,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 // stop makes the connection finish what it has read and close.
 func (c *conn) stop() {
 	c.stopping.Store(true)
+	c.haltOne.Do(func() { close(c.halt) })
 	c.nc.SetReadDeadline(time.Now())
 }
 
@@ -216,6 +225,11 @@ func (c *conn) fill() bool {
 		c.w = copy(c.in, c.in[c.r:c.w])
 		c.r = 0
 	}
+	if need <= len(c.in) && c.w == len(c.in) && len(c.in) < readBufSize {
+		// The last read filled the buffer: the client sends a lot (say,
+		// pipelined batches); read more at a time.
+		need = 2 * len(c.in)
+	}
 	if need > len(c.in) {
 		// A large payload: grow to hold it whole (the parser has already
 		// bounded it by the payload limit).
@@ -233,8 +247,17 @@ func (c *conn) fill() bool {
 	// An idle connection may wait IdleTimeout for its next request; a
 	// request that has begun must arrive whole within ReadTimeout.
 	var dl time.Time
-	if d := c.s.cfg.IdleTimeout; d > 0 {
+	if d := c.s.cfg.IdleTimeout; d > 0 && c.nwatches.Load() == 0 {
+		// A watcher may stay quiet as long as it likes: events flow the
+		// other way, and keepalive finds a vanished one.
 		dl = time.Now().Add(d)
+	}
+	if c.grant == nil {
+		// A stranger gets ReadTimeout to authenticate, not a slot for the
+		// whole idle timeout.
+		if pd := c.since.Add(c.s.cfg.ReadTimeout); dl.IsZero() || pd.Before(dl) {
+			dl = pd
+		}
 	}
 	if !c.partial.IsZero() {
 		if pd := c.partial.Add(c.s.cfg.ReadTimeout); dl.IsZero() || pd.Before(dl) {
@@ -251,8 +274,11 @@ func (c *conn) fill() bool {
 		var ne net.Error
 		if n == 0 && errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
 			what, limit := "idle", "idle_timeout"
-			if !c.partial.IsZero() {
+			switch {
+			case !c.partial.IsZero():
 				what, limit = "sending one request", "read_timeout"
+			case c.grant == nil:
+				what, limit = "without authenticating", "auth_timeout"
 			}
 			c.s.cfg.Metrics.LimitRefusals.Get(limit).Inc()
 			c.s.cfg.Logf("closing connection from %s: too long %s", c.nc.RemoteAddr(), what)
@@ -272,6 +298,7 @@ func (c *conn) flush() bool {
 	c.setWriteDeadline()
 	_, err := c.nc.Write(c.out)
 	c.wmu.Unlock()
+	c.writeFailed(err)
 	if cap(c.out) > 4*flushAt {
 		c.out = make([]byte, 0, readBufSize)
 	} else {
@@ -279,6 +306,16 @@ func (c *conn) flush() bool {
 	}
 	c.activateWatches()
 	return err == nil
+}
+
+// writeFailed counts and logs a write that timed out: the client did not
+// take its replies or events for WriteTimeout.
+func (c *conn) writeFailed(err error) {
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		c.s.cfg.Metrics.LimitRefusals.Get("write_timeout").Inc()
+		c.s.cfg.Logf("closing connection from %s: it took no replies for %v", c.nc.RemoteAddr(), c.s.cfg.WriteTimeout)
+	}
 }
 
 // setWriteDeadline bounds how long a write may wait for a client that
@@ -298,6 +335,7 @@ func (c *conn) setWriteDeadline() {
 
 // close ends the connection, its leases and its watches.
 func (c *conn) close() {
+	c.haltOne.Do(func() { close(c.halt) })
 	c.nc.Close()
 	c.releaseLeases()
 	close(c.done)
@@ -342,7 +380,12 @@ func (c *conn) handle(req *proto.Request) {
 		c.write(r, req, false)
 	case proto.CmdInfo:
 		if req.ID == nil {
-			c.appendJSON(c.hostInfo())
+			hi := c.hostInfo()
+			if len(c.grant.Regions) > 0 {
+				// Other clients' addresses are for tokens that see all.
+				hi.Clients = nil
+			}
+			c.appendJSON(hi)
 			return
 		}
 		r, err := c.s.h.GetBytes(req.ID)
@@ -476,7 +519,7 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 
 // apply performs a WRITE or SET on the region.
 func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
-	o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Conditional: req.HasIfVer, IfVersion: req.IfVersion}
+	o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Conditional: req.HasIfVer, IfVersion: req.IfVersion, Stop: c.halt}
 	if req.HasFence {
 		l, ok := c.leases[string(req.ID)]
 		if !ok || l.token != req.Fence || l.hr != hr {
@@ -623,6 +666,8 @@ func classify(err error) (proto.Code, string) {
 		return proto.CodeUnavailable, "host is shutting down"
 	case errors.Is(err, region.ErrFenced):
 		return proto.CodeFenced, err.Error()
+	case errors.Is(err, region.ErrStopped):
+		return proto.CodeUnavailable, "host is shutting down"
 	}
 	return proto.CodeInternal, fmt.Sprint(err)
 }

@@ -15,6 +15,8 @@ const (
 	DefaultLease = 10 * time.Second
 	// MaxLease is the longest lease a LOCK or RENEW may ask for.
 	MaxLease = 60 * time.Second
+	// MaxLockWait is the longest a LOCK may wait for the lock.
+	MaxLockWait = 60 * time.Second
 )
 
 // heldLease is a lock this connection holds on a client's behalf.
@@ -44,6 +46,10 @@ func (c *conn) lock(req *proto.Request) {
 	}
 	wait := c.s.cfg.LockTimeout
 	if req.HasWait {
+		if req.Wait > int64(MaxLockWait/time.Millisecond) {
+			c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
+			return
+		}
 		wait = time.Duration(req.Wait) * time.Millisecond
 		if wait == 0 {
 			wait = time.Nanosecond // try once
@@ -51,7 +57,7 @@ func (c *conn) lock(req *proto.Request) {
 	}
 	var token uint64
 	err = hr.Do(func(r *region.Region) (err error) {
-		token, err = r.Acquire(wait, lease, c.label)
+		token, err = r.Acquire(wait, lease, c.label, c.halt)
 		return err
 	})
 	if err != nil {

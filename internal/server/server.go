@@ -181,12 +181,18 @@ func (s *Server) track(nc net.Conn) bool {
 	}
 	s.accepted.Add(1)
 	s.cfg.Metrics.ConnectionsTotal.Inc()
-	if len(s.conns) >= s.cfg.MaxConns {
+	if n := len(s.conns); n >= s.cfg.MaxConns {
 		s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
-		s.cfg.Logf("refused connection from %s: %d connections open, the most allowed", nc.RemoteAddr(), len(s.conns))
-		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		nc.Write(proto.AppendError(nil, proto.CodeLimit, fmt.Sprintf("the host has %d connections open, the most it allows: try again later", len(s.conns))))
-		nc.Close()
+		s.cfg.Logf("refused connection from %s: %d connections open, the most allowed", nc.RemoteAddr(), n)
+		// Refused off the accept loop and without s.mu: on TLS the write
+		// runs a handshake, which a silent client could stall.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			nc.SetDeadline(time.Now().Add(time.Second))
+			nc.Write(proto.AppendError(nil, proto.CodeLimit, fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)))
+			nc.Close()
+		}()
 		return true
 	}
 	c := newConn(s, nc)

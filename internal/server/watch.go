@@ -39,6 +39,7 @@ func (c *conn) watch(req *proto.Request) {
 		c.watches = map[string]*watch{}
 	}
 	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom}
+	c.nwatches.Store(int32(len(c.watches)))
 	c.s.cfg.Metrics.Watchers.Add(1)
 	if !c.pusher {
 		c.pusher = true
@@ -51,6 +52,7 @@ func (c *conn) unwatch(req *proto.Request) {
 	c.smu.Lock()
 	w, ok := c.watches[string(req.ID)]
 	delete(c.watches, string(req.ID))
+	c.nwatches.Store(int32(len(c.watches)))
 	c.smu.Unlock()
 	if !ok {
 		c.out = proto.AppendError(c.out, proto.CodeNotFound, fmt.Sprintf("this connection does not watch %q", req.ID))
@@ -132,6 +134,7 @@ func (c *conn) push() {
 		_, err := c.nc.Write(buf)
 		c.wmu.Unlock()
 		if err != nil {
+			c.writeFailed(err)
 			c.nc.Close() // the reader sees it and ends the connection
 			return
 		}
