@@ -138,8 +138,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		}
 		cfg.ShareGroup, cfg.GID, cfg.Perm = true, gid, 0o660
 	}
-	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
-	ln, err := lc.Listen(context.Background(), "tcp", f.listen)
+	ln, err := server.Listen(f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
 	}
@@ -241,7 +240,7 @@ func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
 // printBanner prints what a client needs to connect, as the original did.
 func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec security) {
 	port := strconv.Itoa(addr.Port)
-	ips := hostIPs(addr.IP)
+	ips := server.Addresses(addr.IP)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "shmgr host %s (pid %d)\n", version, os.Getpid())
 	fmt.Fprintf(tw, "listening:\t%s\n", addr.String())
@@ -267,35 +266,4 @@ func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec s
 	}
 	fmt.Fprintf(tw, "connect:\tshmgr read --host %s%s\n", net.JoinHostPort(ips[0], port), flags)
 	tw.Flush()
-}
-
-// hostIPs lists the addresses clients can use: the bound address, or
-// every interface address when bound to all, non-loopback IPv4 first.
-func hostIPs(bound net.IP) []string {
-	if !bound.IsUnspecified() {
-		return []string{bound.String()}
-	}
-	var v4, v6, loop []string
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip := ipn.IP
-		switch {
-		case ip.IsLoopback():
-			loop = append(loop, ip.String())
-		case ip.IsLinkLocalUnicast():
-		case ip.To4() != nil:
-			v4 = append(v4, ip.String())
-		default:
-			v6 = append(v6, ip.String())
-		}
-	}
-	out := append(append(v4, v6...), loop...)
-	if len(out) == 0 {
-		out = []string{"127.0.0.1"}
-	}
-	return out
 }

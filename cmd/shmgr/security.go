@@ -15,11 +15,8 @@ import (
 	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/metrics"
+	"github.com/shmgr/shmgr/internal/server"
 )
-
-// keepAlive probes idle client connections after 5 s, every 5 s, and
-// drops them after 3 unanswered probes.
-var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}
 
 // security is what the host checks connections with.
 type security struct {
@@ -92,7 +89,7 @@ func setUpSecurity(f *hostFlags, dir string, addr *net.TCPAddr, logger *slog.Log
 		if f.tlsCert != "" {
 			cert, err = tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		} else {
-			cert, err = certs.LoadOrCreate(dir, hostIPs(addr.IP))
+			cert, err = certs.LoadOrCreate(dir, server.Addresses(addr.IP))
 		}
 		if err != nil {
 			return sec, fmt.Errorf("tls: %w", err)

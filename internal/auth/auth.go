@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/atomicfile"
 	"github.com/shmgr/shmgr/internal/proto"
 )
 
@@ -269,27 +270,7 @@ func (s *Store) save(ts []Token) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".tokens-*")
-	if err != nil {
-		return fmt.Errorf("token file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := atomicfile.Write(filepath.Dir(s.path), FileName, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("token file: %w", err)
 	}
 	s.mu.Lock()

@@ -1,8 +1,7 @@
 // Package registry holds the host's table of regions, shm_id -> entry, and
-// persists it crash-safely as JSON in the data directory: written to a
-// temporary file, fsynced, renamed over the old file, and the directory
-// fsynced, so a crash at any instant leaves either the old or the new
-// table.
+// persists it crash-safely as JSON in the data directory (see
+// internal/atomicfile): a crash at any instant leaves either the old or
+// the new table.
 package registry
 
 import (
@@ -14,8 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/shmgr/shmgr/internal/atomicfile"
 )
 
 // FileName is the registry's file in the data directory.
@@ -106,7 +106,7 @@ func (t *Table) Prefix() string { return "shmgr-" + t.Instance + "-" }
 // with a fresh instance id (and ok == false). Stale temporary files left by
 // a crash during Save are removed.
 func Load(dir string) (t *Table, ok bool, err error) {
-	removeTemps(dir)
+	atomicfile.RemoveTemps(dir, FileName)
 	path := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -147,42 +147,8 @@ func (t *Table) Save(dir string) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	b = append(b, '\n')
-	if err := writeAtomic(dir, FileName, b); err != nil {
+	if err := atomicfile.Write(dir, FileName, b, 0o600); err != nil {
 		return fmt.Errorf("registry: save: %w", err)
 	}
 	return nil
-}
-
-const tempPrefix = ".registry-"
-
-func writeAtomic(dir, name string, b []byte) error {
-	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func removeTemps(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }

@@ -58,9 +58,8 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 	if req.Port < 0 || req.Port > 65535 {
 		return nil, errorf(http.StatusBadRequest, "bad_port", "port %d: use 1 to 65535, or 0 for a free port", req.Port)
 	}
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}
 	listen := func(port int) (net.Listener, error) {
-		return lc.Listen(context.Background(), "tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
+		return server.Listen(net.JoinHostPort(bind, strconv.Itoa(port)))
 	}
 	ln, err := listen(req.Port)
 	notice, from := "", 0
@@ -191,7 +190,7 @@ func (s *Server) stoppedStatus() hostStatus {
 }
 
 func (hs *hostSession) status() hostStatus {
-	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: hostIPs(hs.addr.IP),
+	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: server.Addresses(hs.addr.IP),
 		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.token, Notice: hs.notice, FallbackFrom: hs.from, Regions: []regionView{}, Clients: hs.srv.Clients()}
 	for _, in := range hs.h.List() {
 		st.Regions = append(st.Regions, viewOf(in))
@@ -262,35 +261,4 @@ func (t hostTarget) read(ctx context.Context) ([]byte, uint64, error) {
 		return err
 	})
 	return b, v, err
-}
-
-// hostIPs lists the addresses clients can use: the bound address, or
-// every interface address when bound to all, non-loopback IPv4 first.
-func hostIPs(bound net.IP) []string {
-	if !bound.IsUnspecified() {
-		return []string{bound.String()}
-	}
-	var v4, v6, loop []string
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip := ipn.IP
-		switch {
-		case ip.IsLoopback():
-			loop = append(loop, ip.String())
-		case ip.IsLinkLocalUnicast():
-		case ip.To4() != nil:
-			v4 = append(v4, ip.String())
-		default:
-			v6 = append(v6, ip.String())
-		}
-	}
-	out := append(append(v4, v6...), loop...)
-	if len(out) == 0 {
-		out = []string{"127.0.0.1"}
-	}
-	return out
 }

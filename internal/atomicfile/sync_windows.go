@@ -1,4 +1,4 @@
-package registry
+package atomicfile
 
 // syncDir is a no-op on Windows: directories cannot be opened for fsync,
 // and NTFS journals the rename.
