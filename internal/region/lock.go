@@ -220,11 +220,49 @@ func backoff(i int) {
 	}
 }
 
+// gateIn lets one goroutine of this process at a time go for the
+// shared-memory lock: the others wait here, parked by the Go scheduler,
+// instead of spinning and sleeping on the lock word (on a busy core the
+// holder would be descheduled while they spin). It returns the time left
+// of timeout.
+func (r *Region) gateIn(timeout time.Duration, stop <-chan struct{}) (time.Duration, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	select {
+	case r.gate <- struct{}{}:
+		return timeout, nil
+	default:
+	}
+	start := time.Now()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r.gate <- struct{}{}:
+		return max(timeout-time.Since(start), time.Nanosecond), nil
+	case <-t.C:
+		w := r.lockw.Load()
+		return 0, &LockTimeoutError{Waited: time.Since(start), PID: ownerOf(w), Label: r.ownerLabel()}
+	case <-stop:
+		return 0, ErrStopped
+	}
+}
+
+func (r *Region) gateOut() { <-r.gate }
+
 // enter prepares a write: it takes the lock, or, for a fenced write,
 // checks the caller's lease and marks it committing.
 func (r *Region) enter(o WriteOptions) error {
 	if !o.Fenced {
-		return r.lock(o.Timeout, o.Label, o.Stop)
+		left, err := r.gateIn(o.Timeout, o.Stop)
+		if err != nil {
+			return err
+		}
+		if err := r.lock(left, o.Label, o.Stop); err != nil {
+			r.gateOut()
+			return err
+		}
+		return nil
 	}
 	w := r.lockw.Load()
 	if ownerOf(w) != r.pid || w&commitBit != 0 || r.fence.Load() != o.Fence {
@@ -245,6 +283,7 @@ func (r *Region) enter(o WriteOptions) error {
 func (r *Region) leave(o WriteOptions) {
 	if !o.Fenced {
 		r.unlock()
+		r.gateOut()
 		return
 	}
 	// Nobody else changes the word while the commit bit is set.
@@ -262,7 +301,15 @@ func (r *Region) Acquire(wait, lease time.Duration, label []byte, stop <-chan st
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	if err := r.lock(wait, label, stop); err != nil {
+	// The gate orders this process's goroutines for the lock; the lease
+	// itself holds only the lock.
+	left, err := r.gateIn(wait, stop)
+	if err != nil {
+		return 0, err
+	}
+	err = r.lock(left, label, stop)
+	r.gateOut()
+	if err != nil {
 		return 0, err
 	}
 	token = r.fence.Add(1)

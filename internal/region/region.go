@@ -230,6 +230,7 @@ type Region struct {
 
 	pid   uint32
 	label [labelLen]byte
+	gate  chan struct{} // see gateIn
 }
 
 // Attach checks a control block against its data object and returns a
@@ -266,6 +267,7 @@ func Attach(data, ctl []byte) (*Region, error) {
 		waiters:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offWaiters])),
 		retired:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offRetired])),
 		pid:       uint32(os.Getpid()),
+		gate:      make(chan struct{}, 1),
 	}
 	if l == UTF8 {
 		r.flag = (*atomic.Uint32)(unsafe.Pointer(&data[0]))

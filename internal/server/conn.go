@@ -225,10 +225,12 @@ func (c *conn) fill() bool {
 		c.w = copy(c.in, c.in[c.r:c.w])
 		c.r = 0
 	}
-	if need <= len(c.in) && c.w == len(c.in) && len(c.in) < readBufSize {
-		// The last read filled the buffer: the client sends a lot (say,
-		// pipelined batches); read more at a time.
-		need = 2 * len(c.in)
+	if len(c.in) < readBufSize && (need > len(c.in) || c.w == len(c.in)) {
+		// The client sends more than the small first buffer holds (say,
+		// pipelined batches of writes): read 64 KiB at a time, so that a
+		// batch is parsed, served and answered with one write, not one
+		// per request.
+		need = max(need, readBufSize)
 	}
 	if need > len(c.in) {
 		// A large payload: grow to hold it whole (the parser has already
