@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, vet (for Linux, Windows and macOS),
 # cross-compilation, the race-enabled test suite, and a bounded run of
-# every fuzz target. Usage: ./scripts/test.sh   (FUZZTIME=30s to fuzz longer,
+# every fuzz target. Usage: ./scripts/test.sh   (FUZZTIME=30s to fuzz longer than the default 5s,
 # FUZZTIME=0 to skip fuzzing; SHORT=1 to skip the slow tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ short=()
 [ -n "${SHORT:-}" ] && short=(-short)
 go test -race -count=1 -timeout 15m "${short[@]}" ./...
 
-fuzztime=${FUZZTIME:-10s}
+fuzztime=${FUZZTIME:-5s}
 if [ "$fuzztime" != "0" ]; then
   step "fuzz every target for $fuzztime"
   for pkg in $(go list ./...); do
