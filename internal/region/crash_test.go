@@ -6,9 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -37,45 +35,6 @@ const (
 
 // namedRegion is a real region whose object names a helper process can
 // open.
-type namedRegion struct {
-	name      string // data object; the control block is name+"-c"
-	r         *region.Region
-	data, ctl []byte
-}
-
-// newNamedRegion creates a region like tempRegion does, keeping its names,
-// and removes both objects when the test ends.
-func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
-	t.Helper()
-	var b [6]byte
-	rand.Read(b[:])
-	name := "shmgrcrash-" + hex.EncodeToString(b[:])
-	data, err := shm.Create(name, size, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl, err := shm.Create(name+"-c", region.CtlSize(size), 0o600)
-	if err != nil {
-		data.Close()
-		shm.Remove(name)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		data.Close()
-		ctl.Close()
-		shm.Remove(name)
-		shm.Remove(name + "-c")
-	})
-	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 7, 0); err != nil {
-		t.Fatal(err)
-	}
-	r, err := region.Attach(data.Bytes(), ctl.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &namedRegion{name: name, r: r, data: data.Bytes(), ctl: ctl.Bytes()}
-}
-
 // crashValue returns value number id for a region: for utf8 one letter
 // repeated, its length varying with id; for raw the whole region filled
 // with the 8-byte pattern id+1. Any mix of two values, and any value of

@@ -20,9 +20,24 @@ import (
 // block) and removes both when the test ends.
 func tempRegion(t testing.TB, l region.Layout, size int64) (*region.Region, []byte, []byte) {
 	t.Helper()
+	nr := newNamedRegion(t, l, size)
+	return nr.r, nr.data, nr.ctl
+}
+
+// namedRegion is a test region with the OS names of its objects.
+type namedRegion struct {
+	name      string // data object; the control block is name+"-c"
+	r         *region.Region
+	data, ctl []byte
+}
+
+// newNamedRegion creates a region, keeping its names, and removes both
+// objects when the test ends.
+func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
+	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
-	name := "shmgrtest-" + hex.EncodeToString(b[:])
+	name := "shmgrcrash-" + hex.EncodeToString(b[:])
 	data, err := shm.Create(name, size, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -39,14 +54,14 @@ func tempRegion(t testing.TB, l region.Layout, size int64) (*region.Region, []by
 		shm.Remove(name)
 		shm.Remove(name + "-c")
 	})
-	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 42, 0); err != nil {
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 7, 0); err != nil {
 		t.Fatal(err)
 	}
 	r, err := region.Attach(data.Bytes(), ctl.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, data.Bytes(), ctl.Bytes()
+	return &namedRegion{name: name, r: r, data: data.Bytes(), ctl: ctl.Bytes()}
 }
 
 func content(t testing.TB, r *region.Region) string {
