@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,24 +61,10 @@ type mainHost struct {
 	done    chan struct{}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// lockedBuffer collects a child process's output.
+type lockedBuffer = shmtest.Buffer
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startMainHost builds ./cmd/shmgr into a temp directory and starts
+// startMainHost builds ./cmd/shmgr (shmtest.Build) and starts
 // "shmgr host --listen 127.0.0.1:0 --data-dir <tmp>/data", returning once
 // its banner names the address it listens on.
 func startMainHost() (_ *mainHost, err error) {
@@ -95,12 +78,9 @@ func startMainHost() (_ *mainHost, err error) {
 			h.stop()
 		}
 	}()
-	bin := filepath.Join(tmp, "shmgr")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/shmgr/shmgr/cmd/shmgr").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	bin, err := shmtest.Build() // shmtest.Main removes it
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(bin, "host", "--listen", "127.0.0.1:0", "--data-dir", h.dataDir, "--quiet")
 	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")

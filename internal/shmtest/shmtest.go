@@ -47,6 +47,15 @@ func Main(m *testing.M) int {
 // test binary; Main removes it).
 func Binary(t testing.TB) string {
 	t.Helper()
+	path, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Build is Binary for code without a testing.TB, such as TestMain.
+func Build() (string, error) {
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "shmgr-bin-")
 		if buildErr != nil {
@@ -62,10 +71,7 @@ func Binary(t testing.TB) string {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
+	return buildPath, buildErr
 }
 
 // Host is a host process started by StartHost.
@@ -78,22 +84,26 @@ type Host struct {
 	Banner string
 	args   []string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *Buffer
 	done   chan struct{}
 }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent use: a child process's
+// output, written by exec's copying goroutine and read by the test.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -128,7 +138,7 @@ func (h *Host) start(t testing.TB, listen string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.stderr = &syncBuffer{}
+	h.stderr = &Buffer{}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
