@@ -133,68 +133,16 @@ func (o Options) withDefaults() Options {
 
 // Info describes a region, as the host reports it. It never holds an
 // address: outside the host a region is named only by its shm_id.
-type Info struct {
-	ShmID       string    `json:"shm_id"`
-	Size        int64     `json:"size"`
-	Layout      string    `json:"layout"`
-	LockOffset  int64     `json:"lock_offset"`
-	LenOffset   int64     `json:"len_offset"`
-	DataOffset  int64     `json:"data_offset"`
-	MaxDataSize int64     `json:"max_data_size"`
-	Version     uint64    `json:"version"`
-	OSName      string    `json:"os_name"`
-	CtlName     string    `json:"ctl_name"`
-	OSKind      string    `json:"os_kind"`
-	Nonce       string    `json:"nonce"`
-	Durable     bool      `json:"durable"`
-	Created     time.Time `json:"created"`
-	HostID      string    `json:"host_id"`
-	Locked      bool      `json:"locked"`
-	LockPID     uint32    `json:"lock_pid,omitempty"`
-	LockOwner   string    `json:"lock_owner,omitempty"`
-}
+type Info = proto.RegionInfo
 
-// HostInfo describes a host.
-type HostInfo struct {
-	Server      string    `json:"server"`
-	Proto       string    `json:"proto"`
-	HostID      string    `json:"host_id"`
-	PID         int       `json:"pid"`
-	Default     string    `json:"default"`
-	Regions     int       `json:"regions"`
-	Connections int       `json:"connections"`
-	Accepted    uint64    `json:"accepted"`
-	Started     time.Time `json:"started"`
-	Auth        string    `json:"auth"`
-	MaxLine     int       `json:"max_line"`
-	MaxPayload  int64     `json:"max_payload"`
-	LockTimeout string    `json:"lock_timeout"`
-	// Insecure is set when the operator exposed the host beyond loopback
-	// without tokens.
-	Insecure bool       `json:"insecure,omitempty"`
-	Limits   HostLimits `json:"limits"`
-	// Clients lists the open connections.
-	Clients []ClientInfo `json:"clients"`
-}
+// HostInfo describes a host: its software, limits and clients.
+type HostInfo = proto.HostInfo
 
 // HostLimits are a host's limits.
-type HostLimits struct {
-	MaxConnections int    `json:"max_connections"`
-	MaxWatches     int    `json:"max_watches_per_connection"`
-	IdleTimeout    string `json:"idle_timeout"`
-	ReadTimeout    string `json:"read_timeout"`
-	WriteTimeout   string `json:"write_timeout"`
-	MaxLease       string `json:"max_lease"`
-}
+type HostLimits = proto.HostLimits
 
 // ClientInfo describes one connection to a host.
-type ClientInfo struct {
-	Addr    string    `json:"addr"`
-	Since   time.Time `json:"since"`
-	Token   string    `json:"token,omitempty"` // the token's name, never its secret
-	Watches int       `json:"watches"`
-	Leases  int       `json:"leases"`
-}
+type ClientInfo = proto.ClientInfo
 
 // CreateOptions describe a new region. Zero fields take the host's
 // defaults (4096 bytes, utf8, not durable).

@@ -1,33 +1,13 @@
 package host
 
 import (
-	"time"
-
+	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
 
 // Info describes a region for clients: what the metadata line, INFO and
 // LIST carry. It never contains an address.
-type Info struct {
-	ShmID       string    `json:"shm_id"`
-	Size        int64     `json:"size"`
-	Layout      string    `json:"layout"`
-	LockOffset  int64     `json:"lock_offset"`
-	LenOffset   int64     `json:"len_offset"`
-	DataOffset  int64     `json:"data_offset"`
-	MaxDataSize int64     `json:"max_data_size"`
-	Version     uint64    `json:"version"`
-	OSName      string    `json:"os_name"`
-	CtlName     string    `json:"ctl_name"`
-	OSKind      string    `json:"os_kind"`
-	Nonce       string    `json:"nonce"`
-	Durable     bool      `json:"durable"`
-	Created     time.Time `json:"created"`
-	HostID      string    `json:"host_id"`
-	Locked      bool      `json:"locked"`
-	LockPID     uint32    `json:"lock_pid,omitempty"`
-	LockOwner   string    `json:"lock_owner,omitempty"`
-}
+type Info = proto.RegionInfo
 
 // ID returns the region's shm_id.
 func (r *Region) ID() string { return r.entry.ID }

@@ -582,34 +582,10 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 }
 
 // HostInfo is the JSON of INFO without an id.
-type HostInfo struct {
-	Server      string       `json:"server"`
-	Proto       string       `json:"proto"`
-	HostID      string       `json:"host_id"`
-	PID         int          `json:"pid"`
-	Default     string       `json:"default"`
-	Regions     int          `json:"regions"`
-	Connections int          `json:"connections"`
-	Accepted    uint64       `json:"accepted"`
-	Started     time.Time    `json:"started"`
-	Auth        string       `json:"auth"`
-	MaxLine     int          `json:"max_line"`
-	MaxPayload  int64        `json:"max_payload"`
-	LockTimeout string       `json:"lock_timeout"`
-	Insecure    bool         `json:"insecure,omitempty"`
-	Limits      Limits       `json:"limits"`
-	Clients     []ClientInfo `json:"clients"`
-}
+type HostInfo = proto.HostInfo
 
 // Limits are a host's limits, as INFO reports them.
-type Limits struct {
-	MaxConnections int    `json:"max_connections"`
-	MaxWatches     int    `json:"max_watches_per_connection"`
-	IdleTimeout    string `json:"idle_timeout"`
-	ReadTimeout    string `json:"read_timeout"`
-	WriteTimeout   string `json:"write_timeout"`
-	MaxLease       string `json:"max_lease"`
-}
+type Limits = proto.HostLimits
 
 func (c *conn) hostInfo() HostInfo {
 	lt := c.s.cfg.LockTimeout

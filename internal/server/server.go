@@ -231,13 +231,7 @@ func (s *Server) authMode() string {
 func (s *Server) Metrics() *metrics.Host { return s.cfg.Metrics }
 
 // ClientInfo describes one client connection, for INFO.
-type ClientInfo struct {
-	Addr    string    `json:"addr"`
-	Since   time.Time `json:"since"`
-	Token   string    `json:"token,omitempty"` // the token's name, never its secret
-	Watches int       `json:"watches"`
-	Leases  int       `json:"leases"`
-}
+type ClientInfo = proto.ClientInfo
 
 // Clients lists the open connections.
 func (s *Server) Clients() []ClientInfo {
