@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -118,16 +119,17 @@ func expectSilence(t *testing.T, c net.Conn, d time.Duration) {
 	}
 }
 
-// expectClosed checks that c is closed by the proxy after delivering want.
-func expectClosed(t *testing.T, c net.Conn, want string) {
+// expectClosed checks that c is closed by the proxy after delivering
+// want, or one of the other strings the test allows.
+func expectClosed(t *testing.T, c net.Conn, want string, alsoOK ...string) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(c)
 	if err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
 		t.Fatalf("reading until the cut: %v (got %q)", err, got)
 	}
-	if string(got) != want {
-		t.Errorf("bytes before the cut = %q, want %q", got, want)
+	if string(got) != want && !slices.Contains(alsoOK, string(got)) {
+		t.Errorf("bytes before the cut = %q, want %q", got, append([]string{want}, alsoOK...))
 	}
 }
 
@@ -196,7 +198,9 @@ func TestFaultProxy(t *testing.T) {
 			c := dialProxy(t, p)
 			p.CutAfter(shmtest.ToHost, 3)
 			write(t, c, "abcdef")
-			expectClosed(t, c, "")
+			// The host may echo "abc" back before the proxy has closed
+			// the client's side: either all of that echo or none of it.
+			expectClosed(t, c, "", "abc")
 			if got := e.received(t); got != "abc" {
 				t.Errorf("host received %q, want %q", got, "abc")
 			}
