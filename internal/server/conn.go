@@ -16,6 +16,7 @@ import (
 	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/rawsock"
 	"github.com/shmgr/shmgr/internal/region"
 )
 
@@ -59,6 +60,19 @@ type conn struct {
 	since        time.Time
 	partial      time.Time // when the pending partial request began
 	authFailures int
+	// now is the reading goroutine's clock: taken after each read and
+	// moved on by each request's measured latency, so that metrics and
+	// deadlines share one clock reading per batch.
+	now time.Time
+	// heard is when the client last sent bytes: the idle timeout counts
+	// from it.
+	heard time.Time
+	// rdl is the read deadline armed on the socket (zero: none). A later
+	// one is not re-armed on every request: fill checks, when the armed one
+	// passes, whether the connection has really been quiet too long.
+	rdl time.Time
+	// newWatch is set by WATCH until the reply is flushed.
+	newWatch bool
 
 	// wmu serialises writes to the socket: reply batches and event frames
 	// never interleave.
@@ -86,7 +100,7 @@ type watch struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s:      s,
-		nc:     nc,
+		nc:     rawsock.Wrap(nc),
 		p:      proto.NewParser(s.cfg.Limits),
 		in:     make([]byte, startBufSize),
 		out:    make([]byte, 0, startBufSize),
@@ -96,6 +110,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		halt:   make(chan struct{}),
 		since:  time.Now(),
 	}
+	c.now, c.heard = c.since, c.since
 	if s.cfg.Auth == nil {
 		c.grant = &auth.AllGrant
 	}
@@ -156,11 +171,11 @@ func (c *conn) serve() {
 				continue
 			}
 			if req.Cmd != proto.CmdNone {
-				start, mark := time.Now(), len(c.out)
+				mark := len(c.out)
 				if c.permitted(&req) {
 					c.handle(&req)
 				}
-				c.record(&req, start, mark)
+				c.record(&req, mark)
 			}
 			if len(c.out) >= flushAt && !c.flush() {
 				return
@@ -176,8 +191,9 @@ func (c *conn) serve() {
 }
 
 // record counts a handled request in the metrics: its command, its
-// outcome (read back from the reply appended at mark) and its latency.
-func (c *conn) record(req *proto.Request, start time.Time, mark int) {
+// outcome (read back from the reply appended at mark) and its latency
+// since c.now, which it moves on to the request's end.
+func (c *conn) record(req *proto.Request, mark int) {
 	m := c.s.cfg.Metrics
 	outcome := 0
 	if rep := c.out[mark:]; len(rep) > 6 && string(rep[:6]) == "ERROR " {
@@ -197,7 +213,9 @@ func (c *conn) record(req *proto.Request, start time.Time, mark int) {
 	}
 	m.BytesIn.Add(uint64(len(req.Payload)))
 	m.BytesOut.Add(uint64(len(c.out) - mark))
-	m.Request(int(req.Cmd), outcome, time.Since(start))
+	took := time.Since(c.now)
+	c.now = c.now.Add(took)
+	m.Request(int(req.Cmd), outcome, took)
 }
 
 // fill reads more bytes, making room for the pending request.
@@ -206,7 +224,7 @@ func (c *conn) fill() bool {
 		c.r, c.w = 0, 0
 		c.partial = time.Time{}
 	} else if c.partial.IsZero() {
-		c.partial = time.Now()
+		c.partial = c.now
 	}
 	need := int(c.p.Need())
 	if need < c.w-c.r+1 {
@@ -246,13 +264,60 @@ func (c *conn) fill() bool {
 		c.r = 0
 		c.in = small
 	}
-	// An idle connection may wait IdleTimeout for its next request; a
-	// request that has begun must arrive whole within ReadTimeout.
+	if dl := c.readDeadline(); !dl.IsZero() && (c.rdl.IsZero() || dl.Before(c.rdl)) {
+		c.rdl = dl
+		c.nc.SetReadDeadline(dl)
+	}
+	for {
+		if c.stopping.Load() {
+			return false
+		}
+		n, err := c.nc.Read(c.in[c.w:])
+		c.now = time.Now()
+		c.w += n
+		if n > 0 {
+			c.heard = c.now
+		}
+		if err == nil {
+			return true
+		}
+		var ne net.Error
+		if n > 0 || !errors.As(err, &ne) || !ne.Timeout() || c.stopping.Load() {
+			return n > 0 && !c.stopping.Load()
+		}
+		if dl := c.readDeadline(); dl.IsZero() || dl.After(c.now) {
+			// The armed deadline was an earlier one (the connection has
+			// been busy since, or is watching now): it is within its
+			// limits still.
+			c.rdl = dl
+			c.nc.SetReadDeadline(dl)
+			continue
+		}
+		what, limit := "idle", "idle_timeout"
+		switch {
+		case !c.partial.IsZero():
+			what, limit = "sending one request", "read_timeout"
+		case c.grant == nil:
+			what, limit = "without authenticating", "auth_timeout"
+		}
+		c.s.cfg.Metrics.LimitRefusals.Get(limit).Inc()
+		c.s.cfg.Logf("closing connection from %s: too long %s", c.nc.RemoteAddr(), what)
+		c.out = proto.AppendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
+		c.flush()
+		return false
+	}
+}
+
+// readDeadline is when the connection's wait for its next bytes ends: an
+// idle connection may wait IdleTimeout for its next request; a request
+// that has begun must arrive whole within ReadTimeout, and a stranger
+// must authenticate within ReadTimeout. Zero: no limit.
+func (c *conn) readDeadline() time.Time {
 	var dl time.Time
 	if d := c.s.cfg.IdleTimeout; d > 0 && c.nwatches.Load() == 0 {
 		// A watcher may stay quiet as long as it likes: events flow the
 		// other way, and keepalive finds a vanished one.
-		dl = time.Now().Add(d)
+		dl = c.heard.Add(d)
 	}
 	if c.grant == nil {
 		// A stranger gets ReadTimeout to authenticate, not a slot for the
@@ -266,30 +331,7 @@ func (c *conn) fill() bool {
 			dl = pd
 		}
 	}
-	c.nc.SetReadDeadline(dl)
-	if c.stopping.Load() {
-		return false
-	}
-	n, err := c.nc.Read(c.in[c.w:])
-	c.w += n
-	if err != nil {
-		var ne net.Error
-		if n == 0 && errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
-			what, limit := "idle", "idle_timeout"
-			switch {
-			case !c.partial.IsZero():
-				what, limit = "sending one request", "read_timeout"
-			case c.grant == nil:
-				what, limit = "without authenticating", "auth_timeout"
-			}
-			c.s.cfg.Metrics.LimitRefusals.Get(limit).Inc()
-			c.s.cfg.Logf("closing connection from %s: too long %s", c.nc.RemoteAddr(), what)
-			c.out = proto.AppendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
-			c.flush()
-		}
-		return n > 0 && !c.stopping.Load()
-	}
-	return true
+	return dl
 }
 
 func (c *conn) flush() bool {
@@ -297,7 +339,7 @@ func (c *conn) flush() bool {
 		return true
 	}
 	c.wmu.Lock()
-	c.setWriteDeadline()
+	c.setWriteDeadline(c.now)
 	_, err := c.nc.Write(c.out)
 	c.wmu.Unlock()
 	c.writeFailed(err)
@@ -313,8 +355,11 @@ func (c *conn) flush() bool {
 // writeFailed counts and logs a write that timed out: the client did not
 // take its replies or events for WriteTimeout.
 func (c *conn) writeFailed(err error) {
+	if err == nil {
+		return
+	}
 	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+	if errors.As(err, &ne) && ne.Timeout() {
 		c.s.cfg.Metrics.LimitRefusals.Get("write_timeout").Inc()
 		c.s.cfg.Logf("closing connection from %s: it took no replies for %v", c.nc.RemoteAddr(), c.s.cfg.WriteTimeout)
 	}
@@ -323,12 +368,11 @@ func (c *conn) writeFailed(err error) {
 // setWriteDeadline bounds how long a write may wait for a client that
 // does not read. It re-arms the deadline only when half of it has passed,
 // so a busy connection does not pay for it on every write. wmu is held.
-func (c *conn) setWriteDeadline() {
+func (c *conn) setWriteDeadline(now time.Time) {
 	d := c.s.cfg.WriteTimeout
 	if d <= 0 {
 		return
 	}
-	now := time.Now()
 	if c.wdl.Sub(now) < d/2 {
 		c.wdl = now.Add(d)
 		c.nc.SetWriteDeadline(c.wdl)

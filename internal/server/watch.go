@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
@@ -40,6 +41,7 @@ func (c *conn) watch(req *proto.Request) {
 	}
 	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom}
 	c.nwatches.Store(int32(len(c.watches)))
+	c.newWatch = true
 	c.s.cfg.Metrics.Watchers.Add(1)
 	if !c.pusher {
 		c.pusher = true
@@ -66,6 +68,10 @@ func (c *conn) unwatch(req *proto.Request) {
 // activateWatches lets the pusher serve watches whose WATCH reply has now
 // been written, so that no event precedes its WATCH's reply.
 func (c *conn) activateWatches() {
+	if !c.newWatch {
+		return
+	}
+	c.newWatch = false
 	c.smu.Lock()
 	n := 0
 	for _, w := range c.watches {
@@ -130,7 +136,7 @@ func (c *conn) push() {
 			continue
 		}
 		c.wmu.Lock()
-		c.setWriteDeadline()
+		c.setWriteDeadline(time.Now())
 		_, err := c.nc.Write(buf)
 		c.wmu.Unlock()
 		if err != nil {

@@ -1,0 +1,132 @@
+package rawsock
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func wrap(nc net.Conn) net.Conn {
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return nc
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	c := &conn{Conn: nc, rc: rc}
+	c.readFn, c.writeFn = c.read, c.write
+	return c
+}
+
+// conn is a socket whose Read and Write are raw system calls. The
+// callbacks are bound once, so a call allocates nothing.
+type conn struct {
+	net.Conn
+	rc syscall.RawConn
+
+	// The reading goroutine's call state (Read is not called
+	// concurrently with itself: net.Conn users serialise it).
+	rbuf   []byte
+	rn     int
+	rerr   error
+	readFn func(uintptr) bool
+
+	// Write's call state, under wmu.
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werr    error
+	writeFn func(uintptr) bool
+}
+
+// read is the RawConn.Read callback: false means "not ready, wait".
+func (c *conn) read(fd uintptr) bool {
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rbuf))), uintptr(len(c.rbuf)))
+		switch errno {
+		case 0:
+			c.rn, c.rerr = int(n), nil
+			if n == 0 {
+				c.rerr = io.EOF
+			}
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			c.rn, c.rerr = 0, os.NewSyscallError("read", errno)
+			return true
+		}
+	}
+}
+
+// write is the RawConn.Write callback: it writes until c.wbuf is sent,
+// the socket is full (false: wait) or an error.
+func (c *conn) write(fd uintptr) bool {
+	for len(c.wbuf) > 0 {
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.wbuf))), uintptr(len(c.wbuf)))
+		switch errno {
+		case 0:
+			c.wn += int(n)
+			c.wbuf = c.wbuf[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			c.werr = os.NewSyscallError("write", errno)
+			return true
+		}
+	}
+	return true
+}
+
+// Read reads like net.Conn.Read: errors are wrapped in a *net.OpError.
+func (c *conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.rbuf, c.rn, c.rerr = b, 0, nil
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
+	if err == nil {
+		err = c.rerr
+	}
+	if err != nil && err != io.EOF {
+		return c.rn, c.opError("read", err)
+	}
+	return c.rn, err
+}
+
+// Write writes all of b like net.Conn.Write.
+func (c *conn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werr = b, 0, nil
+	err := c.rc.Write(c.writeFn)
+	n := c.wn
+	c.wbuf = nil
+	if err == nil {
+		err = c.werr
+	}
+	if err != nil {
+		return n, c.opError("write", err)
+	}
+	return n, nil
+}
+
+func (c *conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
