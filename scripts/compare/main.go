@@ -193,6 +193,12 @@ func run(ctx context.Context, o options) error {
 	if o.out == "" && !o.quick {
 		o.out = filepath.Join(root, "docs")
 	}
+	if o.jsonOut != "" {
+		// Fail now, not after ten minutes of measuring.
+		if err := os.MkdirAll(filepath.Dir(o.jsonOut), 0o755); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+	}
 	l := &lab{start: time.Now(), pin: o.pin}
 	defer l.close()
 	if l.dir, err = os.MkdirTemp("", "shmgr-compare-"); err != nil {
@@ -253,19 +259,9 @@ func run(ctx context.Context, o options) error {
 
 	md := rep.markdown()
 	fmt.Println(rep.summaryText())
-	if o.jsonOut != "" {
-		b, err := json.MarshalIndent(rep.res, "", "  ")
-		if err == nil {
-			err = os.WriteFile(o.jsonOut, append(b, '\n'), 0o644)
-		}
-		if err != nil {
-			return fmt.Errorf("--json: %w", err)
-		}
-		l.logf("wrote %s", o.jsonOut)
-	}
 	if o.out == "" {
 		l.logf("no --out: PERFORMANCE.md and the plots are not written")
-		return nil
+		return saveJSON(l, o, rep)
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
@@ -279,6 +275,22 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	l.logf("wrote %s", path)
+	return saveJSON(l, o, rep)
+}
+
+// saveJSON writes every run's result to --json, if given.
+func saveJSON(l *lab, o options, rep *report) error {
+	if o.jsonOut == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep.res, "", "  ")
+	if err == nil {
+		err = os.WriteFile(o.jsonOut, append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	l.logf("wrote %s", o.jsonOut)
 	return nil
 }
 
