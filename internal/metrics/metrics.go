@@ -50,11 +50,16 @@ type Histogram struct {
 }
 
 // Observe records a duration.
-func (h *Histogram) Observe(d time.Duration) {
-	s := d.Seconds()
-	i := sort.SearchFloat64s(Buckets, s)
-	h.counts[i].Add(1)
-	h.sumNS.Add(uint64(max(d, 0)))
+func (h *Histogram) Observe(d time.Duration) { h.ObserveN(d, 1) }
+
+// ObserveN records n observations of d each.
+func (h *Histogram) ObserveN(d time.Duration, n uint64) {
+	if n == 0 {
+		return
+	}
+	i := sort.SearchFloat64s(Buckets, d.Seconds())
+	h.counts[i].Add(n)
+	h.sumNS.Add(uint64(max(d, 0)) * n)
 }
 
 // Set is a family of counters, gauges or histograms told apart by one
@@ -131,11 +136,17 @@ type Host struct {
 // Request records one request: its command and outcome indexes and how
 // long it took.
 func (h *Host) Request(cmd, outcome int, d time.Duration) {
-	if cmd < 0 || cmd >= MaxKinds || outcome < 0 || outcome >= MaxKinds {
+	h.RequestsN(cmd, outcome, 1, d)
+}
+
+// RequestsN records n requests with the same command and outcome that
+// took d each.
+func (h *Host) RequestsN(cmd, outcome int, n uint64, d time.Duration) {
+	if cmd < 0 || cmd >= MaxKinds || outcome < 0 || outcome >= MaxKinds || n == 0 {
 		return
 	}
-	h.Requests[cmd][outcome].Inc()
-	h.Latency[cmd].Observe(d)
+	h.Requests[cmd][outcome].Add(n)
+	h.Latency[cmd].ObserveN(d, n)
 }
 
 func name(names []string, i int) string {
@@ -159,7 +170,7 @@ func (h *Host) WriteText(w io.Writer) error {
 			}
 		}
 	}
-	head("shmgr_request_duration_seconds", "histogram", "Time to handle a request, by command.")
+	head("shmgr_request_duration_seconds", "histogram", "Time to handle a request, by command (requests of one command pipelined back to back are timed together and counted at their mean).")
 	for c := range MaxKinds {
 		hist := &h.Latency[c]
 		var total uint64

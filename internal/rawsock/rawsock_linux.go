@@ -127,6 +127,12 @@ func (c *conn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// opError wraps err like net.Conn does. The poller's errors (deadline,
+// closed) come from RawConn wrapped as a "raw-read" or "raw-write"
+// *net.OpError: that wrapping is replaced.
 func (c *conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
