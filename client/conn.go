@@ -21,6 +21,7 @@ import (
 
 	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/rawsock"
 	"github.com/shmgr/shmgr/internal/shm"
 )
 
@@ -292,6 +293,9 @@ func (c *Conn) dial(ctx context.Context) error {
 		nc, err = td.DialContext(ctx, "tcp", c.addr)
 	} else {
 		nc, err = dialer.DialContext(ctx, "tcp", c.addr)
+		if err == nil {
+			nc = rawsock.Wrap(nc)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("connect to host %s: %w", c.addr, err)

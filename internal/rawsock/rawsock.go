@@ -1,5 +1,5 @@
-// Package rawsock serves a server's TCP connections with raw non-blocking
-// reads and writes.
+// Package rawsock serves TCP connections with raw non-blocking reads and
+// writes: the host's connections, and the client library's.
 //
 // A net.Conn reads and writes through syscall.Syscall, which tells the Go
 // scheduler about each call. When the process has been idle, the

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,5 +209,23 @@ func TestReadWriteAllocs(t *testing.T) {
 	})
 	if allocs > 0 {
 		t.Errorf("a request/reply round allocates %.1f times, want 0", allocs)
+	}
+}
+
+// TestSyscallConn: a wrapped connection still gives its raw connection,
+// for callers that peek at the socket (the client's probe does).
+func TestSyscallConn(t *testing.T) {
+	s, _ := pair(t, "tcp")
+	sc, ok := s.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T does not implement syscall.Conn", s)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	if err := rc.Control(func(fd uintptr) { called = true }); err != nil || !called {
+		t.Fatalf("Control = %v (called %v), want the socket's descriptor", err, called)
 	}
 }
