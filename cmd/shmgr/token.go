@@ -40,7 +40,9 @@ func newTokenCmd() *cobra.Command {
 		Long: `Manage the tokens in a host's data directory. A host bound to anything but
 loopback requires a token from every client; "admin" is made on first start.
 A token may be read-only, and may be limited to some regions. A running host
-picks up changes at the next AUTH, without a restart.`,
+picks up changes without a restart: within about a second it closes the
+connections whose token was removed or changed (a region a client has
+already mapped on the host's machine stays mapped).`,
 		Example: `  shmgr token ls
   shmgr token add dashboard --read-only
   shmgr token add sensor-7 --regions sensors,alerts
@@ -154,7 +156,7 @@ picks up changes at the next AUTH, without a restart.`,
 
 	rm := &cobra.Command{
 		Use:     "rm NAME",
-		Short:   "Remove a token",
+		Short:   "Remove a token (the host closes the connections that used it)",
 		Example: "  shmgr token rm dashboard",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {

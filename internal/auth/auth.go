@@ -85,6 +85,7 @@ type Store struct {
 	mu     sync.Mutex
 	tokens []Token
 	seen   os.FileInfo // the file the tokens were read from
+	gen    uint64      // counts the times the tokens were (re)read
 }
 
 // Errors.
@@ -143,10 +144,36 @@ func (s *Store) reload() error {
 		}
 	}
 	s.tokens, s.seen = f.Tokens, st
+	s.gen++
 	if s.tokens == nil {
 		s.tokens = []Token{}
 	}
 	return nil
+}
+
+// Refresh reads the token file again if it has changed since it was last
+// read, and returns a number that changes whenever the tokens do (by this
+// call or any other that reads the file).
+func (s *Store) Refresh() (uint64, error) {
+	err := s.reload()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen, err
+}
+
+// Holds reports whether secret is still a stored token with grant g: not
+// removed, renamed, or given other access or regions. It does not read
+// the file again (Refresh does).
+func (s *Store) Holds(secret string, g Grant) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := false
+	for _, t := range s.tokens {
+		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
+			held = t.Name == g.Name && (t.Access == ReadOnly) == g.ReadOnly && slices.Equal(t.Regions, g.Regions)
+		}
+	}
+	return held
 }
 
 // checkSecret accepts what AUTH can carry: at least 16 bytes of printable

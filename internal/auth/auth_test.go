@@ -564,3 +564,59 @@ func FuzzTokenFile(f *testing.F) {
 		}
 	})
 }
+
+// TestRefreshHolds: Refresh's number moves when another store changes the
+// file (and only then), and Holds tells a token that still grants the
+// same from one removed or changed.
+func TestRefreshHolds(t *testing.T) {
+	t.Parallel()
+	host, dir := open(t)
+	cli, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cli.Add(Token{Name: "dash", Access: ReadOnly, Regions: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bumpMtime(t, cli.Path())
+	g0, err := host.Refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := host.Refresh(); err != nil || g != g0 {
+		t.Errorf("Refresh of an unchanged file = %d, %v; want %d again", g, err, g0)
+	}
+	grant, err := host.Check(tok.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		grant Grant
+		want  bool
+	}{
+		{"as granted", grant, true},
+		{"other name", Grant{Name: "other", ReadOnly: true, Regions: []string{"a"}}, false},
+		{"other access", Grant{Name: "dash", Regions: []string{"a"}}, false},
+		{"other regions", Grant{Name: "dash", ReadOnly: true, Regions: []string{"a", "b"}}, false},
+	}
+	for _, tt := range tests {
+		if got := host.Holds(tok.Secret, tt.grant); got != tt.want {
+			t.Errorf("%s: Holds = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if host.Holds(tok.Secret+"x", grant) {
+		t.Errorf("Holds of an unknown secret = true")
+	}
+	if err := cli.Remove("dash"); err != nil {
+		t.Fatal(err)
+	}
+	bumpMtime(t, cli.Path())
+	if g, err := host.Refresh(); err != nil || g == g0 {
+		t.Errorf("Refresh after a removal = %d, %v; want a number other than %d", g, err, g0)
+	}
+	if host.Holds(tok.Secret, grant) {
+		t.Errorf("Holds of a removed token = true")
+	}
+}

@@ -33,6 +33,7 @@ func (c *conn) authenticate(req *proto.Request) {
 		return
 	}
 	c.grant = &g
+	c.authed.Store(&authed{secret: string(req.ID), grant: g})
 	c.authName.Store(g.Name)
 	c.s.cfg.Logf("connection from %s authenticated with token %q", c.nc.RemoteAddr(), g.Name)
 	c.out = proto.AppendOKText(c.out, grantText(g))
@@ -59,6 +60,12 @@ func (c *conn) permitted(req *proto.Request) bool {
 	switch req.Cmd {
 	case proto.CmdAuth, proto.CmdPing, proto.CmdQuit:
 		return true
+	}
+	if c.revoked.Load() {
+		c.s.cfg.Metrics.AuthFailures.Inc()
+		c.out = proto.AppendError(c.out, proto.CodeUnauthorized, revokedMsg)
+		c.quit = true
+		return false
 	}
 	if c.grant == nil {
 		c.s.cfg.Metrics.AuthFailures.Inc()
@@ -88,6 +95,63 @@ func (c *conn) permitted(req *proto.Request) bool {
 		return false
 	}
 	return true
+}
+
+// authed is what a connection authenticated with.
+type authed struct {
+	secret string
+	grant  auth.Grant
+}
+
+// revokedMsg is the last reply of a connection whose token was revoked.
+const revokedMsg = "the token this connection authenticated with was removed or changed on the host (the connection is closed): connect again with a valid token"
+
+// tokenCheck is how often the host looks for changes to its token file,
+// to cut the connections whose token was removed or changed.
+const tokenCheck = time.Second
+
+// watchTokens cuts, within about tokenCheck, every connection whose
+// token was removed from the token file or given other access, until
+// quit is closed.
+func (s *Server) watchTokens(quit <-chan struct{}) {
+	t := time.NewTicker(tokenCheck)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		gen, err := s.cfg.Auth.Refresh()
+		if err != nil || gen == last {
+			continue
+		}
+		last = gen
+		s.mu.Lock()
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.recheck()
+		}
+	}
+}
+
+// recheck revokes the connection if its token no longer holds: its next
+// request, or its idle read, ends it with revokedMsg.
+func (c *conn) recheck() {
+	a := c.authed.Load()
+	if a == nil || c.s.cfg.Auth.Holds(a.secret, a.grant) {
+		return
+	}
+	if c.revoked.Swap(true) {
+		return
+	}
+	c.s.cfg.Logf("closing connection from %s: its token %q was removed or changed", c.nc.RemoteAddr(), a.grant.Name)
+	c.nc.SetReadDeadline(time.Now())
 }
 
 // visible reports whether the connection's grant covers region id (for

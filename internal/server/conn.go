@@ -57,6 +57,8 @@ type conn struct {
 	nwatches     atomic.Int32
 	grant        *auth.Grant // nil until AUTH on a host that requires it
 	authName     atomic.Value
+	authed       atomic.Pointer[authed] // set by AUTH on a host with tokens
+	revoked      atomic.Bool            // the token of authed no longer holds
 	since        time.Time
 	partial      time.Time // when the pending partial request began
 	authFailures int
@@ -324,6 +326,12 @@ func (c *conn) fill() bool {
 		var ne net.Error
 		if n > 0 || !errors.As(err, &ne) || !ne.Timeout() || c.stopping.Load() {
 			return n > 0 && !c.stopping.Load()
+		}
+		if c.revoked.Load() {
+			c.s.cfg.Metrics.AuthFailures.Inc()
+			c.out = proto.AppendError(c.out[:0], proto.CodeUnauthorized, revokedMsg)
+			c.flush()
+			return false
 		}
 		if dl := c.readDeadline(); dl.IsZero() || dl.After(c.now) {
 			// The armed deadline was an earlier one (the connection has

@@ -72,6 +72,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   bool
+	quit      chan struct{}  // closed by Shutdown: ends watchTokens
+	watching  bool           // watchTokens started (under mu)
 	wg        sync.WaitGroup // every connection goroutine
 	started   time.Time
 	accepted  atomic.Uint64
@@ -109,7 +111,7 @@ func New(h *host.Host, cfg Config) *Server {
 	cfg.Metrics.OutcomeNames = outcomeNames()
 	var b [8]byte
 	rand.Read(b[:])
-	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, started: time.Now(), session: hex.EncodeToString(b[:])}
+	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now(), session: hex.EncodeToString(b[:])}
 }
 
 // Serve accepts connections on ln until Shutdown. It always returns a
@@ -122,6 +124,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if s.cfg.Auth != nil && !s.watching {
+		s.watching = true
+		s.goroutine(func() { s.watchTokens(s.quit) })
+	}
 	s.mu.Unlock()
 	var delay time.Duration
 	for {
@@ -261,6 +267,9 @@ func (s *Server) Connections() int {
 // the remaining connections and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.quit)
+	}
 	s.closing = true
 	for ln := range s.listeners {
 		ln.Close()

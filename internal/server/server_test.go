@@ -1102,3 +1102,107 @@ func FuzzValidID(f *testing.F) {
 		}
 	})
 }
+
+// TestTokenRevocation: removing a token, or changing what it grants, cuts
+// the connections that authenticated with it (idle, watching or busy)
+// within seconds; other connections go on.
+func TestTokenRevocation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store, err := auth.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(name, access string) string {
+		tok, err := store.Add(auth.Token{Name: name, Access: access})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Secret
+	}
+	idleTok, watchTok, busyTok, keepTok, changeTok := add("idle", auth.ReadWrite), add("watcher", auth.ReadWrite),
+		add("busy", auth.ReadWrite), add("keeper", auth.ReadOnly), add("changed", auth.ReadOnly)
+	ts := startServer(t, Config{Auth: store}, nil, nil)
+
+	idle := dial(t, ts.addr)
+	idle.expect("AUTH "+idleTok+"\n", "OK rw")
+	watcher := dial(t, ts.addr)
+	watcher.expect("AUTH "+watchTok+"\n", "OK rw")
+	watcher.expect("WATCH default\n", "OK ")
+	busy := dial(t, ts.addr)
+	busy.expect("AUTH "+busyTok+"\n", "OK rw")
+	keeper := dial(t, ts.addr)
+	keeper.expect("AUTH "+keepTok+"\n", "OK ro")
+	changed := dial(t, ts.addr)
+	changed.expect("AUTH "+changeTok+"\n", "OK ro")
+
+	for _, name := range []string{"idle", "watcher", "busy"} {
+		if err := store.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "changed" gets write access by an edit of the file, as an operator
+	// might make: a grant that changed is not the one authenticated.
+	ts2, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ts2 {
+		if ts2[i].Name == "changed" {
+			ts2[i].Access = auth.ReadWrite
+		}
+	}
+	b, err := json.Marshal(map[string]any{"tokens": ts2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tokens.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+
+	// The busy connection sends requests until it is cut.
+	busyLines := []string{}
+	for time.Since(start) < ioTimeout {
+		busy.nc.SetDeadline(time.Now().Add(ioTimeout))
+		if _, err := io.WriteString(busy.nc, "GET default\n"); err != nil {
+			// Cut while idle between two requests: its last words are
+			// still to be read.
+			lines, _ := busy.drain()
+			busyLines = append(busyLines, lines...)
+			break
+		}
+		l, err := busy.br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(l, "ERROR ") {
+			busyLines = append(busyLines, l)
+			break
+		}
+		busy.frame() // the value's payload line
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if len(busyLines) == 0 || !strings.HasPrefix(busyLines[len(busyLines)-1], "ERROR unauthorized ") || !strings.Contains(busyLines[len(busyLines)-1], "removed or changed") {
+		t.Errorf("busy connection's last replies %q, want ERROR unauthorized ... removed or changed", busyLines)
+	}
+	if took > 4*tokenCheck {
+		t.Errorf("busy connection cut after %v, want within about %v", took, tokenCheck)
+	}
+	for name, c := range map[string]*tconn{"idle": idle, "watcher": watcher, "changed": changed} {
+		lines, closed := c.drain()
+		if !closed || len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "ERROR unauthorized ") {
+			t.Errorf("%s connection: got %q, closed %v; want ERROR unauthorized and a close", name, lines, closed)
+		}
+	}
+	keeper.expect("GET default\n", "VALUE ")
+	keeper.expect("SET default 1\nx\n", "ERROR forbidden ")
+	if !strings.Contains(ts.log.String(), `its token "watcher" was removed or changed`) {
+		t.Errorf("revocation not logged:\n%s", ts.log)
+	}
+}
