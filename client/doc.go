@@ -33,9 +33,10 @@
 // client's last 64 writes (for its 4096 most recent clients) and replays
 // the answer to a repeated write instead of applying it again. So a write
 // whose reply was lost is applied exactly once, as long as the same host
-// process answers the retry. If the host restarted meanwhile, or the
-// retries run out of time, the write fails with ErrUnknownOutcome: it may
-// or may not have been applied. CREATE and DELETE are not retried once
+// session answers the retry (a host stopped gracefully hands its session
+// to its next start). If the host crashed meanwhile, or the retries run
+// out of time, the write fails with ErrUnknownOutcome: it may or may not
+// have been applied. CREATE and DELETE are not retried once
 // sent; a lost reply is ErrUnknownOutcome too.
 //
 // A region mapped locally keeps working while the host is down. If the

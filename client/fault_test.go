@@ -284,49 +284,70 @@ func TestLostReplyRetried(t *testing.T) {
 	}
 }
 
-// TestLostReplyHostRestarted loses a write's reply, then crashes and
-// restarts the host before the client can retry: the new host process
-// cannot tell whether the write was applied, so the client must say so
-// with ErrUnknownOutcome, and must not apply it a second time.
+// TestLostReplyHostRestarted loses a write's reply, then restarts the host
+// before the client can retry. After a crash the new host process cannot
+// tell whether the write was applied, so the client must say so with
+// ErrUnknownOutcome. After a graceful stop the host left its session and
+// recent write outcomes in its data directory (session.json): the retry
+// gets the first answer. Either way the write is applied once.
 func TestLostReplyHostRestarted(t *testing.T) {
-	h := shmtest.StartHost(t)
-	p := shmtest.StartFaultProxy(t, h.Addr)
-	admin := dialWith(t, h.Addr, "", tcpOptions(nil))
-	r := dialWith(t, p.Addr(), "", tcpOptions(nil))
-	_, v0 := readVersion(t, r)
-	payload := []byte("written before the crash")
+	tests := []struct {
+		name     string
+		stop     func(h *shmtest.Host, t testing.TB)
+		graceful bool
+	}{
+		{"crash", (*shmtest.Host).Kill, false},
+		{"graceful", (*shmtest.Host).Stop, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := shmtest.StartHost(t)
+			p := shmtest.StartFaultProxy(t, h.Addr)
+			admin := dialWith(t, h.Addr, "", tcpOptions(nil))
+			r := dialWith(t, p.Addr(), "", tcpOptions(nil))
+			_, v0 := readVersion(t, r)
+			payload := []byte("written before the restart")
 
-	p.Blackhole(shmtest.ToClient, true) // the reply will vanish
-	type result struct {
-		v   uint64
-		err error
-	}
-	done := make(chan result, 1)
-	ctx := ctxFor(t, 60*time.Second)
-	go func() {
-		v, err := r.Write(ctx, payload)
-		done <- result{v, err}
-	}()
-	shmtest.CheckFor(t, 20*time.Second, "the host did not apply the write", func() bool {
-		v, err := admin.Version(t.Context())
-		return err == nil && v == v0+1
-	})
-	h.Kill(t)
-	p.Blackhole(shmtest.ToClient, false)
-	h.Restart(t)
+			p.Blackhole(shmtest.ToClient, true) // the reply will vanish
+			type result struct {
+				v   uint64
+				err error
+			}
+			done := make(chan result, 1)
+			ctx := ctxFor(t, 60*time.Second)
+			go func() {
+				v, err := r.Write(ctx, payload)
+				done <- result{v, err}
+			}()
+			shmtest.CheckFor(t, 20*time.Second, "the host did not apply the write", func() bool {
+				v, err := admin.Version(t.Context())
+				return err == nil && v == v0+1
+			})
+			tt.stop(h, t)
+			p.Blackhole(shmtest.ToClient, false)
+			h.Restart(t)
 
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("Write did not return within 60s of the host restart")
-	}
-	if !errors.Is(res.err, client.ErrUnknownOutcome) {
-		t.Errorf("Write whose reply was lost before a host restart = version %d, %v, want ErrUnknownOutcome", res.v, res.err)
-	}
-	b, v := readVersion(t, dialWith(t, h.Addr, "", tcpOptions(nil)))
-	if v != v0+1 || !bytes.Equal(b, payload) {
-		t.Errorf("after the restart the host holds %q at version %d, want %q at version %d (applied once)", b, v, payload, v0+1)
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("Write did not return within 60s of the host restart")
+			}
+			if tt.graceful {
+				if res.err != nil || res.v != v0+1 {
+					t.Errorf("Write whose reply was lost before a graceful restart = version %d, %v, want version %d (the first answer, replayed)", res.v, res.err, v0+1)
+				}
+				if !strings.Contains(h.Stderr(), "resumed session") {
+					t.Errorf("the restarted host did not resume the session; stderr:\n%s", h.Stderr())
+				}
+			} else if !errors.Is(res.err, client.ErrUnknownOutcome) {
+				t.Errorf("Write whose reply was lost before a host crash = version %d, %v, want ErrUnknownOutcome", res.v, res.err)
+			}
+			b, v := readVersion(t, dialWith(t, h.Addr, "", tcpOptions(nil)))
+			if v != v0+1 || !bytes.Equal(b, payload) {
+				t.Errorf("after the restart the host holds %q at version %d, want %q at version %d (applied once)", b, v, payload, v0+1)
+			}
+		})
 	}
 }
 

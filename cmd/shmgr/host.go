@@ -186,6 +186,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		h.Close()
 		return err
 	}
+	resumeState(dir, srv, logger)
 	var metricsSrv *http.Server
 	if f.metrics != "" {
 		if metricsSrv, err = serveMetrics(f.metrics, m, logger); err != nil {
@@ -210,6 +211,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	if serr := srv.Shutdown(sctx); serr != nil {
 		logger.Warn("shutdown", "err", serr)
 	}
+	saveState(dir, srv, logger)
 	if err == nil || errors.Is(err, server.ErrServerClosed) {
 		err = nil
 	}

@@ -38,6 +38,15 @@ func Write(dir, name string, data []byte, perm os.FileMode) error {
 	return syncDir(dir)
 }
 
+// Remove removes dir/name and fsyncs dir, so that the removal survives a
+// crash. A file that does not exist is not an error.
+func Remove(dir, name string) error {
+	if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return syncDir(dir)
+}
+
 // RemoveTemps removes the temporary files that a crash during Write of
 // dir/name left behind.
 func RemoveTemps(dir, name string) {

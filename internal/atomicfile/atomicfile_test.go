@@ -41,3 +41,18 @@ func TestWriteReplacesAndCleans(t *testing.T) {
 		t.Errorf("dir holds %d entries, want f.json and .g-1", len(ents))
 	}
 }
+
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	if err := atomicfile.Write(dir, "f.json", []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time there is nothing to remove
+		if err := atomicfile.Remove(dir, "f.json"); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "f.json")); !os.IsNotExist(err) {
+			t.Fatalf("after Remove, Stat = %v, want not-exist", err)
+		}
+	}
+}

@@ -68,9 +68,10 @@ type Meta struct {
 	Created time.Time `json:"created,omitzero"`
 	// Auth is "none" or "token" (AUTH is required); omitted when empty.
 	Auth string `json:"auth,omitempty"`
-	// Session identifies the host process: it changes when the host
-	// restarts, which tells a reconnecting client that the host may have
-	// lost what it remembered (such as recent idempotency keys).
+	// Session identifies the host's session: it changes when the host
+	// restarts after a crash (a host stopped gracefully hands it on to its
+	// next start), which tells a reconnecting client that the host may
+	// have lost what it remembered (such as recent idempotency keys).
 	Session string `json:"session,omitempty"`
 }
 

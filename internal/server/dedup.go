@@ -55,13 +55,25 @@ func (d *dedup) client(id []byte) *window {
 		return e.Value.(*window)
 	}
 	w := &window{id: string(id)}
+	d.insert(w)
+	return w
+}
+
+// insert makes w the most recently used window, replacing one with its id
+// and evicting the least recently used past the bound. d.mu is held.
+func (d *dedup) insert(w *window) {
+	if d.clients == nil {
+		d.clients = map[string]*list.Element{}
+	}
+	if old, ok := d.clients[w.id]; ok {
+		d.lru.Remove(old)
+	}
 	d.clients[w.id] = d.lru.PushFront(w)
 	if d.lru.Len() > dedupClients {
 		old := d.lru.Back()
 		d.lru.Remove(old)
 		delete(d.clients, old.Value.(*window).id)
 	}
-	return w
 }
 
 // lookup returns the recorded outcome of seq, whether it is known, and
