@@ -196,6 +196,7 @@ type Conn struct {
 	meta    Info
 	srv     string
 	session string
+	delta   bool     // the host sends DELTA frames to watchers that ask
 	nc      net.Conn // nil while disconnected
 	rp      *proto.ReplyParser
 	in      []byte
@@ -349,6 +350,7 @@ func (c *Conn) dial(ctx context.Context) error {
 	c.meta = infoFromMeta(m)
 	c.srv = m.Server
 	c.session = m.Session
+	c.delta = slices.Contains(m.Features, proto.FeatureDelta)
 	c.setState(StateConnected)
 	return nil
 }

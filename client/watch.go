@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,10 +52,16 @@ type Watcher struct {
 	state atomic.Int32
 
 	// mu protects the fields below.
-	mu           sync.Mutex
-	pending      *Event // received, not yet delivered (remote)
-	received     uint64 // highest version received (remote)
-	hasReceived  bool
+	mu          sync.Mutex
+	pending     *Event // received, not yet delivered (remote)
+	received    uint64 // highest version received (remote)
+	hasReceived bool
+	// base is the content at baseVersion, the last frame received
+	// (remote): DELTA frames apply to it, and a pending event's content
+	// is copied from it when delivered.
+	base         []byte
+	baseVersion  uint64
+	hasBase      bool
 	delivered    uint64
 	hasDelivered bool
 	err          error // what ended the watch
@@ -143,6 +150,10 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 		w.mu.Lock()
 		if ev := w.pending; ev != nil {
 			w.pending = nil
+			ev.Content = bytes.Clone(w.base)
+			if ev.Content == nil {
+				ev.Content = []byte{}
+			}
 			w.deliver(ev)
 			w.mu.Unlock()
 			return *ev, nil
@@ -237,12 +248,18 @@ func (w *Watcher) subscribe(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.mu.Lock()
-	hasFrom, from := w.hasReceived, w.received
-	w.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err = c.roundTrip(ctx, func(b []byte) []byte { return proto.AppendWatch(b, []byte(w.r.id), hasFrom, from) }, func(rep proto.Reply) error {
+	w.mu.Lock()
+	o2 := proto.WatchOptions{HasFrom: w.hasReceived, From: w.received, Delta: c.delta}
+	if c.delta {
+		// Deltas apply to the content of the version the host resumes
+		// from: resume from the last frame's, or, holding none, take the
+		// current state in full first (not delivered if it is not newer).
+		o2.HasFrom, o2.From = w.hasBase, w.baseVersion
+	}
+	w.mu.Unlock()
+	err = c.roundTrip(ctx, func(b []byte) []byte { return proto.AppendWatch(b, []byte(w.r.id), o2) }, func(rep proto.Reply) error {
 		if rep.Kind != proto.ReplyOK {
 			return unexpected(rep, "OK")
 		}
@@ -325,8 +342,10 @@ func (w *Watcher) read(ctx context.Context, c *Conn) error {
 			}
 			c.r += n
 			pinged = false
-			if rep.Kind == proto.ReplyEvent {
-				w.receive(rep)
+			if rep.Kind == proto.ReplyEvent || rep.Kind == proto.ReplyDelta {
+				if err := w.receive(rep); err != nil {
+					return fmt.Errorf("host %s: %w", c.addr, err)
+				}
 			}
 		}
 		err := c.fill()
@@ -348,16 +367,35 @@ func (w *Watcher) read(ctx context.Context, c *Conn) error {
 	}
 }
 
-// receive records a pushed event (coalescing with any not yet delivered).
-func (w *Watcher) receive(rep proto.Reply) {
+// receive records a pushed EVENT or DELTA (coalescing with any event not
+// yet delivered). A DELTA that does not fit the last content is an error:
+// the watch reconnects and starts again from a full EVENT.
+func (w *Watcher) receive(rep proto.Reply) error {
 	w.mu.Lock()
+	if rep.Kind == proto.ReplyDelta {
+		if !w.hasBase {
+			w.mu.Unlock()
+			return fmt.Errorf("%w: DELTA before any EVENT", ErrProtocol)
+		}
+		b, err := proto.ApplyDeltaTo(w.base, rep.Size, rep.Offset, rep.Payload)
+		if err != nil {
+			w.hasBase = false
+			w.mu.Unlock()
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		w.base = b
+	} else {
+		w.base = append(w.base[:0], rep.Payload...)
+	}
+	w.baseVersion, w.hasBase = rep.Version, true
 	if !w.hasReceived || rep.Version > w.received {
 		w.received, w.hasReceived = rep.Version, true
-		w.pending = &Event{Version: rep.Version, Content: append([]byte(nil), rep.Payload...)}
+		w.pending = &Event{Version: rep.Version}
 	}
 	w.mu.Unlock()
 	select {
 	case w.signal <- struct{}{}:
 	default:
 	}
+	return nil
 }

@@ -397,3 +397,71 @@ func TestLastWatcherLeavingKeepsRegionResponsive(t *testing.T) {
 		t.Errorf("BUG: Delete(%q) right after its last watcher left took %v (%v), want well under %v: when the last subscription ends, internal/host/watch.go hub.remove must wake the hub, or its goroutine sleeps on in WaitChange for up to hubPoll (5 s) holding the region's read lock, and Delete (r.mu.Lock) waits for it; host shutdown (Host.Close waits for the goroutine) stalls the same way", id, took, err, bound)
 	}
 }
+
+// TestWatchDeltas: a remote watcher of a large region gets each small
+// change as a DELTA frame, not the whole region, and every event it
+// delivers still holds the region's whole content, also after a
+// reconnect, and when it falls behind and the events coalesce.
+func TestWatchDeltas(t *testing.T) {
+	const size = 1 << 20
+	h := shmtest.StartHost(t)
+	p := shmtest.StartFaultProxy(t, h.Addr)
+	create(t, connect(t, h.Addr, client.ModeTCP), "big", client.CreateOptions{Size: size, Layout: "raw"})
+	writer := dial(t, h.Addr, "big", client.ModeTCP)
+	watched := dialWith(t, p.Addr(), "big", tcpOptions(nil))
+	w := startWatch(t, watched, client.WatchOptions{})
+
+	want := make([]byte, size)
+	if ev := nextEvent(t, w, 10*time.Second); !bytes.Equal(ev.Content, want) {
+		t.Fatalf("first event: %d bytes, not the region's zeros", len(ev.Content))
+	}
+	first := p.Relayed(shmtest.ToClient)
+	write := func(i int) uint64 {
+		t.Helper()
+		off := (i * 104729) % (size - 8)
+		patch := []byte(fmt.Sprintf("w%06d", i))
+		copy(want[off:], patch)
+		v, err := writer.WriteAt(t.Context(), int64(off), patch)
+		if err != nil {
+			t.Fatalf("WriteAt: %v", err)
+		}
+		return v
+	}
+	const changes = 40
+	for i := range changes {
+		v := write(i)
+		ev := nextEvent(t, w, 10*time.Second)
+		if ev.Version != v || !bytes.Equal(ev.Content, want) {
+			t.Fatalf("change %d: event version %d (want %d), content equal to the region's: %v", i, ev.Version, v, bytes.Equal(ev.Content, want))
+		}
+	}
+	sent := p.Relayed(shmtest.ToClient) - first
+	t.Logf("%d changes of 8 bytes to a %d-byte region: %d bytes to the watcher", changes, size, sent)
+	if sent > changes*1024 {
+		t.Errorf("%d small changes to a %d-byte region sent %d bytes to the watcher, want DELTA frames (a few dozen bytes each)", changes, size, sent)
+	}
+
+	// Falling behind: several changes before the next Next, one event.
+	var last uint64
+	for i := range 5 {
+		last = write(changes + i)
+	}
+	shmtest.CheckFor(t, 10*time.Second, "the last change did not arrive", func() bool {
+		ev, err := w.Next(ctxFor(t, 10*time.Second))
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if !bytes.Equal(ev.Content, want[:len(ev.Content)]) && ev.Version == last {
+			t.Fatalf("coalesced event at version %d: content differs from the region's", ev.Version)
+		}
+		return ev.Version == last && bytes.Equal(ev.Content, want)
+	})
+
+	// A reconnect resumes with deltas from the last content held.
+	p.Reset()
+	v := write(changes + 5)
+	ev := nextEvent(t, w, 20*time.Second)
+	if ev.Version != v || !bytes.Equal(ev.Content, want) {
+		t.Fatalf("after a reconnect: event version %d (want %d), content equal to the region's: %v", ev.Version, v, bytes.Equal(ev.Content, want))
+	}
+}

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,56 @@ type Snapshot struct {
 	Version uint64
 	// Content is the region's content at that version.
 	Content []byte
+	// Prev is the version of the snapshot before this one; HasPrev is
+	// false for a hub's first. Content differs from Prev's only in
+	// Content[Off:Off+N], in the sense of proto.ApplyDelta.
+	Prev    uint64
+	HasPrev bool
+	Off, N  int
+}
+
+// changed returns the range of next that differs from prev, such that
+// proto.ApplyDelta(prev, len(next), off, next[off:off+n]) is next: the
+// first differing byte through the last (through the end if the lengths
+// differ).
+func changed(prev, next []byte) (off, n int) {
+	m := min(len(prev), len(next))
+	i := firstDiff(prev[:m], next[:m])
+	if len(prev) != len(next) || i == m {
+		return i, len(next) - i
+	}
+	j := m - firstDiffBack(prev[:m], next[:m])
+	return i, j - i
+}
+
+// diffChunk is how many bytes firstDiff compares at a time with
+// bytes.Equal (vectorised) before it looks for the byte.
+const diffChunk = 256
+
+// firstDiff returns the index of the first byte where a and b (of equal
+// length) differ, or their length.
+func firstDiff(a, b []byte) int {
+	i := 0
+	for i+diffChunk <= len(a) && bytes.Equal(a[i:i+diffChunk], b[i:i+diffChunk]) {
+		i += diffChunk
+	}
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// firstDiffBack returns how many bytes at the end of a and b (of equal
+// length) are equal.
+func firstDiffBack(a, b []byte) int {
+	k := 0
+	for k+diffChunk <= len(a) && bytes.Equal(a[len(a)-k-diffChunk:len(a)-k], b[len(b)-k-diffChunk:len(b)-k]) {
+		k += diffChunk
+	}
+	for k < len(a) && a[len(a)-1-k] == b[len(b)-1-k] {
+		k++
+	}
+	return k
 }
 
 // Sub is a subscription to a region's changes. A slow subscriber never
@@ -169,6 +220,10 @@ func (h *hub) run(stop chan struct{}) {
 				return nil
 			}
 			snap = &Snapshot{Version: v, Content: b}
+			if prev := h.latest.Load(); prev != nil {
+				snap.Prev, snap.HasPrev = prev.Version, true
+				snap.Off, snap.N = changed(prev.Content, b)
+			}
 			return nil
 		})
 		if err != nil {

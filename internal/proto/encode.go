@@ -1,6 +1,9 @@
 package proto
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // The encoders below are described in the package doc, under Encoding.
 
@@ -55,15 +58,78 @@ func AppendJSON(dst, js []byte) []byte {
 // AppendEvent appends "EVENT <id> <version> <len>\n<p>\n", a frame the
 // host pushes to a watcher.
 func AppendEvent(dst, id []byte, version uint64, p []byte) []byte {
-	dst = append(dst, "EVENT "...)
+	return appendLenPayload(appendPushHead(dst, "EVENT ", id, version), p)
+}
+
+// appendPushHead appends "<verb><id> <version>", the start of a pushed
+// frame.
+func appendPushHead(dst []byte, verb string, id []byte, version uint64) []byte {
+	dst = append(dst, verb...)
 	dst = append(dst, id...)
 	dst = append(dst, ' ')
-	dst = strconv.AppendUint(dst, version, 10)
+	return strconv.AppendUint(dst, version, 10)
+}
+
+// appendLenPayload appends " <len>\n<p>\n", the end of a frame with data.
+func appendLenPayload(dst, p []byte) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, int64(len(p)), 10)
 	dst = append(dst, '\n')
 	dst = append(dst, p...)
 	return append(dst, '\n')
+}
+
+// AppendDelta appends "DELTA <id> <version> <size> <off> <len>\n<p>\n": the
+// content at version is size bytes long and equals the content of the
+// previous event on this watch except for p at off (see DELTA in
+// docs/PROTOCOL.md).
+func AppendDelta(dst, id []byte, version uint64, size, off int64, p []byte) []byte {
+	dst = appendPushHead(dst, "DELTA ", id, version)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, size, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, off, 10)
+	return appendLenPayload(dst, p)
+}
+
+// ApplyDelta returns the content a DELTA frame describes: prev (the
+// content of the previous event) cut or extended to size bytes, with p
+// at off. prev is not modified. It fails if the frame does not fit prev:
+// p must lie within size, start within prev, and, if size exceeds prev,
+// reach the end.
+func ApplyDelta(prev []byte, size, off int64, p []byte) ([]byte, error) {
+	if err := checkDelta(int64(len(prev)), size, off, p); err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	copy(b, prev)
+	copy(b[off:], p)
+	return b, nil
+}
+
+// ApplyDeltaTo is ApplyDelta in place: it turns buf, which holds the
+// previous content, into the new content, reusing buf's storage when it
+// can. On error buf is unchanged.
+func ApplyDeltaTo(buf []byte, size, off int64, p []byte) ([]byte, error) {
+	if err := checkDelta(int64(len(buf)), size, off, p); err != nil {
+		return buf, err
+	}
+	if size > int64(cap(buf)) {
+		buf = append(buf[:cap(buf)], make([]byte, size-int64(cap(buf)))...)
+	}
+	buf = buf[:size]
+	copy(buf[off:], p)
+	return buf, nil
+}
+
+// checkDelta checks a DELTA frame against the length of the previous
+// content.
+func checkDelta(prev, size, off int64, p []byte) error {
+	n := int64(len(p))
+	if size < 0 || off < 0 || off > size || n > size-off || off > prev || size > prev && off+n != size {
+		return fmt.Errorf("%w: a delta of %d bytes at %d, to %d bytes, does not fit the previous %d bytes", ErrMalformed, n, off, size, prev)
+	}
+	return nil
 }
 
 // AppendPong appends "PONG\n".
@@ -229,14 +295,26 @@ func AppendDelete(dst, id []byte) []byte { return appendVerbID(dst, "DELETE ", i
 
 // AppendWatch appends "WATCH <id>\n", or "WATCH <id> from=<from>\n" when
 // hasFrom is set.
-func AppendWatch(dst, id []byte, hasFrom bool, from uint64) []byte {
+func AppendWatch(dst, id []byte, o WatchOptions) []byte {
 	dst = append(dst, "WATCH "...)
 	dst = append(dst, id...)
-	if hasFrom {
+	if o.HasFrom {
 		dst = append(dst, " from="...)
-		dst = strconv.AppendUint(dst, from, 10)
+		dst = strconv.AppendUint(dst, o.From, 10)
+	}
+	if o.Delta {
+		dst = append(dst, " delta=1"...)
 	}
 	return append(dst, '\n')
+}
+
+// WatchOptions are WATCH's options.
+type WatchOptions struct {
+	// HasFrom and From: the watcher has seen the region at version From.
+	HasFrom bool
+	From    uint64
+	// Delta asks for DELTA frames where they are shorter.
+	Delta bool
 }
 
 // AppendUnwatch appends "UNWATCH <id>\n".

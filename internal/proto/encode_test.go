@@ -46,8 +46,9 @@ var requestRoundTrips = []struct {
 	{"create/all", AppendCreate(nil, b("r2"), CreateOptions{Size: 1 << 20, Layout: "raw", Durable: true}),
 		Request{Cmd: CmdCreate, ID: b("r2"), Size: 1 << 20, Layout: b("raw"), Durable: true}},
 	{"delete", AppendDelete(nil, b("r2")), Request{Cmd: CmdDelete, ID: b("r2")}},
-	{"watch", AppendWatch(nil, b("r1"), false, 0), Request{Cmd: CmdWatch, ID: b("r1")}},
-	{"watch/from", AppendWatch(nil, b("r1"), true, 12), Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 12}},
+	{"watch", AppendWatch(nil, b("r1"), WatchOptions{}), Request{Cmd: CmdWatch, ID: b("r1")}},
+	{"watch/from", AppendWatch(nil, b("r1"), WatchOptions{HasFrom: true, From: 12}), Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 12}},
+	{"watch/from-delta", AppendWatch(nil, b("r1"), WatchOptions{HasFrom: true, From: 12, Delta: true}), Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 12, Delta: true}},
 	{"unwatch", AppendUnwatch(nil, b("r1")), Request{Cmd: CmdUnwatch, ID: b("r1")}},
 	{"auth", AppendAuth(nil, b("tok-123")), Request{Cmd: CmdAuth, ID: b("tok-123")}},
 	{"lock", AppendLock(nil, b("r1"), LockOptions{}), Request{Cmd: CmdLock, ID: b("r1")}},
@@ -78,6 +79,7 @@ var replyRoundTrips = []struct {
 	{"value/header", append(AppendValueHeader(nil, 4, 2), "xy\n"...), Reply{Kind: ReplyValue, Version: 4, Payload: b("xy")}},
 	{"json", AppendJSON(nil, b(`{"a":1}`)), Reply{Kind: ReplyJSON, Payload: b(`{"a":1}`)}},
 	{"event", AppendEvent(nil, b("r1"), 5, b("new")), Reply{Kind: ReplyEvent, ID: b("r1"), Version: 5, Payload: b("new")}},
+	{"delta", AppendDelta(nil, b("r1"), 6, 4096, 10, b("new")), Reply{Kind: ReplyDelta, ID: b("r1"), Version: 6, Size: 4096, Offset: 10, Payload: b("new")}},
 	{"pong", AppendPong(nil), Reply{Kind: ReplyPong}},
 	{"error", AppendError(nil, CodeNotFound, "no region r9"), Reply{Kind: ReplyError, Code: CodeNotFound, Text: b("no region r9")}},
 	{"error/newlines", AppendError(nil, CodeInternal, "two\r\nlines\n"), Reply{Kind: ReplyError, Code: CodeInternal, Text: b("two  lines ")}},
@@ -187,7 +189,7 @@ func TestEncoderAllocs(t *testing.T) {
 		{"Create", func(d []byte) []byte {
 			return AppendCreate(d, id4k, CreateOptions{Size: 4096, Layout: "utf8", Durable: true})
 		}},
-		{"Watch", func(d []byte) []byte { return AppendWatch(d, id4k, true, 3) }},
+		{"Watch", func(d []byte) []byte { return AppendWatch(d, id4k, WatchOptions{HasFrom: true, From: 3, Delta: true}) }},
 		{"Lock", func(d []byte) []byte {
 			return AppendLock(d, id4k, LockOptions{Lease: 1<<63 - 1, Wait: 1<<63 - 1, HasLease: true, HasWait: true})
 		}},
@@ -198,5 +200,47 @@ func TestEncoderAllocs(t *testing.T) {
 		if allocs := testing.AllocsPerRun(100, func() { dst = e.enc(dst[:0]) }); allocs != 0 {
 			t.Errorf("Append%s allocates %v times with a pre-sized dst, want 0", e.name, allocs)
 		}
+	}
+}
+
+func TestApplyDelta(t *testing.T) {
+	tests := []struct {
+		name      string
+		prev      string
+		size, off int64
+		p         string
+		want      string
+		err       bool
+	}{
+		{"middle", "abcdef", 6, 2, "XY", "abXYef", false},
+		{"grow", "abc", 5, 1, "XYZW", "aXYZW", false},
+		{"shrink", "abcdef", 3, 3, "", "abc", false},
+		{"shrink and change", "abcdef", 3, 1, "XY", "aXY", false},
+		{"from empty", "", 3, 0, "abc", "abc", false},
+		{"no change", "abc", 3, 3, "", "abc", false},
+		{"past the end", "abc", 3, 2, "XY", "", true},
+		{"offset past size", "abc", 3, 4, "", "", true},
+		{"negative size", "abc", -1, 0, "", "", true},
+		{"starts past the previous end", "abc", 6, 4, "XY", "", true},
+		{"grows without reaching the end", "abc", 6, 1, "XY", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := []byte(tt.prev)
+			got, err := ApplyDelta(prev, tt.size, tt.off, []byte(tt.p))
+			if (err != nil) != tt.err || string(got) != tt.want {
+				t.Errorf("ApplyDelta = %q, %v; want %q (error %v)", got, err, tt.want, tt.err)
+			}
+			if string(prev) != tt.prev {
+				t.Errorf("ApplyDelta changed prev to %q", prev)
+			}
+			for _, spare := range []int{0, 16} { // in place, with and without room
+				buf := append(make([]byte, 0, len(tt.prev)+spare), tt.prev...)
+				got, err := ApplyDeltaTo(buf, tt.size, tt.off, []byte(tt.p))
+				if (err != nil) != tt.err || !tt.err && string(got) != tt.want || tt.err && string(got) != tt.prev {
+					t.Errorf("ApplyDeltaTo (spare %d) = %q, %v; want %q (error %v)", spare, got, err, tt.want, tt.err)
+				}
+			}
+		})
 	}
 }

@@ -42,7 +42,7 @@ func encodeRequest(dst []byte, r Request) []byte {
 	case CmdDelete:
 		return AppendDelete(dst, r.ID)
 	case CmdWatch:
-		return AppendWatch(dst, r.ID, r.HasFrom, r.From)
+		return AppendWatch(dst, r.ID, WatchOptions{HasFrom: r.HasFrom, From: r.From, Delta: r.Delta})
 	case CmdUnwatch:
 		return AppendUnwatch(dst, r.ID)
 	case CmdAuth:
@@ -71,6 +71,8 @@ func encodeReply(dst []byte, r Reply) []byte {
 		return AppendJSON(dst, r.Payload)
 	case ReplyEvent:
 		return AppendEvent(dst, r.ID, r.Version, r.Payload)
+	case ReplyDelta:
+		return AppendDelta(dst, r.ID, r.Version, r.Size, r.Offset, r.Payload)
 	case ReplyPong:
 		return AppendPong(dst)
 	case ReplyError:

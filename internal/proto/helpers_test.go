@@ -32,6 +32,9 @@ func fmtReq(r Request) string {
 	if r.HasFrom || r.From != 0 {
 		fmt.Fprintf(&b, " from=%v,%d", r.HasFrom, r.From)
 	}
+	if r.Delta {
+		b.WriteString(" delta")
+	}
 	if r.Size != 0 {
 		fmt.Fprintf(&b, " size=%d", r.Size)
 	}
@@ -71,6 +74,9 @@ func fmtReply(r Reply) string {
 	}
 	if r.ID != nil {
 		fmt.Fprintf(&b, " id=%q", r.ID)
+	}
+	if r.Size != 0 || r.Offset != 0 {
+		fmt.Fprintf(&b, " size=%d off=%d", r.Size, r.Offset)
 	}
 	if r.Payload != nil {
 		fmt.Fprintf(&b, " payload=%q", r.Payload)

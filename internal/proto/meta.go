@@ -73,7 +73,13 @@ type Meta struct {
 	// next start), which tells a reconnecting client that the host may
 	// have lost what it remembered (such as recent idempotency keys).
 	Session string `json:"session,omitempty"`
+	// Features lists what the host supports beyond shmgr/1's first form:
+	// "delta" (WATCH delta=1 and DELTA frames). Omitted when empty.
+	Features []string `json:"features,omitempty"`
 }
+
+// FeatureDelta is the Features entry of hosts that send DELTA frames.
+const FeatureDelta = "delta"
 
 // ParseMeta parses and checks a metadata line (a trailing newline is
 // allowed). It requires a JSON object whose proto starts with "shmgr/",

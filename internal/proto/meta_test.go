@@ -2,6 +2,7 @@ package proto
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func utf8Meta() Meta {
 func TestMetaRoundTrip(t *testing.T) {
 	raw := utf8Meta()
 	raw.ShmID, raw.Layout, raw.Size, raw.Durable, raw.OSKind = "big.raw", LayoutRaw, 1<<30, true, "file"
-	raw.Created, raw.Auth, raw.Nonce = time.Time{}, "", ""
+	raw.Created, raw.Auth, raw.Nonce, raw.Features = time.Time{}, "", "", []string{FeatureDelta}
 	raw.FillOffsets()
 	for _, m := range []Meta{utf8Meta(), raw} {
 		line := AppendMeta([]byte("x"), m)
@@ -52,7 +53,7 @@ func metaEqual(a, b Meta) bool {
 		return false
 	}
 	a.Created, b.Created = time.Time{}, time.Time{}
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 func TestAppendMetaFields(t *testing.T) {

@@ -12,6 +12,7 @@ const (
 	ReplyValue           // "VALUE <version> <len>\n<bytes>\n"
 	ReplyJSON            // "JSON <len>\n<bytes>\n"
 	ReplyEvent           // "EVENT <id> <version> <len>\n<bytes>\n", pushed
+	ReplyDelta           // "DELTA <id> <version> <size> <off> <len>\n<bytes>\n", pushed
 	ReplyPong            // "PONG\n"
 	ReplyError           // "ERROR <code> <message>\n" or "ERROR <message>\n"
 
@@ -24,6 +25,7 @@ var replyKindNames = [numReplyKinds]string{
 	ReplyValue: "VALUE",
 	ReplyJSON:  "JSON",
 	ReplyEvent: "EVENT",
+	ReplyDelta: "DELTA",
 	ReplyPong:  "PONG",
 	ReplyError: "ERROR",
 }
@@ -49,10 +51,13 @@ type Reply struct {
 	// Code is the ERROR code: CodeUnknown when the first word of the
 	// message is not a known code (the original "ERROR <message>" form).
 	Code Code
-	// Version is the VALUE or EVENT version.
+	// Version is the VALUE, EVENT or DELTA version.
 	Version uint64
-	// ID is the EVENT region id.
+	// ID is the EVENT or DELTA region id.
 	ID []byte
+	// Size and Offset are the DELTA content size and the offset of its
+	// payload.
+	Size, Offset int64
 	// Payload is the VALUE, JSON or EVENT data (empty, not nil, for
 	// length 0).
 	Payload []byte
@@ -136,7 +141,7 @@ func (p *ReplyParser) Next(buf []byte) (r Reply, n int, err error) {
 	}
 
 	// The rest have a header of numbers (and an id) and a payload.
-	var toks [4]span
+	var toks [6]span
 	nt := splitSpaces(line, toks[:])
 	var plen int64
 	var ok bool
@@ -154,16 +159,27 @@ func (p *ReplyParser) Next(buf []byte) (r Reply, n int, err error) {
 			return Reply{}, 0, malformedReply(buf, 0, i)
 		}
 		r.Kind = ReplyJSON
-	case "EVENT":
-		if nt != 4 {
+	case "EVENT", "DELTA":
+		r.Kind = ReplyEvent
+		if string(verb) == "DELTA" {
+			r.Kind = ReplyDelta
+		}
+		if r.Kind == ReplyEvent && nt != 4 || r.Kind == ReplyDelta && nt != 6 {
 			return Reply{}, 0, malformedReply(buf, 0, i)
 		}
-		r.Kind = ReplyEvent
 		if r.ID = line[toks[1].lo:toks[1].hi:toks[1].hi]; !ValidID(r.ID) {
 			return Reply{}, 0, newError(CodeBadID, "invalid region id", buf, toks[1].lo, toks[1].hi)
 		}
 		if r.Version, ok = parseUint64(line[toks[2].lo:toks[2].hi]); !ok {
 			return Reply{}, 0, newError(CodeBadRequest, "malformed version", buf, toks[2].lo, toks[2].hi)
+		}
+		if r.Kind == ReplyDelta {
+			if r.Size, ok = parseInt64(line[toks[3].lo:toks[3].hi]); !ok {
+				return Reply{}, 0, newError(CodeBadRequest, "malformed size", buf, toks[3].lo, toks[3].hi)
+			}
+			if r.Offset, ok = parseInt64(line[toks[4].lo:toks[4].hi]); !ok || r.Offset > r.Size {
+				return Reply{}, 0, newError(CodeBadRequest, "malformed offset", buf, toks[4].lo, toks[4].hi)
+			}
 		}
 	default:
 		return Reply{}, 0, newError(CodeBadRequest, "unknown reply", buf, 0, len(verb))
@@ -174,6 +190,9 @@ func (p *ReplyParser) Next(buf []byte) (r Reply, n int, err error) {
 	}
 	if plen > p.maxPayload {
 		return Reply{}, 0, newError(CodeTooLarge, "payload too large", buf, lt.lo, lt.hi)
+	}
+	if r.Kind == ReplyDelta && plen > r.Size-r.Offset {
+		return Reply{}, 0, newError(CodeBadRequest, "delta past its size", buf, lt.lo, lt.hi)
 	}
 	start := int64(i + 1)
 	end := start + plen

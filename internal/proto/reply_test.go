@@ -23,6 +23,8 @@ var replyTests = []struct {
 	{"value/binary", "VALUE 18446744073709551615 3\n\n\r\x00\n", Reply{Kind: ReplyValue, Version: 1<<64 - 1, Payload: b("\n\r\x00")}},
 	{"json", "JSON 2\n{}\n", Reply{Kind: ReplyJSON, Payload: b("{}")}},
 	{"event", "EVENT r1 9 3\nabc\n", Reply{Kind: ReplyEvent, ID: b("r1"), Version: 9, Payload: b("abc")}},
+	{"delta", "DELTA r1 10 4096 100 3\nabc\n", Reply{Kind: ReplyDelta, ID: b("r1"), Version: 10, Size: 4096, Offset: 100, Payload: b("abc")}},
+	{"delta/empty", "DELTA r1 11 5 5 0\n\n", Reply{Kind: ReplyDelta, ID: b("r1"), Version: 11, Size: 5, Offset: 5, Payload: b("")}},
 	{"pong", "PONG\n", Reply{Kind: ReplyPong}},
 	{"error", "ERROR not_found no region \"x\"\n", Reply{Kind: ReplyError, Code: CodeNotFound, Text: b(`no region "x"`)}},
 	{"error/code-only", "ERROR conflict\n", Reply{Kind: ReplyError, Code: CodeConflict}},
@@ -88,6 +90,11 @@ func TestReplyParserMalformed(t *testing.T) {
 		{"event-id", "EVENT bad! 1 1\nx\n", CodeBadID, 6},
 		{"event-version", "EVENT a v 1\nx\n", CodeBadRequest, 8},
 		{"event-short", "EVENT a 1\nx\n", CodeBadRequest, 0},
+		{"delta-short", "DELTA a 1 5 1\nx\n", CodeBadRequest, 0},
+		{"delta-size", "DELTA a 1 x 0 1\nx\n", CodeBadRequest, 10},
+		{"delta-offset-past-size", "DELTA a 1 5 6 0\n\n", CodeBadRequest, 12},
+		{"delta-past-size", "DELTA a 1 5 4 2\nxy\n", CodeBadRequest, 14},
+		{"delta-id", "DELTA a/b 1 5 0 1\nx\n", CodeBadID, 6},
 		{"line-too-long", "OK " + strings.Repeat("x", 5000), CodeLineTooLong, 0},
 	}
 	for _, tt := range tests {

@@ -96,6 +96,8 @@ type Request struct {
 	Seq uint64
 	// HasFrom is set for WATCH with from=.
 	HasFrom bool
+	// Delta is set for WATCH delta=1: the watcher takes DELTA frames.
+	Delta bool
 	// From is the WATCH from= version.
 	From uint64
 	// Size is the CREATE size= size (0 when absent).
@@ -376,7 +378,7 @@ func (p *Parser) parse(req *Request, buf []byte, eol int) (int, error) {
 			bad = s.createOptions(req)
 		}
 	case CmdWatch:
-		bad = s.count(2, 3)
+		bad = s.count(2, 4)
 		if bad == nil {
 			req.ID, bad = s.id(1)
 		}
@@ -546,6 +548,7 @@ const (
 	optLease
 	optWait
 	optFence
+	optDelta
 )
 
 // option splits token i as key=value and identifies the key among those
@@ -655,18 +658,29 @@ func (s *lineState) createOptions(req *Request) *badArg {
 	return nil
 }
 
-// watchOptions parses WATCH's option: from=.
+// watchOptions parses WATCH's options: from= and delta=.
 func (s *lineState) watchOptions(req *Request) *badArg {
 	seen := 0
 	for i := 2; i < s.nt; i++ {
-		_, val, bad := s.option(i, optFrom, &seen)
+		key, val, bad := s.option(i, optFrom|optDelta, &seen)
 		if bad != nil {
 			return bad
 		}
-		var ok bool
-		req.HasFrom = true
-		if req.From, ok = parseUint64(val); !ok {
-			return s.optionValueError(i, "malformed version")
+		switch key {
+		case optFrom:
+			var ok bool
+			req.HasFrom = true
+			if req.From, ok = parseUint64(val); !ok {
+				return s.optionValueError(i, "malformed version")
+			}
+		case optDelta:
+			switch string(val) {
+			case "0":
+			case "1":
+				req.Delta = true
+			default:
+				return s.optionValueError(i, "delta must be 0 or 1")
+			}
 		}
 	}
 	return nil
@@ -709,7 +723,7 @@ var optionNames = [...]struct {
 }{
 	{"at", optAt}, {"ifver", optIfVer}, {"cid", optCID}, {"seq", optSeq},
 	{"size", optSize}, {"layout", optLayout}, {"durable", optDurable}, {"from", optFrom},
-	{"lease", optLease}, {"wait", optWait}, {"fence", optFence},
+	{"lease", optLease}, {"wait", optWait}, {"fence", optFence}, {"delta", optDelta},
 }
 
 // lookupOption returns the bit of an option key, matched without regard to

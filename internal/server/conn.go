@@ -107,6 +107,7 @@ type watch struct {
 	sent    uint64 // last version sent (or the client's from=)
 	hasSent bool
 	active  bool // false until the WATCH reply has been flushed
+	delta   bool // the client takes DELTA frames (WATCH delta=1)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -671,8 +672,12 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
 		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.s.session,
+		Features: features,
 	}
 }
+
+// features is the metadata line's features list.
+var features = []string{proto.FeatureDelta}
 
 // HostInfo is the JSON of INFO without an id.
 type HostInfo = proto.HostInfo

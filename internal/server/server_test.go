@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -222,7 +223,7 @@ func (c *tconn) line() string {
 	return s
 }
 
-// frame reads one frame: a line and, for VALUE, JSON and EVENT, its
+// frame reads one frame: a line and, for VALUE, JSON, EVENT and DELTA, its
 // payload and newline.
 func (c *tconn) frame() string {
 	c.t.Helper()
@@ -230,7 +231,7 @@ func (c *tconn) frame() string {
 	f := strings.Fields(l)
 	n := -1
 	switch {
-	case len(f) == 3 && f[0] == "VALUE", len(f) == 2 && f[0] == "JSON", len(f) == 4 && f[0] == "EVENT":
+	case len(f) == 3 && f[0] == "VALUE", len(f) == 2 && f[0] == "JSON", len(f) == 4 && f[0] == "EVENT", len(f) == 6 && f[0] == "DELTA":
 		n, _ = strconv.Atoi(f[len(f)-1])
 	}
 	if n < 0 {
@@ -248,7 +249,7 @@ func (c *tconn) frame() string {
 func (c *tconn) reply() string {
 	c.t.Helper()
 	for {
-		if f := c.frame(); !strings.HasPrefix(f, "EVENT ") {
+		if f := c.frame(); !strings.HasPrefix(f, "EVENT ") && !strings.HasPrefix(f, "DELTA ") {
 			return f
 		}
 	}
@@ -1205,4 +1206,73 @@ func TestTokenRevocation(t *testing.T) {
 	if !strings.Contains(ts.log.String(), `its token "watcher" was removed or changed`) {
 		t.Errorf("revocation not logged:\n%s", ts.log)
 	}
+}
+
+// TestWatchDelta: a watcher that asks for deltas gets, after its first
+// full EVENT, DELTA frames carrying only the changed bytes, which rebuild
+// each version exactly; a watcher that did not ask keeps full EVENTs; and
+// the metadata line says the host can.
+func TestWatchDelta(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Config{}, nil, nil)
+	c := dial(t, ts.addr)
+	var meta proto.Meta
+	if err := json.Unmarshal([]byte(c.meta), &meta); err != nil || !slices.Contains(meta.Features, proto.FeatureDelta) {
+		t.Fatalf("metadata features = %v (%v), want %q", meta.Features, err, proto.FeatureDelta)
+	}
+	const size = 64 << 10
+	c.expect(fmt.Sprintf("CREATE big size=%d layout=raw\n", size), "JSON ")
+	dw, fw := dial(t, ts.addr), dial(t, ts.addr)
+	dw.expect("WATCH big delta=1\n", "OK 0")
+	fw.expect("WATCH big\n", "OK 0")
+
+	// frame reads one pushed frame and returns its header words and
+	// payload.
+	frame := func(w *tconn) ([]string, []byte) {
+		t.Helper()
+		f := w.frame()
+		head, payload, _ := strings.Cut(f, "\n")
+		return strings.Fields(head), []byte(strings.TrimSuffix(payload, "\n"))
+	}
+	content := make([]byte, size) // what the delta watcher rebuilds
+	if h, p := frame(dw); h[0] != "EVENT" || len(p) != size {
+		t.Fatalf("delta watcher's first frame %q (%d bytes), want a full EVENT of %d", h, len(p), size)
+	} else {
+		copy(content, p)
+	}
+	frame(fw)
+	want := make([]byte, size)
+	for i, off := range []int{0, 1000, size - 3} {
+		patch := []byte{byte('a' + i), byte('b' + i), byte('c' + i)}
+		c.expect(fmt.Sprintf("SET big %d at=%d\n%s\n", len(patch), off, patch), "OK ")
+		copy(want[off:], patch)
+		h, p := frame(dw)
+		if h[0] != "DELTA" || len(h) != 6 {
+			t.Fatalf("change %d: delta watcher got %q, want a DELTA frame", i, h)
+		}
+		sz, _ := strconv.ParseInt(h[3], 10, 64)
+		at, _ := strconv.ParseInt(h[4], 10, 64)
+		if len(p) > len(patch) || at != int64(off) {
+			t.Errorf("change %d: DELTA of %d bytes at %d, want the %d changed bytes at %d", i, len(p), at, len(patch), off)
+		}
+		got, err := proto.ApplyDelta(content, sz, at, p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("change %d: the rebuilt content differs from the region's (%v): header %q, %d bytes, first diff at %d", i, err, h, len(got), firstDiffIndex(got, want))
+		}
+		content = got
+		if h, p := frame(fw); h[0] != "EVENT" || !bytes.Equal(p, want) {
+			t.Fatalf("change %d: full watcher got %q (%d bytes), want the whole content in an EVENT", i, h, len(p))
+		}
+	}
+}
+
+// firstDiffIndex returns the first index where a and b differ (or the
+// shorter length).
+func firstDiffIndex(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -23,7 +23,7 @@ func (c *conn) watch(req *proto.Request) {
 	defer c.smu.Unlock()
 	if w, ok := c.watches[string(req.ID)]; ok {
 		// Watching already: only move the starting point.
-		w.sent, w.hasSent = req.From, req.HasFrom
+		w.sent, w.hasSent, w.delta = req.From, req.HasFrom, req.Delta
 		c.out = proto.AppendOKVersion(c.out, v)
 		return
 	}
@@ -39,7 +39,7 @@ func (c *conn) watch(req *proto.Request) {
 	if c.watches == nil {
 		c.watches = map[string]*watch{}
 	}
-	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom}
+	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom, delta: req.Delta}
 	c.nwatches.Store(int32(len(c.watches)))
 	c.newWatch = true
 	c.s.cfg.Metrics.Watchers.Add(1)
@@ -119,7 +119,12 @@ func (c *conn) push() {
 			if snap == nil || w.hasSent && snap.Version <= w.sent {
 				continue
 			}
-			buf = proto.AppendEvent(buf, []byte(w.id), snap.Version, snap.Content)
+			if w.delta && w.hasSent && snap.HasPrev && w.sent == snap.Prev && snap.N < len(snap.Content) {
+				// The client holds the previous snapshot: send what changed.
+				buf = proto.AppendDelta(buf, []byte(w.id), snap.Version, int64(len(snap.Content)), int64(snap.Off), snap.Content[snap.Off:snap.Off+snap.N])
+			} else {
+				buf = proto.AppendEvent(buf, []byte(w.id), snap.Version, snap.Content)
+			}
 			c.s.cfg.Metrics.Events.Inc()
 			sent = append(sent, pending{w, snap.Version})
 		}

@@ -61,6 +61,7 @@ type FaultProxy struct {
 	resets   uint64 // Reset calls: a link accepted before one is cut
 	accepted int
 	closed   bool
+	relayed  [2]int64 // bytes written on, per direction
 }
 
 // faults are the faults of one direction.
@@ -116,6 +117,14 @@ func StartFaultProxy(t testing.TB, target string) *FaultProxy {
 
 // Addr returns the address clients dial instead of the host's.
 func (p *FaultProxy) Addr() string { return p.ln.Addr().String() }
+
+// Relayed returns how many bytes the proxy has passed on in direction d,
+// over all links.
+func (p *FaultProxy) Relayed(d Direction) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.relayed[d]
+}
 
 // Accepted returns how many links the proxy has made so far (connections
 // relayed to the host): a client that reconnects makes a new one.
@@ -301,7 +310,11 @@ func (p *FaultProxy) forward(l *link, d Direction, dst net.Conn, b []byte) bool 
 		if len(b) == 0 {
 			break
 		}
-		if _, err := dst.Write(b); err != nil {
+		n, err := dst.Write(b)
+		p.mu.Lock()
+		p.relayed[d] += int64(n)
+		p.mu.Unlock()
+		if err != nil {
 			return false
 		}
 	}

@@ -149,6 +149,11 @@ func TestFaultProxy(t *testing.T) {
 			if got := readN(t, c, 5); got != "hello" {
 				t.Errorf("echo = %q, want %q", got, "hello")
 			}
+			// The proxy counts a chunk once its write returns, which may be
+			// just after the client has read it.
+			shmtest.CheckFor(t, 10*time.Second, "Relayed did not count 5 bytes each way", func() bool {
+				return p.Relayed(shmtest.ToHost) == 5 && p.Relayed(shmtest.ToClient) == 5
+			})
 		}},
 		{"blackhole=to-host", func(t *testing.T, p *shmtest.FaultProxy, e *echoServer) {
 			c := dialProxy(t, p)
