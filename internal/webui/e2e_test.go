@@ -528,6 +528,77 @@ func TestBrowserClientMode(t *testing.T) {
 	}
 }
 
+// TestBrowserClientOutages: the client page says so when a host accepts
+// the connection and never answers (timed out), and when the host it is
+// connected to goes away (reconnecting), and it comes back by itself,
+// with the content, when the host restarts.
+func TestBrowserClientOutages(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	h := shmtest.StartHost(t)
+	g := startGUI(t)
+	b.open(t, g)
+	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+	connect := func(port, mode string) {
+		t.Helper()
+		b.do(t,
+			chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
+			chromedp.SetValue(chromedp.ID("client-port"), port),
+			chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
+			chromedp.SetValue(chromedp.ID("client-mode"), mode),
+			chromedp.Click(chromedp.ID("client-connect")),
+		)
+	}
+
+	// A listener that accepts and never says a word.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	_, silentPort, _ := net.SplitHostPort(silent.Addr().String())
+	connect(silentPort, "tcp")
+	took := b.waitFor(t, 20*time.Second, `document.getElementById("client-state").dataset.state === "failed" && !document.getElementById("client-reason").hidden`)
+	if reason := eval[string](t, b, `document.getElementById("client-reason").textContent`); !strings.HasPrefix(reason, "Timed out") {
+		t.Errorf("reason = %q, want it to say the connection timed out", reason)
+	}
+	t.Logf("a silent host was reported after %v", took)
+
+	// Connected over TCP; the host stops, then comes back.
+	_, port, _ := net.SplitHostPort(h.Addr)
+	h.MustCLI(t, "write", "before the outage")
+	connect(port, "tcp")
+	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("c-text").value === "before the outage"`)
+	h.Stop(t)
+	b.waitFor(t, 20*time.Second, `document.getElementById("client-state").dataset.state === "reconnecting" && !document.getElementById("client-reason").hidden`)
+	if reason := eval[string](t, b, `document.getElementById("client-reason").textContent`); !strings.Contains(reason, "reconnecting") {
+		t.Errorf("reason while the host is down = %q, want it to say it is reconnecting", reason)
+	}
+	h.Restart(t)
+	h.MustCLI(t, "write", "after the outage")
+	b.waitFor(t, 30*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("c-text").value === "after the outage"`)
+}
+
 // TestGUIRefusesRemote checks that the GUI will not listen beyond
 // loopback unless told to.
 func TestGUIRefusesRemote(t *testing.T) {
