@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/shmgr/shmgr/internal/proto"
@@ -50,5 +51,54 @@ func TestChanged(t *testing.T) {
 				t.Errorf("ApplyDelta of the range = %d bytes, %v; want the next content", len(got), err)
 			}
 		})
+	}
+}
+
+// TestDeltaSince: from any of the last snapshots, the range DeltaSince
+// gives rebuilds the newest one (proto.ApplyDelta), across edits, growth
+// and shrinking; from further back it declines.
+func TestDeltaSince(t *testing.T) {
+	contents := [][]byte{
+		[]byte("hello world, this is version zero"),
+		[]byte("hello world, this is version one!"),
+		[]byte("hello WORLD, this is version one!"),
+		[]byte("hello WORLD, this is version one! and longer"),
+		[]byte("hello WORLD"),
+		[]byte("Hello WORLD"),
+		[]byte("Hello WORLD"),
+		[]byte(""),
+		[]byte("back again"),
+	}
+	var snaps []*Snapshot
+	var prev *Snapshot
+	for i, c := range contents {
+		prev = nextSnapshot(prev, uint64(10+i), c)
+		snaps = append(snaps, prev)
+	}
+	for j, sj := range snaps {
+		for i := range j {
+			off, n, ok := sj.DeltaSince(snaps[i].Version)
+			if !ok {
+				t.Fatalf("DeltaSince(%d) on version %d: not ok", snaps[i].Version, sj.Version)
+			}
+			got, err := proto.ApplyDelta(contents[i], int64(len(contents[j])), int64(off), contents[j][off:off+n])
+			if err != nil || !bytes.Equal(got, contents[j]) {
+				t.Errorf("from version %d to %d: range [%d, %d) rebuilds %q, %v; want %q", snaps[i].Version, sj.Version, off, off+n, got, err, contents[j])
+			}
+		}
+		if _, _, ok := sj.DeltaSince(9); ok {
+			t.Errorf("DeltaSince(9), before the first snapshot, on version %d: ok", sj.Version)
+		}
+	}
+	// Only the last maxChanges snapshots are reachable.
+	s := snaps[len(snaps)-1]
+	for k := range maxChanges + 5 {
+		s = nextSnapshot(s, s.Version+1, []byte(strings.Repeat("x", k%7)))
+	}
+	if _, _, ok := s.DeltaSince(snaps[len(snaps)-1].Version); ok {
+		t.Errorf("DeltaSince reached back %d snapshots, past maxChanges (%d)", maxChanges+5, maxChanges)
+	}
+	if _, _, ok := s.DeltaSince(s.Version - maxChanges); !ok {
+		t.Errorf("DeltaSince of the snapshot maxChanges back: not ok")
 	}
 }

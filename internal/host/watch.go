@@ -17,12 +17,55 @@ type Snapshot struct {
 	Version uint64
 	// Content is the region's content at that version.
 	Content []byte
-	// Prev is the version of the snapshot before this one; HasPrev is
-	// false for a hub's first. Content differs from Prev's only in
-	// Content[Off:Off+N], in the sense of proto.ApplyDelta.
-	Prev    uint64
-	HasPrev bool
-	Off, N  int
+	// changes are how the last snapshots (up to maxChanges, this one's
+	// last) differed from the ones before them.
+	changes []change
+}
+
+// change is how a snapshot differs from the one before it: only in
+// [off, end) of its content, and, unless resized, in length neither.
+type change struct {
+	version, prev uint64
+	off, end      int
+	resized       bool
+}
+
+// nextSnapshot returns the snapshot of content b at version v that
+// follows prev (nil for a hub's first).
+func nextSnapshot(prev *Snapshot, v uint64, b []byte) *Snapshot {
+	snap := &Snapshot{Version: v, Content: b}
+	if prev != nil {
+		off, n := changed(prev.Content, b)
+		c := change{version: v, prev: prev.Version, off: off, end: off + n, resized: len(b) != len(prev.Content)}
+		keep := prev.changes[max(len(prev.changes)-(maxChanges-1), 0):]
+		snap.changes = append(append(make([]change, 0, len(keep)+1), keep...), c)
+	}
+	return snap
+}
+
+// maxChanges is how many snapshots back DeltaSince can reach.
+const maxChanges = 64
+
+// DeltaSince returns the range of the content that differs from the
+// content at version v, in the sense of proto.ApplyDelta: a client holding
+// version v rebuilds this snapshot from Content[off:off+n]. ok is false
+// when v is not one of the last snapshots (then send it all).
+func (s *Snapshot) DeltaSince(v uint64) (off, n int, ok bool) {
+	lo, hi, resized := len(s.Content), 0, false
+	for i := len(s.changes) - 1; i >= 0; i-- {
+		c := s.changes[i]
+		lo, hi = min(lo, c.off), max(hi, c.end)
+		resized = resized || c.resized
+		if c.prev == v {
+			if resized {
+				hi = len(s.Content)
+			}
+			lo = min(lo, len(s.Content))
+			hi = max(min(hi, len(s.Content)), lo)
+			return lo, hi - lo, true
+		}
+	}
+	return 0, 0, false
 }
 
 // changed returns the range of next that differs from prev, such that
@@ -219,11 +262,7 @@ func (h *hub) run(stop chan struct{}) {
 				readErr = err
 				return nil
 			}
-			snap = &Snapshot{Version: v, Content: b}
-			if prev := h.latest.Load(); prev != nil {
-				snap.Prev, snap.HasPrev = prev.Version, true
-				snap.Off, snap.N = changed(prev.Content, b)
-			}
+			snap = nextSnapshot(h.latest.Load(), v, b)
 			return nil
 		})
 		if err != nil {

@@ -1242,6 +1242,7 @@ func TestWatchDelta(t *testing.T) {
 	}
 	frame(fw)
 	want := make([]byte, size)
+	held := map[string][]byte{} // content by version, as the watcher rebuilt it
 	for i, off := range []int{0, 1000, size - 3} {
 		patch := []byte{byte('a' + i), byte('b' + i), byte('c' + i)}
 		c.expect(fmt.Sprintf("SET big %d at=%d\n%s\n", len(patch), off, patch), "OK ")
@@ -1260,9 +1261,24 @@ func TestWatchDelta(t *testing.T) {
 			t.Fatalf("change %d: the rebuilt content differs from the region's (%v): header %q, %d bytes, first diff at %d", i, err, h, len(got), firstDiffIndex(got, want))
 		}
 		content = got
+		held[h[2]] = got
 		if h, p := frame(fw); h[0] != "EVENT" || !bytes.Equal(p, want) {
 			t.Fatalf("change %d: full watcher got %q (%d bytes), want the whole content in an EVENT", i, h, len(p))
 		}
+	}
+
+	// A watcher that holds an older version (two changes back) gets one
+	// DELTA spanning both changes.
+	late := dial(t, ts.addr)
+	late.expect("WATCH big from=1 delta=1\n", "OK 3")
+	h, p := frame(late)
+	if h[0] != "DELTA" || h[2] != "3" || len(p) >= size {
+		t.Fatalf("watcher resuming from version 1 got %q (%d bytes), want one DELTA to version 3", h, len(p))
+	}
+	sz, _ := strconv.ParseInt(h[3], 10, 64)
+	at, _ := strconv.ParseInt(h[4], 10, 64)
+	if got, err := proto.ApplyDelta(held["1"], sz, at, p); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("the DELTA from version 1 does not rebuild version 3 (%v)", err)
 	}
 }
 

@@ -119,9 +119,10 @@ func (c *conn) push() {
 			if snap == nil || w.hasSent && snap.Version <= w.sent {
 				continue
 			}
-			if w.delta && w.hasSent && snap.HasPrev && w.sent == snap.Prev && snap.N < len(snap.Content) {
-				// The client holds the previous snapshot: send what changed.
-				buf = proto.AppendDelta(buf, []byte(w.id), snap.Version, int64(len(snap.Content)), int64(snap.Off), snap.Content[snap.Off:snap.Off+snap.N])
+			if off, n, ok := snap.DeltaSince(w.sent); w.delta && w.hasSent && ok && n < len(snap.Content) {
+				// The client holds one of the last snapshots: send what
+				// changed since.
+				buf = proto.AppendDelta(buf, []byte(w.id), snap.Version, int64(len(snap.Content)), int64(off), snap.Content[off:off+n])
 			} else {
 				buf = proto.AppendEvent(buf, []byte(w.id), snap.Version, snap.Content)
 			}
