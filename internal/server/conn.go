@@ -246,7 +246,7 @@ func (c *conn) endRun(last int) {
 	if c.run.n == 0 {
 		return
 	}
-	now := time.Now()
+	now := c.clock()
 	m := c.s.cfg.Metrics
 	per := now.Sub(c.now) / time.Duration(c.run.n)
 	ok := c.run.n
@@ -324,7 +324,7 @@ func (c *conn) fill() bool {
 			return false
 		}
 		n, err := c.nc.Read(c.in[c.w:])
-		c.now = time.Now()
+		c.now = c.clock()
 		c.w += n
 		if n > 0 {
 			c.heard = c.now
@@ -361,6 +361,13 @@ func (c *conn) fill() bool {
 		return false
 	}
 }
+
+// clock returns the time now, read from the monotonic clock alone (one
+// vDSO call instead of time.Now's two) and carried on from c.now, which
+// began as a time.Now at the connection's start. Deadlines and latencies
+// compare monotonic readings, so a step of the wall clock does not move
+// them.
+func (c *conn) clock() time.Time { return c.now.Add(time.Since(c.now)) }
 
 // readDeadline is when the connection's wait for its next bytes ends: an
 // idle connection may wait IdleTimeout for its next request; a request
