@@ -2,7 +2,13 @@ package server
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/shmgr/shmgr/internal/atomicfile"
 
 	"github.com/shmgr/shmgr/internal/proto"
 )
@@ -95,4 +101,43 @@ func (s *Server) Resume(st State) error {
 		d.insert(w)
 	}
 	return nil
+}
+
+// StateFile is where, in its data directory, a host that stops
+// gracefully leaves its State for the next start.
+const StateFile = "session.json"
+
+// ResumeFrom takes over the State that the previous host process left in
+// dir, if it left one (found). It removes the file first, durably: a
+// process that resumed a session and then crashed must not hand that
+// session to the next one, whose clients would retry writes it never
+// heard of. A file that does not check out is removed and reported.
+func (s *Server) ResumeFrom(dir string) (st State, found bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, false, nil
+	}
+	if err == nil {
+		err = atomicfile.Remove(dir, StateFile)
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err == nil {
+		err = s.Resume(st)
+	}
+	if err != nil {
+		return State{}, true, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return st, true, nil
+}
+
+// SaveTo leaves the server's State in dir for the next start (owner-only,
+// replaced atomically). Call it after Shutdown.
+func (s *Server) SaveTo(dir string) error {
+	b, err := json.Marshal(s.State())
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(dir, StateFile, b, 0o600)
 }

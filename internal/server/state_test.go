@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,5 +89,43 @@ func TestResumeRefuses(t *testing.T) {
 				t.Errorf("a refused state changed the server (session %q, %d clients)", s.session, s.dedup.lru.Len())
 			}
 		})
+	}
+}
+
+// TestSaveToResumeFrom: the state goes through the data directory once:
+// the file is owner-only, and taken away by the start that resumes it; a
+// file that does not check out is refused and removed too.
+func TestSaveToResumeFrom(t *testing.T) {
+	dir := t.TempDir()
+	a := New(nil, Config{})
+	a.dedup.client([]byte("c1")).record(outcome{seq: 1, version: 9})
+	if err := a.SaveTo(dir); err != nil {
+		t.Fatalf("SaveTo: %v", err)
+	}
+	path := filepath.Join(dir, StateFile)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	b := New(nil, Config{})
+	st, found, err := b.ResumeFrom(dir)
+	if err != nil || !found || st.Session != a.session || b.session != a.session {
+		t.Fatalf("ResumeFrom = %+v, %v, %v; want session %q", st, found, err, a.session)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("after ResumeFrom the file is still there (%v)", err)
+	}
+	if _, found, err := New(nil, Config{}).ResumeFrom(dir); found || err != nil {
+		t.Errorf("a second ResumeFrom = found %v, %v; want nothing found", found, err)
+	}
+	if err := os.WriteFile(path, []byte(`{"session":"nope"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := New(nil, Config{})
+	before := c.session
+	if _, found, err := c.ResumeFrom(dir); !found || err == nil || c.session != before {
+		t.Errorf("ResumeFrom of a bad file = found %v, %v, session changed %v; want an error and no change", found, err, c.session != before)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("a bad state file was left in place (%v)", err)
 	}
 }

@@ -104,6 +104,13 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 		Auth:        store,
 		Logf:        s.cfg.Logf,
 	})
+	// As "shmgr host" does: take over the session a host stopped
+	// gracefully left, and leave ours at stop.
+	if st, found, err := hs.srv.ResumeFrom(s.cfg.DataDir); err != nil {
+		s.cfg.Logf("host mode: not resuming the previous session: %v", err)
+	} else if found {
+		s.cfg.Logf("host mode: resumed session %s (%d clients' recent writes)", st.Session, len(st.Clients))
+	}
 	if !s.goroutine(func() { hs.served <- hs.srv.Serve(ln) }) {
 		ln.Close()
 		h.Close()
@@ -125,6 +132,9 @@ func (hs *hostSession) stop(ctx context.Context) error {
 	hs.mu.Unlock()
 	err := hs.srv.Shutdown(ctx)
 	<-hs.served
+	if serr := hs.srv.SaveTo(hs.dataDir); serr != nil && err == nil {
+		err = fmt.Errorf("saving the session for the next start: %w", serr)
+	}
 	if cerr := hs.h.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
