@@ -72,7 +72,7 @@ func TestDeltaSince(t *testing.T) {
 	var snaps []*Snapshot
 	var prev *Snapshot
 	for i, c := range contents {
-		prev = nextSnapshot(prev, uint64(10+i), c)
+		prev = nextSnapshot(prev, uint64(10+i), c, true)
 		snaps = append(snaps, prev)
 	}
 	for j, sj := range snaps {
@@ -93,12 +93,29 @@ func TestDeltaSince(t *testing.T) {
 	// Only the last maxChanges snapshots are reachable.
 	s := snaps[len(snaps)-1]
 	for k := range maxChanges + 5 {
-		s = nextSnapshot(s, s.Version+1, []byte(strings.Repeat("x", k%7)))
+		s = nextSnapshot(s, s.Version+1, []byte(strings.Repeat("x", k%7)), true)
 	}
 	if _, _, ok := s.DeltaSince(snaps[len(snaps)-1].Version); ok {
 		t.Errorf("DeltaSince reached back %d snapshots, past maxChanges (%d)", maxChanges+5, maxChanges)
 	}
 	if _, _, ok := s.DeltaSince(s.Version - maxChanges); !ok {
 		t.Errorf("DeltaSince of the snapshot maxChanges back: not ok")
+	}
+}
+
+// TestSnapshotWithoutDiff: while no subscriber wants deltas the hub does
+// not compare contents, and DeltaSince spans the whole content.
+func TestSnapshotWithoutDiff(t *testing.T) {
+	a := nextSnapshot(nil, 1, []byte("hello world"), false)
+	b := nextSnapshot(a, 2, []byte("hello World"), false)
+	if off, n, ok := b.DeltaSince(1); !ok || off != 0 || n != len(b.Content) {
+		t.Errorf("DeltaSince(1) = %d, %d, %v; want the whole content", off, n, ok)
+	}
+	c := nextSnapshot(b, 3, []byte("hello WOrld"), true)
+	if off, n, ok := c.DeltaSince(2); !ok || off != 7 || n != 1 {
+		t.Errorf("DeltaSince(2) with a diff = %d, %d, %v; want 7, 1", off, n, ok)
+	}
+	if off, n, ok := c.DeltaSince(1); !ok || off != 0 || n != len(c.Content) {
+		t.Errorf("DeltaSince(1) across an undiffed step = %d, %d, %v; want the whole content", off, n, ok)
 	}
 }

@@ -31,12 +31,19 @@ type change struct {
 }
 
 // nextSnapshot returns the snapshot of content b at version v that
-// follows prev (nil for a hub's first).
-func nextSnapshot(prev *Snapshot, v uint64, b []byte) *Snapshot {
+// follows prev (nil for a hub's first). Unless diff is set (no subscriber
+// wants deltas), it records the whole content as changed instead of
+// comparing it with prev's: DeltaSince then spans all of it, and the
+// watcher gets the content in full.
+func nextSnapshot(prev *Snapshot, v uint64, b []byte, diff bool) *Snapshot {
 	snap := &Snapshot{Version: v, Content: b}
 	if prev != nil {
-		off, n := changed(prev.Content, b)
-		c := change{version: v, prev: prev.Version, off: off, end: off + n, resized: len(b) != len(prev.Content)}
+		off, n, resized := 0, len(b), true
+		if diff {
+			off, n = changed(prev.Content, b)
+			resized = len(b) != len(prev.Content)
+		}
+		c := change{version: v, prev: prev.Version, off: off, end: off + n, resized: resized}
 		keep := prev.changes[max(len(prev.changes)-(maxChanges-1), 0):]
 		snap.changes = append(append(make([]change, 0, len(keep)+1), keep...), c)
 	}
@@ -119,6 +126,24 @@ type Sub struct {
 	h      *hub
 	notify chan<- struct{}
 	closed atomic.Bool
+	delta  bool // counted in h.deltas (under h.mu)
+}
+
+// WantDeltas says whether this subscriber sends deltas (see
+// Snapshot.DeltaSince): the hub compares each snapshot with the one before
+// only while some subscriber does.
+func (s *Sub) WantDeltas(on bool) {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if on == s.delta || s.closed.Load() {
+		return
+	}
+	s.delta = on
+	if on {
+		s.h.deltas.Add(1)
+	} else {
+		s.h.deltas.Add(-1)
+	}
 }
 
 // Latest returns the newest snapshot (nil before the first one).
@@ -141,7 +166,8 @@ func (s *Sub) Close() {
 type hub struct {
 	r      *Region
 	latest atomic.Pointer[Snapshot]
-	gone   atomic.Bool // the region was deleted
+	gone   atomic.Bool  // the region was deleted
+	deltas atomic.Int32 // subscribers that want deltas
 	// mu protects subs and running.
 	mu      sync.Mutex
 	subs    map[*Sub]struct{}
@@ -190,6 +216,10 @@ func (r *Region) Watchers() int {
 func (h *hub) remove(s *Sub) {
 	h.mu.Lock()
 	delete(h.subs, s)
+	if s.delta {
+		s.delta = false
+		h.deltas.Add(-1)
+	}
 	stopping := len(h.subs) == 0 && h.running
 	if stopping {
 		close(h.stop)
@@ -262,7 +292,7 @@ func (h *hub) run(stop chan struct{}) {
 				readErr = err
 				return nil
 			}
-			snap = nextSnapshot(h.latest.Load(), v, b)
+			snap = nextSnapshot(h.latest.Load(), v, b, h.deltas.Load() > 0)
 			return nil
 		})
 		if err != nil {

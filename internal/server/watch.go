@@ -24,6 +24,7 @@ func (c *conn) watch(req *proto.Request) {
 	if w, ok := c.watches[string(req.ID)]; ok {
 		// Watching already: only move the starting point.
 		w.sent, w.hasSent, w.delta = req.From, req.HasFrom, req.Delta
+		w.sub.WantDeltas(req.Delta)
 		c.out = proto.AppendOKVersion(c.out, v)
 		return
 	}
@@ -39,6 +40,7 @@ func (c *conn) watch(req *proto.Request) {
 	if c.watches == nil {
 		c.watches = map[string]*watch{}
 	}
+	sub.WantDeltas(req.Delta)
 	c.watches[string(req.ID)] = &watch{id: string(req.ID), sub: sub, sent: req.From, hasSent: req.HasFrom, delta: req.Delta}
 	c.nwatches.Store(int32(len(c.watches)))
 	c.newWatch = true
@@ -119,9 +121,13 @@ func (c *conn) push() {
 			if snap == nil || w.hasSent && snap.Version <= w.sent {
 				continue
 			}
-			if off, n, ok := snap.DeltaSince(w.sent); w.delta && w.hasSent && ok && n < len(snap.Content) {
-				// The client holds one of the last snapshots: send what
-				// changed since.
+			off, n, ok := 0, 0, false
+			if w.delta && w.hasSent {
+				// The client may hold one of the last snapshots: then send
+				// what changed since.
+				off, n, ok = snap.DeltaSince(w.sent)
+			}
+			if ok && n < len(snap.Content) {
 				buf = proto.AppendDelta(buf, []byte(w.id), snap.Version, int64(len(snap.Content)), int64(off), snap.Content[off:off+n])
 			} else {
 				buf = proto.AppendEvent(buf, []byte(w.id), snap.Version, snap.Content)
