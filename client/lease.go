@@ -47,15 +47,11 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 	if o.Wait <= 0 {
 		o.Wait = r.lockTO
 	}
-	m, err := r.acquire(ctx)
+	m, err := r.acquireWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if m != nil {
-		if err := r.writable(); err != nil {
-			m.release()
-			return nil, err
-		}
 		wait := r.wo(ctx).Timeout
 		token, err := m.r.Acquire(min(o.Wait, wait), o.Lease, nil, nil)
 		if err != nil {

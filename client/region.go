@@ -173,6 +173,19 @@ func (r *Region) acquire(ctx context.Context) (*localMap, error) {
 	return r.remap(ctx, m)
 }
 
+// acquireWrite is acquire for a write: a mapping the connection's token
+// does not let it write is released and refused.
+func (r *Region) acquireWrite(ctx context.Context) (*localMap, error) {
+	m, err := r.acquire(ctx)
+	if m != nil {
+		if err := r.writable(); err != nil {
+			m.release()
+			return nil, err
+		}
+	}
+	return m, err
+}
+
 // remap replaces a retired mapping m with the region that now has the id.
 func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
 	r.mu.Lock()
@@ -309,15 +322,12 @@ func (r *Region) ReadAt(ctx context.Context, off, n int64) ([]byte, uint64, erro
 // that is too long (or not UTF-8 for the utf8 layout) is refused, and the
 // region stays as it was.
 func (r *Region) Write(ctx context.Context, p []byte) (uint64, error) {
-	if m, err := r.acquire(ctx); m != nil || err != nil {
+	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
 		if err != nil {
 			return 0, err
 		}
 		defer m.release()
 		l := m.r
-		if err := r.writable(); err != nil {
-			return 0, err
-		}
 		return l.Write(p, r.wo(ctx))
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{})
@@ -326,15 +336,12 @@ func (r *Region) Write(ctx context.Context, p []byte) (uint64, error) {
 // WriteAt writes p at offset off of the content and returns the new
 // version.
 func (r *Region) WriteAt(ctx context.Context, off int64, p []byte) (uint64, error) {
-	if m, err := r.acquire(ctx); m != nil || err != nil {
+	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
 		if err != nil {
 			return 0, err
 		}
 		defer m.release()
 		l := m.r
-		if err := r.writable(); err != nil {
-			return 0, err
-		}
 		return l.WriteAt(off, p, r.wo(ctx))
 	}
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasAt: true, At: off})
@@ -344,15 +351,12 @@ func (r *Region) WriteAt(ctx context.Context, off int64, p []byte) (uint64, erro
 // version; otherwise it fails with a *ConflictError carrying the current
 // version.
 func (r *Region) WriteIf(ctx context.Context, p []byte, version uint64) (uint64, error) {
-	if m, err := r.acquire(ctx); m != nil || err != nil {
+	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
 		if err != nil {
 			return 0, err
 		}
 		defer m.release()
 		l := m.r
-		if err := r.writable(); err != nil {
-			return 0, err
-		}
 		o := r.wo(ctx)
 		o.Conditional, o.IfVersion = true, version
 		return l.Write(p, o)
@@ -380,15 +384,12 @@ func (r *Region) Version(ctx context.Context) (uint64, error) {
 // Over TCP it reads, applies fn and writes conditionally, retrying on
 // conflict until ctx ends; fn may then run more than once.
 func (r *Region) Update(ctx context.Context, fn func(cur []byte) ([]byte, error)) (uint64, error) {
-	if m, err := r.acquire(ctx); m != nil || err != nil {
+	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
 		if err != nil {
 			return 0, err
 		}
 		defer m.release()
 		l := m.r
-		if err := r.writable(); err != nil {
-			return 0, err
-		}
 		return l.Update(r.wo(ctx), fn)
 	}
 	for {
