@@ -10,7 +10,6 @@ package main_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -175,26 +174,12 @@ func emptyDir(t testing.TB) string {
 	return t.TempDir()
 }
 
-// runEnv runs the shmgr binary with extra environment variables (which
-// override the test's own).
+// runEnv runs the shmgr binary with extra environment variables, which
+// override the test's own (SHMGR_TOKEN and SHMGR_TLS_FINGERPRINT are
+// cleared first).
 func runEnv(t testing.TB, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, shmtest.Binary(t), args...)
-	cmd.Env = append(append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=", "SHMGR_TOKEN=", "SHMGR_TLS_FINGERPRINT="), env...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("running shmgr %v: %v", args, err)
-	}
-	return o.String(), e.String(), code
+	return shmtest.RunEnv(t, nil, append([]string{"SHMGR_TOKEN=", "SHMGR_TLS_FINGERPRINT="}, env...), args...)
 }
 
 // wantIn checks that s contains every want.

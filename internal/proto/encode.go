@@ -293,8 +293,7 @@ func AppendCreate(dst, id []byte, o CreateOptions) []byte {
 // AppendDelete appends "DELETE <id>\n".
 func AppendDelete(dst, id []byte) []byte { return appendVerbID(dst, "DELETE ", id) }
 
-// AppendWatch appends "WATCH <id>\n", or "WATCH <id> from=<from>\n" when
-// hasFrom is set.
+// AppendWatch appends "WATCH <id> [from=<from>] [delta=1]\n".
 func AppendWatch(dst, id []byte, o WatchOptions) []byte {
 	dst = append(dst, "WATCH "...)
 	dst = append(dst, id...)

@@ -308,12 +308,6 @@ func (c *tconn) list() []string {
 	return ids
 }
 
-// checkFor polls cond until it holds or timeout passes.
-func checkFor(t *testing.T, timeout time.Duration, msg string, cond func() bool) {
-	t.Helper()
-	shmtest.CheckFor(t, timeout, msg, cond)
-}
-
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, Config{MaxConns: 2}, nil, nil)
@@ -344,7 +338,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	// A slot freed is a slot offered again.
 	a.nc.Close()
-	checkFor(t, 5*time.Second, "a new connection was not admitted after one closed", func() bool {
+	shmtest.CheckFor(t, 5*time.Second, "a new connection was not admitted after one closed", func() bool {
 		nc, err := net.DialTimeout("tcp", ts.addr, ioTimeout)
 		if err != nil {
 			return false
@@ -434,7 +428,7 @@ func TestMaxWatches(t *testing.T) {
 		t.Errorf("limit refusals for WATCH = %d, want 1", n)
 	}
 	c.nc.Close()
-	checkFor(t, 5*time.Second, "watchers gauge did not return to 0 after the connection closed", func() bool { return ts.m.Watchers.Load() == 0 })
+	shmtest.CheckFor(t, 5*time.Second, "watchers gauge did not return to 0 after the connection closed", func() bool { return ts.m.Watchers.Load() == 0 })
 }
 
 // TestReadTimeout: a request that has begun must arrive whole within the
@@ -632,7 +626,7 @@ func neverReader(t *testing.T, ts *testServer) time.Duration {
 			}
 		}
 	}()
-	checkFor(t, 15*time.Second, "a client that never reads was not disconnected", func() bool { return ts.srv.Connections() == 0 })
+	shmtest.CheckFor(t, 15*time.Second, "a client that never reads was not disconnected", func() bool { return ts.srv.Connections() == 0 })
 	took := time.Since(start)
 	close(stop)
 	c.nc.Close()
@@ -729,7 +723,7 @@ func TestLockWaitShutdown(t *testing.T) {
 	before := ts.read.Load()
 	req := "LOCK default wait=3600000\n"
 	c.send(req)
-	checkFor(t, 5*time.Second, "the server did not read the LOCK", func() bool { return ts.read.Load() >= before+int64(len(req)) })
+	shmtest.CheckFor(t, 5*time.Second, "the server did not read the LOCK", func() bool { return ts.read.Load() >= before+int64(len(req)) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -927,7 +921,7 @@ func TestTLSStalledClientAtLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stalled.Close()
-	checkFor(t, 5*time.Second, "the stalled connection was not refused", func() bool { return ts.refusals()["connections"] == 1 })
+	shmtest.CheckFor(t, 5*time.Second, "the stalled connection was not refused", func() bool { return ts.refusals()["connections"] == 1 })
 	a.Close()
 
 	start := time.Now()

@@ -266,10 +266,17 @@ func (f *failOnce) Fatalf(format string, args ...any) { f.failed = true; panic("
 // h.CLI) and returns its stdout, stderr and exit code. stdin may be nil.
 func Run(t testing.TB, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return RunEnv(t, stdin, nil, args...)
+}
+
+// RunEnv is Run with env added to the environment (after SHMGR_HOST and
+// SHMGR_DATA_DIR are cleared, so that they come only from the test).
+func RunEnv(t testing.TB, stdin []byte, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Binary(t), args...)
-	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")
+	cmd.Env = append(append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR="), env...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
