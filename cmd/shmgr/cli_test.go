@@ -573,3 +573,31 @@ func TestCLIConcurrentWriters(t *testing.T) {
 			writers*rounds, r.Version, r.Content != nil && valid[*r.Content], writers*rounds)
 	}
 }
+
+// TestHostFlagErrors checks that a bad host flag is a usage error (exit
+// 2) naming the flag and what it accepts, found before anything starts.
+func TestHostFlagErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--busy-poll", "2ms"}, "--busy-poll 2ms: must be between 0 (off) and 1ms"},
+		{[]string{"--busy-poll", "-1us"}, "--busy-poll -1µs: must be between 0 (off) and 1ms"},
+		{[]string{"--lock-timeout", "0"}, "--lock-timeout 0s: must be positive"},
+		{[]string{"--max-connections", "0"}, "--max-connections 0: must be at least 1"},
+		{[]string{"--max-watches", "0"}, "--max-watches 0: must be at least 1"},
+		{[]string{"--read-timeout", "0"}, "--read-timeout and --write-timeout must be positive"},
+		{[]string{"--log-format", "xml"}, `--log-format "xml": use text or json`},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		stdout, stderr, code := shmtest.Run(t, nil, append([]string{"host", "--listen", "127.0.0.1:0", "--data-dir", dir}, tt.args...)...)
+		if code != 2 || !strings.Contains(stderr, tt.want) || stdout != "" {
+			t.Errorf("host %v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tt.args, code, stdout, stderr, tt.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("host %v: made %d files in the data directory before refusing", tt.args, len(entries))
+		}
+	}
+}

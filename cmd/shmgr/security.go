@@ -43,6 +43,8 @@ func checkHostFlags(f *hostFlags) error {
 		return usageError{fmt.Errorf("--max-watches %d: must be at least 1", f.maxWatches)}
 	case f.readTimeout <= 0 || f.writeTimeout <= 0:
 		return usageError{errors.New("--read-timeout and --write-timeout must be positive")}
+	case f.busyPoll < 0 || f.busyPoll > maxBusyPoll:
+		return usageError{fmt.Errorf("--busy-poll %v: must be between 0 (off) and %v", f.busyPoll, maxBusyPoll)}
 	case f.tlsKey != "" && f.tlsCert == "":
 		return usageError{errors.New("--tls-key needs --tls-cert")}
 	case f.tlsCert != "" && f.tlsKey == "":

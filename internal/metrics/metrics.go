@@ -131,6 +131,9 @@ type Host struct {
 	AuthFailures Counter
 	// LimitRefusals by limit name.
 	LimitRefusals Set[Counter]
+	// SpinFound counts reads that spun (busy polling) and found the next
+	// request; SpinSlept those that spun in vain, then slept.
+	SpinFound, SpinSlept Counter
 }
 
 // Request records one request: its command and outcome indexes and how
@@ -210,6 +213,9 @@ func (h *Host) WriteText(w io.Writer) error {
 	h.LimitRefusals.each(func(k string, c *Counter) {
 		fmt.Fprintf(&b, "shmgr_limit_refusals_total{limit=%q} %d\n", k, c.Load())
 	})
+	head("shmgr_busy_poll_reads_total", "counter", "Reads that spun waiting for a lone client's next request (--busy-poll), by whether it came during the spin.")
+	fmt.Fprintf(&b, "shmgr_busy_poll_reads_total{outcome=\"found\"} %d\n", h.SpinFound.Load())
+	fmt.Fprintf(&b, "shmgr_busy_poll_reads_total{outcome=\"slept\"} %d\n", h.SpinSlept.Load())
 	_, err := io.WriteString(w, b.String())
 	return err
 }

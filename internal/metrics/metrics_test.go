@@ -215,6 +215,8 @@ func TestWriteText(t *testing.T) {
 	h.AuthFailures.Add(4)
 	h.LimitRefusals.Get("connections").Add(2)
 	h.LimitRefusals.Get("CREATE").Inc()
+	h.SpinFound.Add(5)
+	h.SpinSlept.Inc()
 
 	var b strings.Builder
 	if err := h.WriteText(&b); err != nil {
@@ -227,6 +229,7 @@ func TestWriteText(t *testing.T) {
 		"shmgr_payload_bytes_total": "counter", "shmgr_connections": "gauge", "shmgr_connections_total": "counter",
 		"shmgr_watchers": "gauge", "shmgr_events_total": "counter", "shmgr_lock_timeouts_total": "counter",
 		"shmgr_auth_failures_total": "counter", "shmgr_limit_refusals_total": "counter",
+		"shmgr_busy_poll_reads_total": "counter",
 	} {
 		if types[fam] != typ {
 			t.Errorf("family %s has type %q, want %q", fam, types[fam], typ)
@@ -246,6 +249,8 @@ func TestWriteText(t *testing.T) {
 		`shmgr_auth_failures_total{}`:                                      4,
 		`shmgr_limit_refusals_total{limit="connections"}`:                  2,
 		`shmgr_limit_refusals_total{limit="CREATE"}`:                       1,
+		`shmgr_busy_poll_reads_total{outcome="found"}`:                     5,
+		`shmgr_busy_poll_reads_total{outcome="slept"}`:                     1,
 		`shmgr_request_duration_seconds_bucket{command="READ",le="1e-06"}`: 0,
 		`shmgr_request_duration_seconds_bucket{command="READ",le="5e-06"}`: 2,
 		`shmgr_request_duration_seconds_bucket{command="READ",le="0.01"}`:  2,
@@ -326,8 +331,8 @@ func TestWriteTextEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	samples, types := parseText(t, b.String())
-	if len(types) != 10 {
-		t.Errorf("%d families declared, want all 10 even with nothing counted", len(types))
+	if len(types) != 11 {
+		t.Errorf("%d families declared, want all 11 even with nothing counted", len(types))
 	}
 	for _, s := range samples {
 		if s.value != 0 {

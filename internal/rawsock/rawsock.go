@@ -11,9 +11,31 @@
 // syscall.RawSyscall through the connection's syscall.RawConn, waiting for
 // readiness (and honouring deadlines) through the runtime's poller as
 // net.Conn does.
+//
+// A connection can also spin (SetReadSpin): a Read that finds the socket
+// empty keeps trying, yielding to other goroutines, for a short while
+// before it sleeps. A client that sends its next request within that
+// while then finds the reading goroutine awake: no wake-up of a sleeping
+// thread, and on a virtual machine no wake-up of an idle CPU, on the path
+// of its reply.
 package rawsock
 
-import "net"
+import (
+	"net"
+	"time"
+)
+
+// Spinner is a connection whose reads can spin before they wait (see the
+// package comment). Wrap's connections are Spinners where reads are raw.
+type Spinner interface {
+	// SetReadSpin sets how long each Read keeps trying an empty socket
+	// before it waits on the poller (0: not at all). It must not be called
+	// during a Read.
+	SetReadSpin(d time.Duration)
+	// Spun reports whether the last Read spun, and if so whether the
+	// bytes came during the spin.
+	Spun() (spun, found bool)
+}
 
 // Wrap returns nc with Read and Write made as raw system calls where the
 // platform and the connection allow it (TCP and Unix sockets on Linux),

@@ -4,8 +4,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +44,11 @@ type conn struct {
 	rn     int
 	rerr   error
 	readFn func(uintptr) bool
+	// spin is how long Read keeps trying before it waits on the poller
+	// (SetReadSpin); spun is set once a Read has spun.
+	spin  time.Duration
+	spun  bool
+	found bool
 
 	// Write's call state, under wmu.
 	wmu     sync.Mutex
@@ -53,6 +60,30 @@ type conn struct {
 
 // read is the RawConn.Read callback: false means "not ready, wait".
 func (c *conn) read(fd uintptr) bool {
+	if c.tryRead(fd) {
+		return true
+	}
+	if c.spin <= 0 || c.spun {
+		return false
+	}
+	// Spin: try again, yielding to other goroutines between tries, until
+	// the bytes come or c.spin has passed.
+	c.spun = true
+	start := time.Now()
+	for {
+		runtime.Gosched()
+		if c.tryRead(fd) {
+			c.found = true
+			return true
+		}
+		if time.Since(start) >= c.spin {
+			return false
+		}
+	}
+}
+
+// tryRead makes one read: false means the socket has nothing yet.
+func (c *conn) tryRead(fd uintptr) bool {
 	for {
 		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rbuf))), uintptr(len(c.rbuf)))
 		switch errno {
@@ -72,6 +103,14 @@ func (c *conn) read(fd uintptr) bool {
 		}
 	}
 }
+
+// SetReadSpin sets how long each Read keeps trying an empty socket before
+// it waits on the poller (0: not at all).
+func (c *conn) SetReadSpin(d time.Duration) { c.spin = d }
+
+// Spun reports whether the last Read spun, and whether it found bytes
+// while it did.
+func (c *conn) Spun() (spun, found bool) { return c.spun, c.found }
 
 // write is the RawConn.Write callback: it writes until c.wbuf is sent,
 // the socket is full (false: wait) or an error.
@@ -98,7 +137,7 @@ func (c *conn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	c.rbuf, c.rn, c.rerr = b, 0, nil
+	c.rbuf, c.rn, c.rerr, c.spun, c.found = b, 0, nil, false, false
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
 	if err == nil {

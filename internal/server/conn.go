@@ -73,6 +73,12 @@ type conn struct {
 	// one is not re-armed on every request: fill checks, when the armed one
 	// passes, whether the connection has really been quiet too long.
 	rdl time.Time
+	// spinner is nc if its reads can spin (Config.BusyPoll); hot is set
+	// while the client sends its requests back to back, and slept is when
+	// a read last slept (see readSpin).
+	spinner rawsock.Spinner
+	hot     bool
+	slept   time.Time
 	// newWatch is set by WATCH until the reply is flushed.
 	newWatch bool
 	// run holds the requests served back to back since c.now, all of one
@@ -123,7 +129,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 		halt:   make(chan struct{}),
 		since:  time.Now(),
 	}
-	c.now, c.heard = c.since, c.since
+	c.now, c.heard, c.slept = c.since, c.since, c.since
+	if s.cfg.BusyPoll > 0 {
+		c.spinner, _ = c.nc.(rawsock.Spinner)
+	}
 	if s.cfg.Auth == nil {
 		c.grant = &auth.AllGrant
 	}
@@ -323,8 +332,14 @@ func (c *conn) fill() bool {
 			c.flush()
 			return false
 		}
-		n, err := c.nc.Read(c.in[c.w:])
-		c.now = c.clock()
+		var n int
+		var err error
+		if c.spinner == nil {
+			n, err = c.nc.Read(c.in[c.w:])
+			c.now = c.clock()
+		} else {
+			n, err = c.spinRead()
+		}
 		c.w += n
 		if n > 0 {
 			c.heard = c.now
@@ -361,6 +376,50 @@ func (c *conn) fill() bool {
 		return false
 	}
 }
+
+// spinRead reads like c.nc.Read, letting the read spin (Config.BusyPoll)
+// when that is likely to pay and cannot delay other connections:
+//   - the connection is the host's only one: while a goroutine spins, the
+//     runtime's poller does not run (on one CPU), so another connection's
+//     request would wait for the spin to end;
+//   - the client is hot: its last request came within twice the spin time
+//     of the read that waited for it, so a client that pauses costs one
+//     spin, not one per request;
+//   - a read has slept within the last maxSpinStretch: new connections
+//     and other sockets the poller watches wait at most that long.
+func (c *conn) spinRead() (int, error) {
+	d := readSpin(c.s.cfg.BusyPoll, c.hot, c.s.nconns.Load(), c.now.Sub(c.slept))
+	c.spinner.SetReadSpin(d)
+	before := c.now
+	n, err := c.nc.Read(c.in[c.w:])
+	c.now = c.clock()
+	c.hot = c.now.Sub(before) < 2*c.s.cfg.BusyPoll
+	spun, found := c.spinner.Spun()
+	switch {
+	case found:
+		c.s.cfg.Metrics.SpinFound.Inc()
+	case spun:
+		c.s.cfg.Metrics.SpinSlept.Inc()
+		c.slept = c.now
+	case d == 0:
+		c.slept = c.now // it read at once, or slept on the poller
+	}
+	return n, err
+}
+
+// readSpin is how long the next read of a connection spins: busyPoll if
+// its client is hot, it is the only one of conns and a read last slept
+// (sinceSlept ago) within maxSpinStretch; else 0.
+func readSpin(busyPoll time.Duration, hot bool, conns int32, sinceSlept time.Duration) time.Duration {
+	if !hot || conns != 1 || sinceSlept >= maxSpinStretch {
+		return 0
+	}
+	return busyPoll
+}
+
+// maxSpinStretch bounds how long reads of a connection go on spinning
+// without sleeping on the poller.
+const maxSpinStretch = time.Millisecond
 
 // clock returns the time now, read from the monotonic clock alone (one
 // vDSO call instead of time.Now's two) and carried on from c.now, which

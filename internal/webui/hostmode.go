@@ -101,6 +101,7 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 	hs.srv = server.New(h, server.Config{
 		ServerName:  "shmgr gui " + s.cfg.Version,
 		IdleTimeout: 10 * time.Minute,
+		BusyPoll:    server.DefaultBusyPoll,
 		Auth:        store,
 		Logf:        s.cfg.Logf,
 	})

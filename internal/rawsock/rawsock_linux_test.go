@@ -1,0 +1,95 @@
+package rawsock_test
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/rawsock"
+)
+
+// cpuTime is the CPU time this process has used so far.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestReadSpin checks that a spinning Read keeps its CPU busy only while
+// it spins, still returns the bytes that come after the spin, and still
+// honours its deadline.
+func TestReadSpin(t *testing.T) {
+	const (
+		wait = 100 * time.Millisecond // before the peer writes
+		busy = 10 * time.Millisecond  // CPU time that tells a spin from a sleep
+	)
+	tests := []struct {
+		name     string
+		spin     time.Duration
+		deadline time.Duration // 0: none; else no bytes come
+		spins    bool          // the Read burns CPU while it waits
+		spun     bool          // Spun() after the Read
+		found    bool
+	}{
+		{name: "no spin sleeps", spin: 0},
+		{name: "spin over the wait", spin: 5 * time.Second, spins: true, spun: true, found: true},
+		{name: "short spin then sleeps", spin: time.Millisecond, spun: true},
+		{name: "deadline after a spin", spin: time.Millisecond, deadline: 50 * time.Millisecond, spun: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server, client := pair(t, "tcp")
+			sp, ok := server.(rawsock.Spinner)
+			if !ok {
+				t.Fatalf("Wrap returned %T, not a Spinner", server)
+			}
+			sp.SetReadSpin(tt.spin)
+			if tt.deadline > 0 {
+				server.SetReadDeadline(time.Now().Add(tt.deadline))
+			} else {
+				go func() {
+					time.Sleep(wait)
+					client.Write([]byte("next"))
+				}()
+			}
+			cpu0 := cpuTime(t)
+			buf := make([]byte, 16)
+			n, err := server.Read(buf)
+			used := cpuTime(t) - cpu0
+			if tt.deadline > 0 {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("Read = %d, %v; want the deadline's error", n, err)
+				}
+			} else if err != nil || string(buf[:n]) != "next" {
+				t.Fatalf("Read = %q, %v; want \"next\"", buf[:n], err)
+			}
+			if spun, found := sp.Spun(); spun != tt.spun || found != tt.found {
+				t.Errorf("Spun() = %v, %v; want %v, %v", spun, found, tt.spun, tt.found)
+			}
+			if tt.spins && used < busy {
+				t.Errorf("Read used %v of CPU waiting %v with a %v spin: it did not spin", used, wait, tt.spin)
+			}
+			if !tt.spins && used >= busy {
+				t.Errorf("Read used %v of CPU waiting with a %v spin: it spun when it should sleep", used, tt.spin)
+			}
+		})
+	}
+
+	// Bytes already there: no spin.
+	server, client := pair(t, "tcp")
+	sp := server.(rawsock.Spinner)
+	sp.SetReadSpin(time.Second)
+	client.Write([]byte("now"))
+	time.Sleep(20 * time.Millisecond)
+	if n, err := server.Read(make([]byte, 8)); n != 3 || err != nil {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	if spun, found := sp.Spun(); spun || found {
+		t.Errorf("Read of bytes already there: Spun() = %v, %v; want false, false", spun, found)
+	}
+}
