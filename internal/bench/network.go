@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -33,12 +32,14 @@ func newCodec(cfg Config, test string) (codec, error) {
 		if test == "echo" {
 			break
 		}
-		return &shmgrCodec{test: test, id: []byte(cfg.ID), payload: payload, rp: proto.NewReplyParser(proto.DefaultMaxLine, int64(cfg.Size)+1<<20)}, nil
+		id := []byte(cfg.ID)
+		return &shmgrCodec{test: test, get: proto.AppendGet(nil, id), set: proto.AppendSet(nil, id, payload, proto.SetOptions{}),
+			rp: proto.NewReplyParser(proto.DefaultMaxLine, int64(cfg.Size)+1<<20)}, nil
 	case "redis":
 		if test == "echo" {
 			break
 		}
-		return &redisCodec{test: test, key: cfg.ID, payload: payload}, nil
+		return newRedisCodec(test, cfg.ID, payload), nil
 	case "echo":
 		if cfg.Size < 1 {
 			return nil, errors.New("the echo test needs -d of at least 1")
@@ -54,17 +55,16 @@ func newCodec(cfg Config, test string) (codec, error) {
 func isWrite(test string, i int) bool { return test == "write" || test == "mixed" && i%2 == 1 }
 
 type shmgrCodec struct {
-	test    string
-	id      []byte
-	payload []byte
-	rp      *proto.ReplyParser
+	test     string
+	get, set []byte // the request frames, made once
+	rp       *proto.ReplyParser
 }
 
 func (c *shmgrCodec) request(dst []byte, i int) []byte {
 	if isWrite(c.test, i) {
-		return proto.AppendSet(dst, c.id, c.payload, proto.SetOptions{})
+		return append(dst, c.set...)
 	}
-	return proto.AppendGet(dst, c.id)
+	return append(dst, c.get...)
 }
 
 func (c *shmgrCodec) reply(buf []byte) (int, bool, error) {
@@ -76,18 +76,21 @@ func (c *shmgrCodec) reply(buf []byte) (int, bool, error) {
 }
 
 type redisCodec struct {
-	test    string
-	key     string
-	payload []byte
+	test     string
+	get, set []byte // the request frames, made once
+}
+
+func newRedisCodec(test, key string, payload []byte) *redisCodec {
+	set := fmt.Appendf(nil, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n", len(key), key, len(payload))
+	set = append(append(set, payload...), "\r\n"...)
+	return &redisCodec{test: test, get: fmt.Appendf(nil, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key), set: set}
 }
 
 func (c *redisCodec) request(dst []byte, i int) []byte {
 	if isWrite(c.test, i) {
-		dst = fmt.Appendf(dst, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n", len(c.key), c.key, len(c.payload))
-		dst = append(dst, c.payload...)
-		return append(dst, "\r\n"...)
+		return append(dst, c.set...)
 	}
-	return fmt.Appendf(dst, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(c.key), c.key)
+	return append(dst, c.get...)
 }
 
 // reply parses a RESP simple string, error, integer or bulk string.
@@ -105,8 +108,8 @@ func (c *redisCodec) reply(buf []byte) (int, bool, error) {
 	case '-':
 		return i + 2, true, nil
 	case '$':
-		n, err := strconv.Atoi(string(buf[1:i]))
-		if err != nil {
+		n, ok := bulkLen(buf[1:i])
+		if !ok {
 			return 0, false, fmt.Errorf("redis: bad bulk length %q", buf[1:i])
 		}
 		if n < 0 {
@@ -118,6 +121,24 @@ func (c *redisCodec) reply(buf []byte) (int, bool, error) {
 		return i + 2 + n + 2, false, nil
 	}
 	return 0, false, fmt.Errorf("redis: unexpected reply %q", buf[:min(len(buf), 32)])
+}
+
+// bulkLen parses a RESP bulk length: -1, or decimal digits.
+func bulkLen(b []byte) (int, bool) {
+	if string(b) == "-1" {
+		return -1, true
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n, true
 }
 
 type echoCodec struct{ payload []byte }
@@ -196,7 +217,7 @@ func prepare(ctx context.Context, cfg Config) error {
 		req = proto.AppendCreate(req, []byte(cfg.ID), proto.CreateOptions{Size: int64(max(cfg.Size, 1)), Layout: "raw"})
 		req = proto.AppendSet(req, []byte(cfg.ID), payload, proto.SetOptions{})
 	} else {
-		req = (&redisCodec{test: "write", key: cfg.ID, payload: payload}).request(req, 0)
+		req = newRedisCodec("write", cfg.ID, payload).request(req, 0)
 	}
 	if _, err := nc.Write(req); err != nil {
 		return err
