@@ -2060,18 +2060,19 @@ did not. By hand, pinned, 4 KiB, medians of 3 interleaved rounds: READ at
 one connection 44.4 k ops/s with it, 16.3 k without, Redis 16.0 k; p99
 55, 81 and 84 µs. At 50 connections it does not spin.
 
-Without pipelining, at 50 connections, both servers' CPU is the limit
-(CPU per request above). Per request the host makes one read(2) more than
-Redis: after it answers, the connection's goroutine reads again, finds the
-socket empty (EAGAIN, about 335 ns here) and parks on the runtime's
-poller, which makes the next read succeed. That read cannot be skipped
-safely: the poller clears its readiness flag before a read, so waiting
-without trying could miss a request that arrived in between. Skipping it
-anyway, to measure, gave one read per request and no throughput change
-outside the noise; so did a prototype reactor serving GET and SET inline
-on one goroutine over its own epoll, as Redis does (one read and one write
-per request, but about one epoll_wait for every two requests at 50
-connections). The host's own work (parsing, the region copy,
-metrics) is a few percent of its CPU; the rest is the kernel's TCP path,
-the same for every server.
+Without pipelining, at 50 connections, both CPUs are busy all the time:
+the load generator's (about 6.4 µs per request, 85 % of it in the
+kernel, the same work whichever server answers) and the server's (CPU
+per request above, a few percent under the generator's). Every server,
+the bare echo included, is then held to the generator's pace, and the
+ratios land on either side of 1.00× from round to round. Making the host
+cheaper per request does not move them: per request it makes one
+recvfrom more than Redis (after it answers, the goroutine reads again,
+finds the socket empty, about 255 ns, and parks on the runtime's poller,
+which clears its readiness flag before a read, so that read cannot be
+skipped safely); skipping it anyway, to measure, gave one read per
+request and no change in throughput, and so did a prototype reactor
+serving GET and SET inline on one goroutine over its own epoll, as Redis
+does. The host's own work (parsing, the region copy, metrics) is a few
+percent of its CPU; the rest is the kernel's TCP path.
 `
