@@ -364,6 +364,23 @@ func (r *Region) WriteIf(ctx context.Context, p []byte, version uint64) (uint64,
 	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasIfVer: true, IfVersion: version})
 }
 
+// WriteAtIf writes p at offset off only if the region is still at
+// version; otherwise it fails with a *ConflictError carrying the current
+// version.
+func (r *Region) WriteAtIf(ctx context.Context, off int64, p []byte, version uint64) (uint64, error) {
+	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		defer m.release()
+		l := m.r
+		o := r.wo(ctx)
+		o.Conditional, o.IfVersion = true, version
+		return l.WriteAt(off, p, o)
+	}
+	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasAt: true, At: off, HasIfVer: true, IfVersion: version})
+}
+
 // Version returns the region's current version.
 func (r *Region) Version(ctx context.Context) (uint64, error) {
 	if m, err := r.acquire(ctx); m != nil || err != nil {

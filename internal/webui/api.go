@@ -3,6 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,6 +288,9 @@ type target interface {
 	describe() (layout string, max int64)
 	write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error)
 	read(ctx context.Context) ([]byte, uint64, error)
+	// writeAt and readAt are byte-range writes and reads (raw regions).
+	writeAt(ctx context.Context, off int64, p []byte, ifVersion *uint64) (uint64, error)
+	readAt(ctx context.Context, off, n int64) ([]byte, uint64, error)
 }
 
 // writeRequest is the body of POST /api/write.
@@ -296,6 +300,11 @@ type writeRequest struct {
 	// Region is the shm_id in Host mode (default: the default region).
 	Region  string `json:"region"`
 	Content string `json:"content"`
+	// Hex, for a raw region, is the bytes to write at Offset, as hex
+	// digits (whitespace between them is ignored); the region's other
+	// bytes stay as they are.
+	Hex    string `json:"hex"`
+	Offset int64  `json:"offset"`
 	// IfVersion makes the write conditional: the version the edit
 	// started from.
 	IfVersion *uint64 `json:"if_version"`
@@ -345,7 +354,10 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request) error {
 	}
 	layout, max := t.describe()
 	if layout != "utf8" {
-		return errorf(http.StatusConflict, "read_only", "%s regions are read-only in the GUI: write them with 'shmgr write --file'", layout)
+		return s.writeBytes(w, r, t, req, max)
+	}
+	if req.Hex != "" {
+		return errorf(http.StatusBadRequest, "bad_request", "hex is for raw regions: write text to a utf8 region as content")
 	}
 	p := []byte(req.Content)
 	if int64(len(p)) > max {
@@ -371,4 +383,58 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"version": v, "size": len(p)})
 	return nil
+}
+
+// writeBytes writes the hex bytes of req at req.Offset of a raw region,
+// conditionally at the version the edit started from. A range that
+// passes the end of the region is refused whole.
+func (s *Server) writeBytes(w http.ResponseWriter, r *http.Request, t target, req writeRequest, size int64) error {
+	if req.Content != "" && req.Hex == "" {
+		return errorf(http.StatusBadRequest, "bad_request", "a raw region takes bytes: send them as hex (\"hex\": \"00ff...\"), not content")
+	}
+	p, err := decodeHex(req.Hex)
+	if err != nil {
+		return err
+	}
+	if req.Offset < 0 || int64(len(p)) > size-req.Offset {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "out_of_range",
+			Message: fmt.Sprintf("%d bytes at offset %d pass the end of the region (%d bytes): nothing was written", len(p), req.Offset, size),
+			Extra:   map[string]any{"size": len(p), "offset": req.Offset, "max": size}}
+	}
+	if len(p) > maxShown {
+		return errorf(http.StatusRequestEntityTooLarge, "too_large_gui", "the GUI writes at most %d bytes: use 'shmgr write --file'", maxShown)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	v, err := t.writeAt(ctx, req.Offset, p, req.IfVersion)
+	if err != nil {
+		ae := classify(err)
+		if ae.Code == "conflict" {
+			if b, cur, rerr := t.readAt(ctx, req.Offset, min(hexPreview, size-req.Offset)); rerr == nil {
+				ae.Message = fmt.Sprintf("changed by someone else at version %d: nothing was written", cur)
+				ae.Extra["current"], ae.Extra["hex"], ae.Extra["hex_offset"] = cur, hex.EncodeToString(b), req.Offset
+			}
+		}
+		return ae
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": v, "size": len(p), "offset": req.Offset})
+	return nil
+}
+
+// decodeHex decodes pairs of hex digits, ignoring whitespace between
+// them.
+func decodeHex(s string) ([]byte, error) {
+	digits := strings.Join(strings.Fields(s), "")
+	if digits == "" {
+		return nil, errorf(http.StatusBadRequest, "bad_request", "no bytes to write: send them as pairs of hex digits")
+	}
+	p, err := hex.DecodeString(digits)
+	if err == nil {
+		return p, nil
+	}
+	var ie hex.InvalidByteError
+	if errors.As(err, &ie) {
+		return nil, errorf(http.StatusBadRequest, "bad_hex", "%q is not a hex digit: write bytes as pairs of 0-9 and a-f", rune(ie))
+	}
+	return nil, errorf(http.StatusBadRequest, "bad_hex", "%d hex digits: write every byte as two digits", len(digits))
 }

@@ -257,6 +257,17 @@ func (t clientTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (u
 	return t.r.Write(ctx, p)
 }
 
+func (t clientTarget) writeAt(ctx context.Context, off int64, p []byte, ifVersion *uint64) (uint64, error) {
+	if ifVersion != nil {
+		return t.r.WriteAtIf(ctx, off, p, *ifVersion)
+	}
+	return t.r.WriteAt(ctx, off, p)
+}
+
+func (t clientTarget) readAt(ctx context.Context, off, n int64) ([]byte, uint64, error) {
+	return t.r.ReadAt(ctx, off, n)
+}
+
 func (t clientTarget) read(ctx context.Context) ([]byte, uint64, error) {
 	return t.r.ReadVersion(ctx)
 }

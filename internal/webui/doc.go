@@ -35,7 +35,10 @@
 // and ends every stream: the host's regions stay in place, as they do
 // when "shmgr host" stops.
 //
-// Content larger than 1 MiB, raw regions and utf8 regions holding bytes
-// that are not UTF-8 are shown read-only: the GUI never writes back
-// content it could not show exactly.
+// A raw region is edited as hex: the page is sent a window of hexPreview
+// bytes from an offset it chooses (?host_offset=, ?client_offset=) and
+// writes bytes back at that offset (POST /api/write with hex and
+// offset), conditionally, like text. Content larger than 1 MiB and utf8
+// regions holding bytes that are not UTF-8 are shown read-only: the GUI
+// never writes back content it could not show exactly.
 package webui

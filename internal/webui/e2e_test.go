@@ -396,6 +396,32 @@ func TestBrowserHostMode(t *testing.T) {
 		t.Errorf("shmgr ls lacks the region made in the page:\n%s", ls)
 	}
 
+	// A raw region, edited as hex: a window from an offset, bytes written
+	// there and read back with the CLI, bad hex refused in the page, and
+	// a write elsewhere followed.
+	cli(t, addr, "create", "frames", "--layout", "raw", "--size", "64")
+	b.waitFor(t, 5*time.Second, `[...document.querySelectorAll("#regions li")].some(li => li.textContent.includes("frames"))`)
+	eval[chromedp.Void](t, b, `[...document.querySelectorAll("#regions li")].find(li => li.textContent.includes("frames")).querySelector(".pick").click()`)
+	zeros := strings.TrimSuffix(strings.Repeat(strings.TrimSuffix(strings.Repeat("00 ", 16), " ")+"\n", 4), "\n")
+	b.waitFor(t, 5*time.Second, fmt.Sprintf(`document.getElementById("h-region").textContent === "frames" && !document.getElementById("h-hexnav").hidden && document.getElementById("h-text").value === %q`, zeros))
+	b.setText(t, "h-off", "16")
+	b.do(t, chromedp.Click(chromedp.ID("h-go")))
+	b.waitFor(t, 5*time.Second, `document.getElementById("h-counter").textContent === "48 bytes at offset 16 · region 64 bytes"`)
+	b.setText(t, "h-text", "zz")
+	b.waitFor(t, 2*time.Second, `document.getElementById("h-write").disabled && document.getElementById("h-counter").textContent.startsWith("Not hex")`)
+	b.setText(t, "h-text", "de ad be ef")
+	b.waitFor(t, 2*time.Second, `!document.getElementById("h-write").disabled && document.getElementById("h-counter").textContent === "4 bytes at offset 16 · region 64 bytes"`)
+	b.do(t, chromedp.Click(chromedp.ID("h-write")))
+	b.waitFor(t, 5*time.Second, `document.getElementById("h-msg").textContent.startsWith("Written")`)
+	b.waitFor(t, 5*time.Second, `document.getElementById("h-text").value.startsWith("de ad be ef 00 00") && document.getElementById("h-counter").textContent === "48 bytes at offset 16 · region 64 bytes"`)
+	want := make([]byte, 64)
+	copy(want[16:], []byte{0xde, 0xad, 0xbe, 0xef})
+	if got := cli(t, addr, "read", "--id", "frames"); got != string(want) {
+		t.Errorf("after the page's hex write shmgr read = %x, want %x", got, want)
+	}
+	cli(t, addr, "write", "--id", "frames", "--offset", "20", "AB")
+	b.waitFor(t, 5*time.Second, `document.getElementById("h-text").value.startsWith("de ad be ef 41 42 00")`)
+
 	// The picture: the default region with some content, and a client
 	// connected (the library's watch).
 	b.do(t, chromedp.Click(chromedp.CSS(`#regions li:first-child .pick`)))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -35,21 +36,26 @@ type contentEvent struct {
 	Size    int    `json:"size"`
 	Layout  string `json:"layout"`
 	Max     int64  `json:"max"`
-	// ReadOnly says why the page must not edit the content: "raw" (a raw
-	// region), "binary" (not UTF-8) or "large" (over maxShown; Content is
-	// its beginning).
+	// ReadOnly says why the page must not edit the content: "binary" (a
+	// utf8 region holding bytes that are not UTF-8) or "large" (over
+	// maxShown; Content is its beginning).
 	ReadOnly string `json:"read_only,omitempty"`
-	// Hex is the beginning of raw or binary content.
-	Hex string `json:"hex,omitempty"`
+	// Hex is a window of raw or binary content: hexPreview bytes from
+	// HexOffset. A raw region is edited in it (POST /api/write with hex).
+	Hex       string `json:"hex,omitempty"`
+	HexOffset int64  `json:"hex_offset,omitempty"`
 	// Gone: the region does not exist (any more).
 	Gone bool `json:"gone,omitempty"`
 }
 
-func makeContent(id string, v uint64, b []byte, layout string, max int64) contentEvent {
+// makeContent is the event for content b at version v. off is where the
+// hex window of raw content begins (moved back to fit the content).
+func makeContent(id string, v uint64, b []byte, layout string, max, off int64) contentEvent {
 	ev := contentEvent{Region: id, Version: v, Size: len(b), Layout: layout, Max: max}
 	switch {
 	case layout != "utf8":
-		ev.ReadOnly, ev.Hex = "raw", hex.EncodeToString(b[:min(len(b), hexPreview)])
+		off = min(off, int64(len(b)))
+		ev.Hex, ev.HexOffset = hex.EncodeToString(b[off:min(int64(len(b)), off+hexPreview)]), off
 	case !utf8.Valid(b):
 		ev.ReadOnly, ev.Hex = "binary", hex.EncodeToString(b[:min(len(b), hexPreview)])
 	case len(b) > maxShown:
@@ -64,12 +70,34 @@ func makeContent(id string, v uint64, b []byte, layout string, max int64) conten
 	return ev
 }
 
+// offsetParam reads the byte offset query parameter name (default 0).
+func offsetParam(r *http.Request, name string) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	off, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || off < 0 {
+		return 0, errorf(http.StatusBadRequest, "bad_request", "%s=%q: want a byte offset (0 or more)", name, s)
+	}
+	return off, nil
+}
+
 // handleEvents is the page's one EventSource: it sends the state of both
 // modes, and the content of the region the page shows in each, whenever
 // they change. Events: "host" (hostStatus), "hostContent" (contentEvent
 // of the region named by ?region=, default the default region), "client"
-// (clientStatus) and "clientContent".
+// (clientStatus) and "clientContent". The hex windows of raw content
+// begin at ?host_offset= and ?client_offset=.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	hostOff, err := offsetParam(r, "host_offset")
+	if err != nil {
+		return err
+	}
+	clientOff, err := offsetParam(r, "client_offset")
+	if err != nil {
+		return err
+	}
 	rc := http.NewResponseController(w)
 	// The server's WriteTimeout would cut the stream.
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -80,7 +108,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	changes, unsubscribe := s.changes.subscribe()
 	defer unsubscribe()
-	st := &stream{s: s, w: w, region: r.URL.Query().Get("region"), notify: make(chan struct{}, 1)}
+	st := &stream{s: s, w: w, region: r.URL.Query().Get("region"), hostOff: hostOff, clientOff: clientOff, notify: make(chan struct{}, 1)}
 	defer st.close()
 	fmt.Fprint(w, "retry: 1000\n\n")
 	tick := time.NewTicker(statusEvery)
@@ -116,8 +144,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 type stream struct {
 	s      *Server
 	w      http.ResponseWriter
-	region string        // the Host mode region the page shows ("": default)
-	notify chan struct{} // host subscription signals
+	region string // the Host mode region the page shows ("": default)
+	// hostOff and clientOff begin the hex windows of raw content.
+	hostOff, clientOff int64
+	notify             chan struct{} // host subscription signals
 
 	lastHost, lastClient []byte
 
@@ -213,7 +243,7 @@ func (st *stream) hostContent(hs *hostSession, n *int) error {
 	}
 	st.hostVer, st.hostSent = snap.Version, true
 	in := st.hr.Info()
-	return st.send("hostContent", makeContent(id, snap.Version, snap.Content, in.Layout, in.MaxDataSize), nil, n)
+	return st.send("hostContent", makeContent(id, snap.Version, snap.Content, in.Layout, in.MaxDataSize, st.hostOff), nil, n)
 }
 
 func (st *stream) clientContent(cs *clientSession, n *int) error {
@@ -233,5 +263,5 @@ func (st *stream) clientContent(cs *clientSession, n *int) error {
 	}
 	st.clientVer, st.clientSnt = ev.Version, true
 	in := r.Info()
-	return st.send("clientContent", makeContent(cs.shmID(), ev.Version, ev.Content, in.Layout, in.MaxDataSize), nil, n)
+	return st.send("clientContent", makeContent(cs.shmID(), ev.Version, ev.Content, in.Layout, in.MaxDataSize, st.clientOff), nil, n)
 }

@@ -263,6 +263,34 @@ func (t hostTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uin
 	return v, err
 }
 
+func (t hostTarget) writeAt(ctx context.Context, off int64, p []byte, ifVersion *uint64) (uint64, error) {
+	var v uint64
+	err := t.r.Do(func(rr *region.Region) error {
+		o := region.WriteOptions{Label: t.hs.label}
+		if dl, ok := ctx.Deadline(); ok {
+			o.Timeout = max(time.Until(dl), time.Millisecond)
+		}
+		if ifVersion != nil {
+			o.Conditional, o.IfVersion = true, *ifVersion
+		}
+		var err error
+		v, err = rr.WriteAt(off, p, o)
+		return err
+	})
+	return v, err
+}
+
+func (t hostTarget) readAt(ctx context.Context, off, n int64) ([]byte, uint64, error) {
+	var b []byte
+	var v uint64
+	err := t.r.Do(func(rr *region.Region) error {
+		var err error
+		b, v, err = rr.AppendRange(nil, off, n)
+		return err
+	})
+	return b, v, err
+}
+
 func (t hostTarget) read(ctx context.Context) ([]byte, uint64, error) {
 	var b []byte
 	var v uint64

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -710,32 +712,142 @@ func TestShutdown(t *testing.T) {
 }
 
 // TestContentShown checks what the page is given to show and edit: text
-// as it is; raw, binary and very large content read-only.
+// as it is, raw content as a hex window from an offset, binary and very
+// large content read-only.
 func TestContentShown(t *testing.T) {
+	raw := make([]byte, 3*hexPreview)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
 	for _, tc := range []struct {
 		name     string
 		b        []byte
 		layout   string
+		off      int64
 		readOnly string
 		content  string
 		hex      string
+		hexOff   int64
 	}{
-		{"text", []byte("héllo"), "utf8", "", "héllo", ""},
-		{"empty", nil, "utf8", "", "", ""},
-		{"raw", []byte{0, 1, 0xff}, "raw", "raw", "", "0001ff"},
-		{"binary", []byte{'a', 0xff}, "utf8", "binary", "", "61ff"},
+		{"text", []byte("héllo"), "utf8", 0, "", "héllo", "", 0},
+		{"empty", nil, "utf8", 0, "", "", "", 0},
+		{"raw", []byte{0, 1, 0xff}, "raw", 0, "", "", "0001ff", 0},
+		{"raw from an offset", []byte{0, 1, 0xff}, "raw", 1, "", "", "01ff", 1},
+		{"raw offset past the end", []byte{0, 1, 0xff}, "raw", 9, "", "", "", 3},
+		{"raw window", raw, "raw", hexPreview + 2, "", "", hex.EncodeToString(raw[hexPreview+2 : 2*hexPreview+2]), hexPreview + 2},
+		{"binary", []byte{'a', 0xff}, "utf8", 5, "binary", "", "61ff", 0},
 	} {
-		ev := makeContent("r", 7, tc.b, tc.layout, 4091)
-		if ev.ReadOnly != tc.readOnly || ev.Content != tc.content || ev.Hex != tc.hex || ev.Size != len(tc.b) || ev.Version != 7 {
+		ev := makeContent("r", 7, tc.b, tc.layout, 4091, tc.off)
+		if ev.ReadOnly != tc.readOnly || ev.Content != tc.content || ev.Hex != tc.hex || ev.HexOffset != tc.hexOff || ev.Size != len(tc.b) || ev.Version != 7 {
 			t.Errorf("%s: makeContent = %+v", tc.name, ev)
 		}
 	}
 	big := []byte(strings.Repeat("a", maxShown-1) + "é" + "tail")
-	ev := makeContent("r", 1, big, "utf8", int64(len(big)))
+	ev := makeContent("r", 1, big, "utf8", int64(len(big)), 0)
 	if ev.ReadOnly != "large" || len(ev.Content) != maxShown-1 || ev.Size != len(big) {
 		t.Errorf("large: read_only %q, %d bytes shown of %d; want large, cut before the split character", ev.ReadOnly, len(ev.Content), ev.Size)
 	}
-	if raw := makeContent("r", 1, make([]byte, 3*hexPreview), "raw", 3*hexPreview); len(raw.Hex) != 2*hexPreview {
-		t.Errorf("raw preview is %d hex digits, want %d", len(raw.Hex), 2*hexPreview)
+}
+
+// TestRawWrite checks editing a raw region from the page: a hex window
+// from an offset in the event stream, hex bytes written at an offset
+// (the rest kept), conditional on the version, and every bad request
+// refused with a message, leaving the region as it was. Host mode and
+// Client mode, locally and over TCP.
+func TestRawWrite(t *testing.T) {
+	ts := newTestServer(t)
+	s := ts.login(t)
+	st := s.startHost()
+	port := int(num(st["port"]))
+	s.mustPost("/api/host/create", map[string]any{"id": "frames", "size": 4096, "layout": "raw"})
+	ch := s.openStream("frames&host_offset=16")
+	ev := waitEvent(t, ch, "hostContent", func(d map[string]any) bool { return d["region"] == "frames" })
+	if ev.data["hex"] != strings.Repeat("00", hexPreview) || num(ev.data["hex_offset"]) != 16 || ev.data["read_only"] != nil {
+		t.Fatalf("raw content event = hex %.40q… at %v, read_only %v; want %d zero bytes from 16, editable", ev.data["hex"], ev.data["hex_offset"], ev.data["read_only"], hexPreview)
+	}
+	v0 := num(ev.data["version"])
+	out := s.mustPost("/api/write", map[string]any{"target": "host", "region": "frames", "hex": "de ad\nbe ef", "offset": 16, "if_version": v0})
+	if num(out["version"]) != v0+1 || num(out["size"]) != 4 || num(out["offset"]) != 16 {
+		t.Errorf("write = %v, want version %d, 4 bytes at 16", out, v0+1)
+	}
+	waitEvent(t, ch, "hostContent", func(d map[string]any) bool {
+		h, _ := d["hex"].(string)
+		return strings.HasPrefix(h, "deadbeef00") && num(d["hex_offset"]) == 16
+	})
+	hs, _ := ts.s.sessions()
+	r, err := hs.h.Get("frames")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ht := hostTarget{hs: hs, r: r}
+	check := func(what string, wantV uint64) {
+		t.Helper()
+		b, v, err := ht.read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 4096)
+		copy(want[16:], []byte{0xde, 0xad, 0xbe, 0xef})
+		if !bytes.Equal(b, want) || v != wantV {
+			t.Errorf("%s: region holds %x… at version %d, want deadbeef at 16, the rest zero, at version %d", what, b[:24], v, wantV)
+		}
+	}
+	check("after the write", v0+1)
+
+	for _, tc := range []struct {
+		name   string
+		req    map[string]any
+		status int
+		code   string
+		msg    string
+	}{
+		{"not hex", map[string]any{"hex": "zz"}, http.StatusBadRequest, "bad_hex", `'z' is not a hex digit`},
+		{"odd digits", map[string]any{"hex": "abc"}, http.StatusBadRequest, "bad_hex", "3 hex digits"},
+		{"nothing", map[string]any{"hex": " \n"}, http.StatusBadRequest, "bad_request", "no bytes to write"},
+		{"text to raw", map[string]any{"content": "text"}, http.StatusBadRequest, "bad_request", "send them as hex"},
+		{"past the end", map[string]any{"hex": "00", "offset": 4096}, http.StatusRequestEntityTooLarge, "out_of_range", "1 bytes at offset 4096 pass the end of the region (4096 bytes)"},
+		{"across the end", map[string]any{"hex": "0000", "offset": 4095}, http.StatusRequestEntityTooLarge, "out_of_range", "2 bytes at offset 4095"},
+		{"negative offset", map[string]any{"hex": "00", "offset": -1}, http.StatusRequestEntityTooLarge, "out_of_range", "offset -1"},
+		{"stale version", map[string]any{"hex": "11", "offset": 16, "if_version": v0}, http.StatusConflict, "conflict", "changed by someone else"},
+	} {
+		req := map[string]any{"target": "host", "region": "frames"}
+		maps.Copy(req, tc.req)
+		resp, e := s.post("/api/write", req)
+		wantError(t, tc.name, resp, e, tc.status, tc.code)
+		if msg, _ := e["error"].(string); !strings.Contains(msg, tc.msg) {
+			t.Errorf("%s: error %q, want it to say %q", tc.name, msg, tc.msg)
+		}
+		if tc.code == "conflict" && (num(e["current"]) != v0+1 || !strings.HasPrefix(e["hex"].(string), "deadbeef") || num(e["hex_offset"]) != 16) {
+			t.Errorf("conflict = %v, want the current version %d and the bytes at 16", e, v0+1)
+		}
+	}
+	check("after the refusals", v0+1)
+	resp, e := s.post("/api/write", map[string]any{"target": "host", "hex": "00"})
+	wantError(t, "hex to a utf8 region", resp, e, http.StatusBadRequest, "bad_request")
+	resp, _ = s.do("GET", "/api/events?host_offset=-1", nil, nil)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("events with host_offset=-1: %s, want 400", resp.Status)
+	}
+
+	// Client mode: mapped locally, then over TCP.
+	for _, mode := range []string{"local", "tcp"} {
+		s.mustPost("/api/client/connect", map[string]any{"host": "127.0.0.1", "port": port, "shm_id": "frames", "mode": mode})
+		_, v, _ := ht.read(context.Background())
+		out := s.mustPost("/api/write", map[string]any{"target": "client", "hex": "0102", "offset": 100, "if_version": v})
+		if num(out["version"]) != v+1 {
+			t.Errorf("%s client write = %v, want version %d", mode, out, v+1)
+		}
+		if b, _, _ := ht.readAt(context.Background(), 100, 2); !bytes.Equal(b, []byte{1, 2}) {
+			t.Errorf("%s client write: bytes at 100 = %x, want 0102", mode, b)
+		}
+		resp, e := s.post("/api/write", map[string]any{"target": "client", "hex": "ffff", "offset": 100, "if_version": v})
+		wantError(t, mode+" client write at a stale version", resp, e, http.StatusConflict, "conflict")
+		if e["hex"] == nil || !strings.HasPrefix(e["hex"].(string), "0102") {
+			t.Errorf("%s client conflict = %v, want the current bytes at 100", mode, e)
+		}
+		resp, e = s.post("/api/write", map[string]any{"target": "client", "hex": "00", "offset": 4096})
+		wantError(t, mode+" client write past the end", resp, e, http.StatusRequestEntityTooLarge, "out_of_range")
+		// Reset for the next mode.
+		ht.writeAt(context.Background(), 100, []byte{0, 0}, nil)
 	}
 }

@@ -181,6 +181,12 @@
       this.msg = null; // {key, p, kind} or {err, kind}
       this.noticeKey = "";
       this.off = "";
+      // A raw region is edited as hex: a window of its bytes from want
+      // (the offset asked for); hexOff is where the shown window begins.
+      this.raw = false;
+      this.want = 0;
+      this.hexOff = 0;
+      this.size = 0;
       $(p + "-kbd").textContent = isMac ? "⌘↩" : "Ctrl+Enter";
       this.text.addEventListener("input", () => { this.msg = null; this.render(); });
       this.text.addEventListener("keydown", (e) => {
@@ -190,6 +196,19 @@
         }
       });
       $(p + "-write").addEventListener("click", () => this.write());
+      const off = $(p + "-off");
+      const go = () => {
+        const n = Number(off.value);
+        if (!Number.isInteger(n) || n < 0) { off.setAttribute("aria-invalid", "true"); return; }
+        off.removeAttribute("aria-invalid");
+        if (n === this.want) return;
+        if (this.dirty() && !window.confirm(t("discardEdits"))) return;
+        this.want = n;
+        this.reset();
+        openStream();
+      };
+      $(p + "-go").addEventListener("click", go);
+      off.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); go(); } });
       $(p + "-reload").addEventListener("click", () => this.reload());
       $(p + "-overwrite").addEventListener("click", () => this.overwrite());
     }
@@ -199,6 +218,7 @@
       this.base = this.latest = null;
       this.region = "";
       this.readOnly = "";
+      this.raw = false;
       this.text.value = "";
       this.noticeKey = "";
       this.msg = off ? { key: off, kind: "muted" } : null;
@@ -221,11 +241,19 @@
       this.region = ev.region;
       this.max = ev.max;
       this.readOnly = ev.read_only || "";
+      this.raw = ev.layout !== "utf8" && !this.readOnly;
+      if (this.raw) {
+        // Edited like text, as hex pairs: the window's bytes.
+        this.hexOff = ev.hex_offset || 0;
+        this.size = ev.size;
+        $(this.p + "-off").value = String(this.hexOff);
+        ev = Object.assign({}, ev, { content: fmtHex(ev.hex || "") });
+      }
       const hex = $(this.p + "-hex");
-      if (this.readOnly === "raw" || this.readOnly === "binary") {
+      if (this.readOnly === "binary") {
         hex.textContent = hexDump(ev.hex || "");
         this.load(ev);
-        this.msg = { key: this.readOnly === "raw" ? "roRaw" : "roBinary", p: { id: ev.region }, kind: "muted" };
+        this.msg = { key: "roBinary", p: { id: ev.region }, kind: "muted" };
       } else if (this.readOnly === "large") {
         this.load(ev);
         this.msg = { key: "roLarge", kind: "muted" };
@@ -233,12 +261,17 @@
         this.load(ev);
         if (this.msg && this.msg.kind === "muted") this.msg = null;
       } else if (ev.version === this.base.version) {
-        // nothing new
+        // Nothing new; but after a raw write, the window it made.
+        if (this.raw && !this.dirty()) this.load(ev);
       } else if (!this.dirty() || this.text.value === norm(ev.content)) {
         this.load(ev);
       } else if (!this.latest || ev.version > this.latest.version) {
         this.latest = ev;
         if (!this.busy) this.noticeKey = this.noticeKey || "notice";
+      }
+      if (this.raw && (!this.msg || this.msg.kind === "muted")) {
+        const to = Math.min(this.size, this.hexOff + (ev.hex || "").length / 2);
+        this.msg = { key: "rawHelp", p: { size: this.size, from: this.hexOff, to: to }, kind: "muted" };
       }
       this.render();
     }
@@ -246,19 +279,30 @@
       if (!this.base || this.readOnly || this.busy) return;
       const content = this.text.value;
       const v = ifVersion !== undefined ? ifVersion : this.base.version;
+      const body = { target: this.target, region: this.base.region, content: content, if_version: v };
+      if (this.raw) {
+        const h = this.rawState();
+        if (h.bad || h.over) return;
+        body.content = "";
+        body.hex = h.digits;
+        body.offset = this.hexOff;
+      }
       this.busy = true;
       this.msg = { key: "writing", kind: "muted" };
       this.render();
       try {
-        const r = await api("/api/write", { target: this.target, region: this.base.region, content: content, if_version: v });
+        const r = await api("/api/write", body);
         this.base = { region: this.base.region, version: r.version, shown: content };
+        // A raw write patches a window: show the whole window it made.
+        if (this.raw && this.latest && this.latest.version === r.version) this.load(this.latest);
         if (this.latest && this.latest.version <= r.version) this.latest = null;
         this.noticeKey = this.latest ? "notice" : "";
         this.msg = { key: "written", p: { v: r.version }, kind: "ok" };
       } catch (e) {
         if (e.code === "conflict") {
-          if (e.content !== undefined && (!this.latest || e.current >= this.latest.version)) {
-            this.latest = { region: this.base.region, version: e.current, content: e.content };
+          const cur = e.hex !== undefined ? fmtHex(e.hex) : e.content;
+          if (cur !== undefined && (!this.latest || e.current >= this.latest.version)) {
+            this.latest = { region: this.base.region, version: e.current, content: cur };
           }
           this.noticeKey = "conflict";
           this.msg = null;
@@ -282,18 +326,36 @@
       if (!this.latest) return;
       this.write(this.latest.version);
     }
+    // rawState is the hex the user typed: its digits, bytes, and whether
+    // it is bad (not pairs of hex digits) or passes the region's end.
+    rawState() {
+      const digits = this.text.value.replace(/\s+/g, "");
+      const bad = !/^([0-9a-fA-F]{2})*$/.test(digits);
+      const n = digits.length / 2;
+      return { digits: digits, n: Math.floor(n), bad: bad, over: !bad && this.hexOff + n > this.size };
+    }
     render() {
       const text = this.text;
       const editable = this.base !== null && !this.readOnly;
       text.disabled = this.base === null;
       text.readOnly = !editable;
-      $(this.p + "-hex").hidden = !(this.readOnly === "raw" || this.readOnly === "binary");
+      $(this.p + "-hex").hidden = this.readOnly !== "binary";
       text.hidden = !$(this.p + "-hex").hidden;
+      text.classList.toggle("hexedit", this.raw);
+      $(this.p + "-hexnav").hidden = !this.raw;
       $(this.p + "-region").textContent = this.region;
       $(this.p + "-version").textContent = this.base ? t("version", { v: this.base.version }) : "";
       // Byte counter against the region's maximum.
       const counter = $(this.p + "-counter");
-      if (this.base && !this.readOnly) {
+      let blocked = false;
+      if (this.base && this.raw) {
+        const h = this.rawState();
+        blocked = h.bad || h.over || h.n === 0;
+        const p = { n: h.n, off: this.hexOff, size: this.size };
+        counter.textContent = t(h.bad ? "rawBad" : h.over ? "rawOver" : "rawCount", p);
+        counter.classList.toggle("over", h.bad || h.over);
+        text.setAttribute("aria-invalid", String(h.bad || h.over));
+      } else if (this.base && !this.readOnly) {
         const n = utf8.encode(text.value).length;
         const over = n > this.max;
         counter.textContent = over ? t("over", { n: n, max: this.max, over: n - this.max }) : t("bytes", { n: n, max: this.max });
@@ -303,7 +365,7 @@
         counter.textContent = "";
         text.removeAttribute("aria-invalid");
       }
-      $(this.p + "-write").disabled = !editable || this.busy;
+      $(this.p + "-write").disabled = !editable || this.busy || blocked;
       // The conflict notice.
       const notice = $(this.p + "-notice");
       notice.hidden = !(this.noticeKey && this.latest);
@@ -313,6 +375,13 @@
       m.className = "msg" + (this.msg ? " " + this.msg.kind : "");
       m.textContent = !this.msg ? "" : this.msg.err ? errText(this.msg.err, this.msg.extra) : t(this.msg.key, this.msg.p);
     }
+  }
+  // fmtHex lays hex digits out as the raw editor shows them: bytes in
+  // pairs, 16 to a line.
+  function fmtHex(h) {
+    const lines = [];
+    for (let i = 0; i < h.length; i += 32) lines.push((h.slice(i, i + 32).match(/../g) || []).join(" "));
+    return lines.join("\n");
   }
   function hexDump(h) {
     const lines = [];
@@ -336,6 +405,7 @@
     if (hostEd.dirty() && !window.confirm(t("discardEdits"))) return;
     hostRegion = id;
     setPref("region", id);
+    hostEd.want = 0;
     hostEd.reset();
     openStream();
     if (lastHost) renderHost(lastHost);
@@ -580,6 +650,10 @@
     e.preventDefault();
     busy($("client-connect"), async () => {
       formFilled = true;
+      if (clientEd.want) {
+        clientEd.want = 0;
+        openStream();
+      }
       clientEd.reset();
       try {
         renderClient(await api("/api/client/connect", {
@@ -608,7 +682,8 @@
   let es = null;
   function openStream() {
     if (es) es.close();
-    es = new EventSource("/api/events?region=" + encodeURIComponent(hostRegion));
+    es = new EventSource("/api/events?region=" + encodeURIComponent(hostRegion) +
+      "&host_offset=" + hostEd.want + "&client_offset=" + clientEd.want);
     es.addEventListener("host", (e) => renderHost(JSON.parse(e.data)));
     es.addEventListener("hostContent", (e) => hostEd.receive(JSON.parse(e.data)));
     es.addEventListener("client", (e) => renderClient(JSON.parse(e.data)));
