@@ -421,6 +421,7 @@ func TestBrowserHostMode(t *testing.T) {
 	}
 	cli(t, addr, "write", "--id", "frames", "--offset", "20", "AB")
 	b.waitFor(t, 5*time.Second, `document.getElementById("h-text").value.startsWith("de ad be ef 41 42 00")`)
+	b.screenshot(t, "gui-raw.png")
 
 	// The picture: the default region with some content, and a client
 	// connected (the library's watch).

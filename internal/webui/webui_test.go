@@ -851,3 +851,24 @@ func TestRawWrite(t *testing.T) {
 		ht.writeAt(context.Background(), 100, []byte{0, 0}, nil)
 	}
 }
+
+// FuzzDecodeHex checks the raw editor's hex parser: it never panics, and
+// what it accepts is exactly the digits given, whitespace aside.
+func FuzzDecodeHex(f *testing.F) {
+	for _, s := range []string{"00", "de ad\nbe ef", "zz", "abc", " ", "0G", "\t41\r\n42 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := decodeHex(s)
+		digits := strings.ToLower(strings.Join(strings.Fields(s), ""))
+		if err != nil {
+			if _, herr := hex.DecodeString(digits); herr == nil && digits != "" {
+				t.Fatalf("decodeHex(%q) refused valid hex: %v", s, err)
+			}
+			return
+		}
+		if got := hex.EncodeToString(p); got != digits {
+			t.Fatalf("decodeHex(%q) = %x, want the digits %s", s, p, digits)
+		}
+	})
+}
