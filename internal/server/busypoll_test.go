@@ -3,33 +3,73 @@ package server
 import (
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
-func TestReadSpinRule(t *testing.T) {
+// TestSpinPolicy walks the policy through the clients it must tell
+// apart, read by read.
+func TestSpinPolicy(t *testing.T) {
 	t.Parallel()
 	const bp = 50 * time.Microsecond
+	us := func(n int) time.Duration { return time.Duration(n) * time.Microsecond }
+	// A read: the connections open, how long the request took to come
+	// after the read began, and whether the policy should let it spin.
+	type read struct {
+		conns int32
+		wait  time.Duration
+		spins bool
+	}
 	tests := []struct {
-		name       string
-		hot        bool
-		conns      int32
-		sinceSlept time.Duration
-		want       time.Duration
+		name  string
+		reads []read
 	}{
-		{"lone hot client", true, 1, 100 * time.Microsecond, bp},
-		{"cold client", false, 1, 100 * time.Microsecond, 0},
-		{"another connection open", true, 2, 100 * time.Microsecond, 0},
-		{"many connections", true, 50, 0, 0},
-		{"spun a millisecond without sleeping", true, 1, maxSpinStretch, 0},
-		{"just under the stretch", true, 1, maxSpinStretch - time.Microsecond, bp},
+		{"back to back", []read{{1, us(20), false}, {1, us(20), true}, {1, us(20), true}, {1, us(20), true}}},
+		{"another connection", []read{{1, us(20), false}, {2, us(20), false}, {2, us(20), false}, {1, us(20), true}}},
+		{"a pause cools", []read{{1, us(20), false}, {1, us(20), true}, {1, 5 * time.Millisecond, true}, {1, us(20), false}, {1, us(20), true}}},
+		// Requests 80 µs apart: each spin of 50 µs is in vain; after
+		// spinVainMax in a row, none for spinQuiet, then a try again.
+		{"just too late", slices.Concat([]read{{1, us(20), false}},
+			slices.Repeat([]read{{1, us(80), true}}, spinVainMax),
+			slices.Repeat([]read{{1, us(80), false}}, int(spinQuiet/us(80))),
+			[]read{{1, us(80), true}})},
 	}
 	for _, tt := range tests {
-		if got := readSpin(bp, tt.hot, tt.conns, tt.sinceSlept); got != tt.want {
-			t.Errorf("%s: readSpin(%v, %v, %d, %v) = %v, want %v", tt.name, bp, tt.hot, tt.conns, tt.sinceSlept, got, tt.want)
+		var p spinPolicy
+		now := time.Unix(1000, 0)
+		p.slept = now
+		for i, r := range tt.reads {
+			d := p.next(bp, r.conns, now)
+			if (d > 0) != r.spins {
+				t.Errorf("%s: read %d spins %v, want %v", tt.name, i, d, r.spins)
+			}
+			before := now
+			now = now.Add(r.wait)
+			spun := d > 0
+			p.done(bp, d, before, now, spun, spun && r.wait < d)
 		}
+	}
+
+	// A lone client sending back to back: the reads spin for at most
+	// maxSpinStretch, then one sleeps.
+	var p spinPolicy
+	now := time.Unix(1000, 0)
+	p.slept, p.hot = now, true
+	spins := 0
+	for p.next(bp, 1, now) > 0 {
+		spins++
+		before := now
+		now = now.Add(us(10))
+		p.done(bp, bp, before, now, true, true)
+	}
+	if want := int(maxSpinStretch / us(10)); spins != want {
+		t.Errorf("back-to-back spins before a sleep: %d, want %d (maxSpinStretch)", spins, want)
+	}
+	if d := p.next(0, 1, now); d != 0 {
+		t.Errorf("BusyPoll 0 spins %v", d)
 	}
 }
 
@@ -49,10 +89,19 @@ func TestBusyPoll(t *testing.T) {
 	}
 	found := func() uint64 { return ts.m.SpinFound.Load() }
 
-	pings(500)
-	if found() == 0 {
-		t.Fatalf("500 back-to-back requests of a lone client: no read found its request spinning (slept %d)", ts.m.SpinSlept.Load())
+	// Back to back (the first spins may be in vain on a busy machine, and
+	// then the policy waits spinQuiet before it tries again).
+	pingsUntilFound := func(what string) {
+		t.Helper()
+		before, deadline := found(), time.Now().Add(5*time.Second)
+		for found() == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: 5 s of back-to-back requests of a lone client and no read found its request spinning (in vain: %d)", what, ts.m.SpinSlept.Load())
+			}
+			pings(50)
+		}
 	}
+	pingsUntilFound("alone")
 
 	// A new connection is admitted and served while the lone client goes
 	// on: the spinning reads let the poller run.
@@ -97,11 +146,7 @@ func TestBusyPoll(t *testing.T) {
 	// Alone again: spinning resumes.
 	b.nc.Close()
 	shmtest.CheckFor(t, 5*time.Second, "the closed connection was still counted", func() bool { return ts.m.Connections.Load() == 1 })
-	before = found()
-	pings(300)
-	if found() == before {
-		t.Errorf("alone again, 300 back-to-back requests: no read found its request spinning")
-	}
+	pingsUntilFound("alone again")
 
 	// A client that pauses costs one vain spin, not one per request.
 	beforeFound, beforeSlept := found(), ts.m.SpinSlept.Load()

@@ -73,12 +73,10 @@ type conn struct {
 	// one is not re-armed on every request: fill checks, when the armed one
 	// passes, whether the connection has really been quiet too long.
 	rdl time.Time
-	// spinner is nc if its reads can spin (Config.BusyPoll); hot is set
-	// while the client sends its requests back to back, and slept is when
-	// a read last slept (see readSpin).
+	// spinner is nc if its reads can spin (Config.BusyPoll), as spin
+	// decides.
 	spinner rawsock.Spinner
-	hot     bool
-	slept   time.Time
+	spin    spinPolicy
 	// newWatch is set by WATCH until the reply is flushed.
 	newWatch bool
 	// run holds the requests served back to back since c.now, all of one
@@ -129,7 +127,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		halt:   make(chan struct{}),
 		since:  time.Now(),
 	}
-	c.now, c.heard, c.slept = c.since, c.since, c.since
+	c.now, c.heard, c.spin.slept = c.since, c.since, c.since
 	if s.cfg.BusyPoll > 0 {
 		c.spinner, _ = c.nc.(rawsock.Spinner)
 	}
@@ -378,48 +376,80 @@ func (c *conn) fill() bool {
 }
 
 // spinRead reads like c.nc.Read, letting the read spin (Config.BusyPoll)
-// when that is likely to pay and cannot delay other connections:
+// when spinPolicy says so.
+func (c *conn) spinRead() (int, error) {
+	bp := c.s.cfg.BusyPoll
+	d := c.spin.next(bp, c.s.nconns.Load(), c.now)
+	c.spinner.SetReadSpin(d)
+	before := c.now
+	n, err := c.nc.Read(c.in[c.w:])
+	c.now = c.clock()
+	spun, found := c.spinner.Spun()
+	c.spin.done(bp, d, before, c.now, spun, found)
+	if found {
+		c.s.cfg.Metrics.SpinFound.Inc()
+	} else if spun {
+		c.s.cfg.Metrics.SpinSlept.Inc()
+	}
+	return n, err
+}
+
+// spinPolicy decides, read by read, whether the reads of a connection
+// spin. They spin only when that is likely to pay and cannot delay other
+// connections:
 //   - the connection is the host's only one: while a goroutine spins, the
 //     runtime's poller does not run (on one CPU), so another connection's
 //     request would wait for the spin to end;
 //   - the client is hot: its last request came within twice the spin time
 //     of the read that waited for it, so a client that pauses costs one
 //     spin, not one per request;
+//   - the spins are paying: after spinVainMax in a row found nothing (a
+//     client whose requests come just too late for the spin), none for
+//     spinQuiet;
 //   - a read has slept within the last maxSpinStretch: new connections
 //     and other sockets the poller watches wait at most that long.
-func (c *conn) spinRead() (int, error) {
-	d := readSpin(c.s.cfg.BusyPoll, c.hot, c.s.nconns.Load(), c.now.Sub(c.slept))
-	c.spinner.SetReadSpin(d)
-	before := c.now
-	n, err := c.nc.Read(c.in[c.w:])
-	c.now = c.clock()
-	c.hot = c.now.Sub(before) < 2*c.s.cfg.BusyPoll
-	spun, found := c.spinner.Spun()
-	switch {
-	case found:
-		c.s.cfg.Metrics.SpinFound.Inc()
-	case spun:
-		c.s.cfg.Metrics.SpinSlept.Inc()
-		c.slept = c.now
-	case d == 0:
-		c.slept = c.now // it read at once, or slept on the poller
-	}
-	return n, err
+type spinPolicy struct {
+	hot   bool
+	vain  int       // spins in a row that found nothing
+	quiet time.Time // no spins before this
+	slept time.Time // when a read last slept on the poller (or may have)
 }
 
-// readSpin is how long the next read of a connection spins: busyPoll if
-// its client is hot, it is the only one of conns and a read last slept
-// (sinceSlept ago) within maxSpinStretch; else 0.
-func readSpin(busyPoll time.Duration, hot bool, conns int32, sinceSlept time.Duration) time.Duration {
-	if !hot || conns != 1 || sinceSlept >= maxSpinStretch {
+const (
+	// maxSpinStretch bounds how long reads of a connection go on
+	// spinning without sleeping on the poller.
+	maxSpinStretch = time.Millisecond
+	// spinVainMax vain spins in a row stop spinning for spinQuiet: at
+	// worst three spins wasted per 10 ms (1.5 % of a CPU at 50 µs).
+	spinVainMax = 3
+	spinQuiet   = 10 * time.Millisecond
+)
+
+// next is how long the next read, starting at now, spins (0: not at all).
+func (p *spinPolicy) next(busyPoll time.Duration, conns int32, now time.Time) time.Duration {
+	if busyPoll <= 0 || !p.hot || conns != 1 || now.Before(p.quiet) || now.Sub(p.slept) >= maxSpinStretch {
 		return 0
 	}
 	return busyPoll
 }
 
-// maxSpinStretch bounds how long reads of a connection go on spinning
-// without sleeping on the poller.
-const maxSpinStretch = time.Millisecond
+// done records a read that began at before, was let spin for d, and
+// ended at now: whether it spun, and whether the bytes came during the
+// spin.
+func (p *spinPolicy) done(busyPoll, d time.Duration, before, now time.Time, spun, found bool) {
+	p.hot = now.Sub(before) < 2*busyPoll
+	switch {
+	case found:
+		p.vain = 0
+	case spun:
+		p.slept = now
+		if p.vain++; p.vain >= spinVainMax {
+			p.vain, p.quiet = 0, now.Add(spinQuiet)
+		}
+	case d == 0:
+		p.slept = now // it read at once, or slept on the poller
+	}
+}
 
 // clock returns the time now, read from the monotonic clock alone (one
 // vDSO call instead of time.Now's two) and carried on from c.now, which

@@ -53,7 +53,7 @@ type Config struct {
 	// socket for the next request before it sleeps (0: it sleeps at once).
 	// It spins only while its connection is the host's only one and its
 	// client sends requests back to back, and it sleeps at least once a
-	// millisecond: see readSpin.
+	// millisecond: see spinPolicy.
 	BusyPoll time.Duration
 	// Auth, if set, requires every connection to send AUTH with one of its
 	// tokens before anything but PING and QUIT.
