@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"io"
-	"slices"
 	"testing"
 	"time"
 
@@ -30,17 +29,10 @@ func TestSpinPolicy(t *testing.T) {
 		{"back to back", []read{{1, us(20), false}, {1, us(20), true}, {1, us(20), true}, {1, us(20), true}}},
 		{"another connection", []read{{1, us(20), false}, {2, us(20), false}, {2, us(20), false}, {1, us(20), true}}},
 		{"a pause cools", []read{{1, us(20), false}, {1, us(20), true}, {1, 5 * time.Millisecond, true}, {1, us(20), false}, {1, us(20), true}}},
-		// Requests 80 µs apart: each spin of 50 µs is in vain; after
-		// spinVainMax in a row, none for spinQuiet, then a try again.
-		{"just too late", slices.Concat([]read{{1, us(20), false}},
-			slices.Repeat([]read{{1, us(80), true}}, spinVainMax),
-			slices.Repeat([]read{{1, us(80), false}}, int(spinQuiet/us(80))),
-			[]read{{1, us(80), true}})},
 	}
 	for _, tt := range tests {
-		var p spinPolicy
 		now := time.Unix(1000, 0)
-		p.slept = now
+		p := newSpinPolicy(now)
 		for i, r := range tt.reads {
 			d := p.next(bp, r.conns, now)
 			if (d > 0) != r.spins {
@@ -53,11 +45,45 @@ func TestSpinPolicy(t *testing.T) {
 		}
 	}
 
+	// 100 ms of a client whose requests come every 80 µs (each 50 µs spin
+	// in vain), and of one whose spins pay nine times in ten (a miss
+	// every tenth request): the first soon stops spinning but for a probe
+	// per spinProbe; the second goes on.
+	for _, tc := range []struct {
+		name     string
+		hitEvery int // 0: never
+		min, max int // spins in the 100 ms
+	}{
+		{"just too late", 0, 1, 12 + int(100*time.Millisecond/spinProbe) + 1},
+		{"jittery", 10, 1000, 1250},
+	} {
+		now := time.Unix(1000, 0)
+		p := newSpinPolicy(now)
+		p.hot = true
+		spins := 0
+		for i := range 1250 {
+			d := p.next(bp, 1, now)
+			before := now
+			wait := us(80)
+			if tc.hitEvery > 0 && i%tc.hitEvery != 0 {
+				wait = us(20)
+			}
+			now = now.Add(wait)
+			if d > 0 {
+				spins++
+			}
+			p.done(bp, d, before, now, d > 0, d > 0 && wait < d)
+		}
+		if spins < tc.min || spins > tc.max {
+			t.Errorf("%s: %d spins in 1250 reads, want %d to %d", tc.name, spins, tc.min, tc.max)
+		}
+	}
+
 	// A lone client sending back to back: the reads spin for at most
 	// maxSpinStretch, then one sleeps.
-	var p spinPolicy
 	now := time.Unix(1000, 0)
-	p.slept, p.hot = now, true
+	p := newSpinPolicy(now)
+	p.hot = true
 	spins := 0
 	for p.next(bp, 1, now) > 0 {
 		spins++

@@ -127,7 +127,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		halt:   make(chan struct{}),
 		since:  time.Now(),
 	}
-	c.now, c.heard, c.spin.slept = c.since, c.since, c.since
+	c.now, c.heard, c.spin = c.since, c.since, newSpinPolicy(c.since)
 	if s.cfg.BusyPoll > 0 {
 		c.spinner, _ = c.nc.(rawsock.Spinner)
 	}
@@ -403,15 +403,16 @@ func (c *conn) spinRead() (int, error) {
 //   - the client is hot: its last request came within twice the spin time
 //     of the read that waited for it, so a client that pauses costs one
 //     spin, not one per request;
-//   - the spins are paying: after spinVainMax in a row found nothing (a
-//     client whose requests come just too late for the spin), none for
-//     spinQuiet;
+//   - the spins are paying: a score follows the share of recent spins
+//     that found the request (each spin weighs 1/8); below a quarter (a
+//     client whose requests come just too late for the spin) the reads
+//     spin once per spinProbe, to notice when they would pay again;
 //   - a read has slept within the last maxSpinStretch: new connections
 //     and other sockets the poller watches wait at most that long.
 type spinPolicy struct {
 	hot   bool
-	vain  int       // spins in a row that found nothing
-	quiet time.Time // no spins before this
+	score int       // 0..spinScoreMax: recent spins that paid, weighted
+	probe time.Time // with a low score, the next spin allowed
 	slept time.Time // when a read last slept on the poller (or may have)
 }
 
@@ -419,16 +420,31 @@ const (
 	// maxSpinStretch bounds how long reads of a connection go on
 	// spinning without sleeping on the poller.
 	maxSpinStretch = time.Millisecond
-	// spinVainMax vain spins in a row stop spinning for spinQuiet: at
-	// worst three spins wasted per 10 ms (1.5 % of a CPU at 50 µs).
-	spinVainMax = 3
-	spinQuiet   = 10 * time.Millisecond
+	// spinScoreMax is a new connection's score; spins go on while the
+	// score is at least spinScoreMin. A client whose every spin is in
+	// vain falls below it after 11 spins, then costs one spin per
+	// spinProbe (0.5 % of a CPU at 50 µs); one with nine spins in ten
+	// paying stays above it.
+	spinScoreMax = 256
+	spinScoreMin = spinScoreMax / 4
+	spinProbe    = 10 * time.Millisecond
 )
+
+// newSpinPolicy is the policy of a connection opened at now.
+func newSpinPolicy(now time.Time) spinPolicy {
+	return spinPolicy{score: spinScoreMax, slept: now}
+}
 
 // next is how long the next read, starting at now, spins (0: not at all).
 func (p *spinPolicy) next(busyPoll time.Duration, conns int32, now time.Time) time.Duration {
-	if busyPoll <= 0 || !p.hot || conns != 1 || now.Before(p.quiet) || now.Sub(p.slept) >= maxSpinStretch {
+	if busyPoll <= 0 || !p.hot || conns != 1 || now.Sub(p.slept) >= maxSpinStretch {
 		return 0
+	}
+	if p.score < spinScoreMin {
+		if now.Before(p.probe) {
+			return 0
+		}
+		p.probe = now.Add(spinProbe)
 	}
 	return busyPoll
 }
@@ -440,12 +456,10 @@ func (p *spinPolicy) done(busyPoll, d time.Duration, before, now time.Time, spun
 	p.hot = now.Sub(before) < 2*busyPoll
 	switch {
 	case found:
-		p.vain = 0
+		p.score += (spinScoreMax - p.score) / 8
 	case spun:
 		p.slept = now
-		if p.vain++; p.vain >= spinVainMax {
-			p.vain, p.quiet = 0, now.Add(spinQuiet)
-		}
+		p.score -= p.score / 8
 	case d == 0:
 		p.slept = now // it read at once, or slept on the poller
 	}
