@@ -2053,8 +2053,8 @@ a lone client's socket empty keeps trying it for up to 50 µs (yielding to
 other goroutines) before it sleeps, so the client's next request finds
 the host awake instead of waiting for a sleeping CPU to wake (40 to 60 µs
 on this virtual machine). It spins only while the connection is the
-host's only one and its client sends back to back, and sleeps at least
-once a millisecond; ` + "`shmgr host --busy-poll 0`" + ` turns it off, and
+host's only one and its client sends back to back, backs off when its
+spins keep finding nothing, and sleeps at least once a millisecond; ` + "`shmgr host --busy-poll 0`" + ` turns it off, and
 ` + "`shmgr_busy_poll_reads_total`" + ` counts the spins that paid and those that
 did not. By hand, pinned, 4 KiB, medians of 3 interleaved rounds: READ at
 one connection 44.4 k ops/s with it, 16.3 k without, Redis 16.0 k; p99
