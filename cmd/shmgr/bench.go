@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,8 +58,8 @@ over TCP can reach here.`,
 				return nil
 			}
 			cfg.Tests = strings.Split(tests, ",")
-			if c.Flags().Changed("duration") && c.Flags().Changed("requests") {
-				return usageError{fmt.Errorf("give -n or --duration, not both")}
+			if err := checkBenchFlags(c, &cfg); err != nil {
+				return usageError{err}
 			}
 			if !c.Flags().Changed("requests") {
 				cfg.Requests = 0
@@ -114,6 +116,30 @@ over TCP can reach here.`,
 	f.StringVar(&g.dataDir, "data-dir", "", "the local host's data directory, to pick up its token")
 	g.mode = "auto"
 	return c
+}
+
+// checkBenchFlags refuses flags bench cannot run with, before anything
+// runs.
+func checkBenchFlags(c *cobra.Command, cfg *bench.Config) error {
+	switch {
+	case c.Flags().Changed("duration") && c.Flags().Changed("requests"):
+		return errors.New("give -n or --duration, not both")
+	case cfg.Conns < 1:
+		return fmt.Errorf("-c %d: want at least 1 connection", cfg.Conns)
+	case cfg.Pipeline < 1:
+		return fmt.Errorf("-P %d: want at least 1 request in flight", cfg.Pipeline)
+	case cfg.Size < 0:
+		return fmt.Errorf("-d %d: the value size cannot be negative", cfg.Size)
+	case cfg.Requests < 1 && !c.Flags().Changed("duration"):
+		return fmt.Errorf("-n %d: want at least 1 request", cfg.Requests)
+	case c.Flags().Changed("duration") && cfg.Duration <= 0:
+		return fmt.Errorf("--duration %v: must be positive", cfg.Duration)
+	case cfg.Watchers < 1:
+		return fmt.Errorf("--watchers %d: want at least 1", cfg.Watchers)
+	case !slices.Contains(bench.Protocols, cfg.Protocol):
+		return fmt.Errorf("--protocol %q: use %s", cfg.Protocol, strings.Join(bench.Protocols, ", "))
+	}
+	return bench.CheckTests(cfg.Tests)
 }
 
 func printResults(w io.Writer, res []bench.Result) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,9 +95,28 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// Tests are the tests Run knows, in the order the CLI lists them.
+var Tests = []string{"read", "write", "mixed", "echo", "local-read", "local-write", "memcpy", "watch"}
+
+// Protocols are the protocols of the network tests.
+var Protocols = []string{"shmgr", "redis", "echo"}
+
+// CheckTests says which of tests, if any, Run does not know.
+func CheckTests(tests []string) error {
+	for _, t := range tests {
+		if !slices.Contains(Tests, t) {
+			return fmt.Errorf("unknown test %q: use %s", t, strings.Join(Tests, ", "))
+		}
+	}
+	return nil
+}
+
 // Run runs every test of cfg in order.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := CheckTests(cfg.Tests); err != nil {
 		return nil, err
 	}
 	var out []Result
@@ -110,8 +130,6 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			r, err = runLocal(ctx, cfg, t)
 		case "watch":
 			r, err = runWatch(ctx, cfg)
-		default:
-			err = fmt.Errorf("unknown test %q: use read, write, mixed, echo, local-read, local-write, memcpy or watch", t)
 		}
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", t, err)
