@@ -290,8 +290,15 @@ func (c *Conn) dial(ctx context.Context) error {
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(c.addr)
 		}
-		td := tls.Dialer{NetDialer: &dialer, Config: cfg}
-		nc, err = td.DialContext(ctx, "tcp", c.addr)
+		// TLS over a raw socket (rawsock), as the plain connection.
+		if nc, err = dialer.DialContext(ctx, "tcp", c.addr); err == nil {
+			tc := tls.Client(rawsock.Wrap(nc), cfg)
+			if err = tc.HandshakeContext(ctx); err != nil {
+				tc.Close()
+			} else {
+				nc = tc
+			}
+		}
 	} else {
 		nc, err = dialer.DialContext(ctx, "tcp", c.addr)
 		if err == nil {

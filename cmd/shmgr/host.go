@@ -22,6 +22,7 @@ import (
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/metrics"
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/rawsock"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/server"
 )
@@ -169,7 +170,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		logger.Warn(line)
 	}
 	if sec.tls != nil {
-		ln = tls.NewListener(ln, sec.tls)
+		ln = tls.NewListener(rawsock.WrapListener(ln), sec.tls)
 	}
 	m := &metrics.Host{}
 	srv := server.New(h, server.Config{

@@ -37,6 +37,21 @@ type Spinner interface {
 	Spun() (spun, found bool)
 }
 
+// WrapListener returns ln with the connections it accepts passed through
+// Wrap: under a TLS listener, the TLS connections then read and write
+// their records with raw system calls too.
+func WrapListener(ln net.Listener) net.Listener { return listener{ln} }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(nc), nil
+}
+
 // Wrap returns nc with Read and Write made as raw system calls where the
 // platform and the connection allow it (TCP and Unix sockets on Linux),
 // else nc itself. Every other method is nc's.

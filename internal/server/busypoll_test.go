@@ -1,11 +1,16 @@
 package server
 
 import (
+	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -185,5 +190,39 @@ func TestBusyPoll(t *testing.T) {
 	}
 	if n := ts.m.SpinSlept.Load() - beforeSlept; n > 2 {
 		t.Errorf("20 requests 5ms apart: %d reads spun in vain, want at most 2 (the client is cold after one)", n)
+	}
+}
+
+// TestBusyPollTLS checks that a lone TLS client's reads spin too: the
+// host reads TLS records through the raw connection underneath.
+func TestBusyPollTLS(t *testing.T) {
+	t.Parallel()
+	cert, err := certs.LoadOrCreate(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, Config{BusyPoll: time.Millisecond}, nil,
+		&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	pin, err := certs.PinnedConfig(certs.Fingerprint(cert.Certificate[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", ts.addr, pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	a := &tconn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	if a.meta = a.line(); !strings.HasPrefix(a.meta, "{") {
+		t.Fatalf("first line %q, want the metadata line", a.meta)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.m.SpinFound.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s of back-to-back requests over TLS and no read found its request spinning (in vain: %d)", ts.m.SpinSlept.Load())
+		}
+		for range 50 {
+			a.expect("PING\n", "PONG")
+		}
 	}
 }

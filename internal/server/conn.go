@@ -129,7 +129,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.now, c.heard, c.spin = c.since, c.since, newSpinPolicy(c.since)
 	if s.cfg.BusyPoll > 0 {
-		c.spinner, _ = c.nc.(rawsock.Spinner)
+		under := c.nc
+		if tc, ok := under.(*tls.Conn); ok {
+			under = tc.NetConn() // TLS reads its records through it
+		}
+		c.spinner, _ = under.(rawsock.Spinner)
 	}
 	if s.cfg.Auth == nil {
 		c.grant = &auth.AllGrant

@@ -25,6 +25,7 @@ import (
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/metrics"
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/rawsock"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
@@ -124,9 +125,9 @@ func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.
 	ts := &testServer{h: h, addr: ln.Addr().String(), dir: dir, m: &metrics.Host{}, log: &logBuf{}, read: new(atomic.Int64)}
 	var l net.Listener = countingListener{Listener: ln, n: ts.read}
 	if cfg.BusyPoll > 0 {
-		// Reads spin on the TCP connection itself, not a wrapper: ts.read
-		// stays 0.
-		l = ln
+		// Reads spin on the raw TCP connection, under TLS too, as "shmgr
+		// host" serves them: ts.read stays 0.
+		l = rawsock.WrapListener(ln)
 	}
 	if tlsCfg != nil {
 		l = tls.NewListener(l, tlsCfg)
