@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shmtest"
+	"github.com/shmgr/shmgr/internal/webui/dist"
 )
 
 // testToken is the per-launch token of the test servers.
@@ -871,4 +873,48 @@ func FuzzDecodeHex(f *testing.F) {
 			t.Fatalf("decodeHex(%q) = %x, want the digits %s", s, p, digits)
 		}
 	})
+}
+
+// TestTranslations checks that the GUI speaks both its languages whole:
+// English and Chinese have the same keys, and every data-i18n key of the
+// page has its words.
+func TestTranslations(t *testing.T) {
+	t.Parallel()
+	js, err := fs.ReadFile(dist.FS(), "i18n.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]map[string]bool{}
+	var lang string
+	for _, line := range strings.Split(string(js), "\n") {
+		if m := regexp.MustCompile(`^  (\w+): \{$`).FindStringSubmatch(line); m != nil {
+			lang = m[1]
+			keys[lang] = map[string]bool{}
+		} else if m := regexp.MustCompile(`^    (\w+): `).FindStringSubmatch(line); m != nil && lang != "" {
+			keys[lang][m[1]] = true
+		}
+	}
+	en, zh := keys["en"], keys["zh"]
+	if len(en) < 50 || len(zh) < 50 {
+		t.Fatalf("found %d English and %d Chinese keys in i18n.js: the parse is broken", len(en), len(zh))
+	}
+	for k := range en {
+		if !zh[k] {
+			t.Errorf("%q has no Chinese words", k)
+		}
+	}
+	for k := range zh {
+		if !en[k] {
+			t.Errorf("%q has no English words", k)
+		}
+	}
+	page, err := fs.ReadFile(dist.FS(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`data-i18n="(\w+)"`).FindAllStringSubmatch(string(page), -1) {
+		if !en[m[1]] {
+			t.Errorf("index.html asks for %q, which i18n.js lacks", m[1])
+		}
+	}
 }
