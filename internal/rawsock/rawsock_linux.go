@@ -45,7 +45,8 @@ type conn struct {
 	rerr   error
 	readFn func(uintptr) bool
 	// spin is how long Read keeps trying before it waits on the poller
-	// (SetReadSpin); spun is set once a Read has spun.
+	// (SetReadSpin); spun and found say whether the current Read has
+	// spun, and found bytes while it did.
 	spin  time.Duration
 	spun  bool
 	found bool
