@@ -23,7 +23,7 @@ func TestSpinPolicy(t *testing.T) {
 	// A read: the connections open, how long the request took to come
 	// after the read began, and whether the policy should let it spin.
 	type read struct {
-		conns int32
+		conns int64
 		wait  time.Duration
 		spins bool
 	}

@@ -383,7 +383,9 @@ func (c *conn) fill() bool {
 // when spinPolicy says so.
 func (c *conn) spinRead() (int, error) {
 	bp := c.s.cfg.BusyPoll
-	d := c.spin.next(bp, c.s.nconns.Load(), c.now)
+	// The connections gauge counts what busy polling needs to know: how
+	// many connections are open.
+	d := c.spin.next(bp, c.s.cfg.Metrics.Connections.Load(), c.now)
 	c.spinner.SetReadSpin(d)
 	before := c.now
 	n, err := c.nc.Read(c.in[c.w:])
@@ -440,7 +442,7 @@ func newSpinPolicy(now time.Time) spinPolicy {
 }
 
 // next is how long the next read, starting at now, spins (0: not at all).
-func (p *spinPolicy) next(busyPoll time.Duration, conns int32, now time.Time) time.Duration {
+func (p *spinPolicy) next(busyPoll time.Duration, conns int64, now time.Time) time.Duration {
 	if busyPoll <= 0 || !p.hot || conns != 1 || now.Sub(p.slept) >= maxSpinStretch {
 		return 0
 	}

@@ -88,7 +88,6 @@ type Server struct {
 	wg        sync.WaitGroup // every connection goroutine
 	started   time.Time
 	accepted  atomic.Uint64
-	nconns    atomic.Int32 // len(conns), read without mu
 	dedup     dedup
 	session   string // random, per server: changes when the host restarts
 }
@@ -215,7 +214,6 @@ func (s *Server) track(nc net.Conn) bool {
 	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
-	s.nconns.Add(1)
 	s.cfg.Metrics.Connections.Add(1)
 	s.wg.Add(1)
 	go func() {
@@ -223,7 +221,6 @@ func (s *Server) track(nc net.Conn) bool {
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
-		s.nconns.Add(-1)
 		s.mu.Unlock()
 		s.cfg.Metrics.Connections.Add(-1)
 	}()
