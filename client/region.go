@@ -322,63 +322,45 @@ func (r *Region) ReadAt(ctx context.Context, off, n int64) ([]byte, uint64, erro
 // that is too long (or not UTF-8 for the utf8 layout) is refused, and the
 // region stays as it was.
 func (r *Region) Write(ctx context.Context, p []byte) (uint64, error) {
-	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		defer m.release()
-		l := m.r
-		return l.Write(p, r.wo(ctx))
-	}
-	return r.conn.set(ctx, r.id, p, proto.SetOptions{})
+	return r.put(ctx, p, proto.SetOptions{})
 }
 
 // WriteAt writes p at offset off of the content and returns the new
 // version.
 func (r *Region) WriteAt(ctx context.Context, off int64, p []byte) (uint64, error) {
-	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		defer m.release()
-		l := m.r
-		return l.WriteAt(off, p, r.wo(ctx))
-	}
-	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasAt: true, At: off})
+	return r.put(ctx, p, proto.SetOptions{HasAt: true, At: off})
 }
 
 // WriteIf replaces the content with p only if the region is still at
 // version; otherwise it fails with a *ConflictError carrying the current
 // version.
 func (r *Region) WriteIf(ctx context.Context, p []byte, version uint64) (uint64, error) {
-	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		defer m.release()
-		l := m.r
-		o := r.wo(ctx)
-		o.Conditional, o.IfVersion = true, version
-		return l.Write(p, o)
-	}
-	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasIfVer: true, IfVersion: version})
+	return r.put(ctx, p, proto.SetOptions{HasIfVer: true, IfVersion: version})
 }
 
 // WriteAtIf writes p at offset off only if the region is still at
 // version; otherwise it fails with a *ConflictError carrying the current
 // version.
 func (r *Region) WriteAtIf(ctx context.Context, off int64, p []byte, version uint64) (uint64, error) {
+	return r.put(ctx, p, proto.SetOptions{HasAt: true, At: off, HasIfVer: true, IfVersion: version})
+}
+
+// put makes the write o describes (at=, ifver=): through the mapping when
+// the region is local, else as a SET over TCP.
+func (r *Region) put(ctx context.Context, p []byte, o proto.SetOptions) (uint64, error) {
 	if m, err := r.acquireWrite(ctx); m != nil || err != nil {
 		if err != nil {
 			return 0, err
 		}
 		defer m.release()
-		l := m.r
-		o := r.wo(ctx)
-		o.Conditional, o.IfVersion = true, version
-		return l.WriteAt(off, p, o)
+		wo := r.wo(ctx)
+		wo.Conditional, wo.IfVersion = o.HasIfVer, o.IfVersion
+		if o.HasAt {
+			return m.r.WriteAt(o.At, p, wo)
+		}
+		return m.r.Write(p, wo)
 	}
-	return r.conn.set(ctx, r.id, p, proto.SetOptions{HasAt: true, At: off, HasIfVer: true, IfVersion: version})
+	return r.conn.set(ctx, r.id, p, o)
 }
 
 // Version returns the region's current version.
