@@ -248,16 +248,8 @@ func (t hostTarget) describe() (layout string, max int64) {
 
 func (t hostTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {
 	var v uint64
-	err := t.r.Do(func(rr *region.Region) error {
-		o := region.WriteOptions{Label: t.hs.label}
-		if dl, ok := ctx.Deadline(); ok {
-			o.Timeout = max(time.Until(dl), time.Millisecond)
-		}
-		if ifVersion != nil {
-			o.Conditional, o.IfVersion = true, *ifVersion
-		}
-		var err error
-		v, err = rr.Write(p, o)
+	err := t.r.Do(func(rr *region.Region) (err error) {
+		v, err = rr.Write(p, t.options(ctx, ifVersion))
 		return err
 	})
 	return v, err
@@ -265,19 +257,24 @@ func (t hostTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uin
 
 func (t hostTarget) writeAt(ctx context.Context, off int64, p []byte, ifVersion *uint64) (uint64, error) {
 	var v uint64
-	err := t.r.Do(func(rr *region.Region) error {
-		o := region.WriteOptions{Label: t.hs.label}
-		if dl, ok := ctx.Deadline(); ok {
-			o.Timeout = max(time.Until(dl), time.Millisecond)
-		}
-		if ifVersion != nil {
-			o.Conditional, o.IfVersion = true, *ifVersion
-		}
-		var err error
-		v, err = rr.WriteAt(off, p, o)
+	err := t.r.Do(func(rr *region.Region) (err error) {
+		v, err = rr.WriteAt(off, p, t.options(ctx, ifVersion))
 		return err
 	})
 	return v, err
+}
+
+// options are the page's writes' options: the session's label, the
+// request's deadline, and the version the edit started from.
+func (t hostTarget) options(ctx context.Context, ifVersion *uint64) region.WriteOptions {
+	o := region.WriteOptions{Label: t.hs.label}
+	if dl, ok := ctx.Deadline(); ok {
+		o.Timeout = max(time.Until(dl), time.Millisecond)
+	}
+	if ifVersion != nil {
+		o.Conditional, o.IfVersion = true, *ifVersion
+	}
+	return o
 }
 
 func (t hostTarget) readAt(ctx context.Context, off, n int64) ([]byte, uint64, error) {
