@@ -1256,18 +1256,25 @@ func (l *lab) measureMemory(ctx context.Context, o options, rep *report) error {
 	}
 	rep.env.idleWanted = o.idleConns
 
+	// idle measures n idle connections to a fresh server p, then stops it.
+	idle := func(p *proc, err error, protocol, what, label string) error {
+		if err != nil {
+			return err
+		}
+		m, conns, err := l.openIdle(ctx, p, n, protocol, what)
+		closeAll(conns)
+		p.stop()
+		if err != nil {
+			return err
+		}
+		rep.mem = append(rep.mem, m)
+		l.logf("%s: %d idle connections: RSS %s -> %s, %.1f KiB each", label, m.n, fmtMiB(m.before), fmtMiB(m.after), m.perUnit()/1024)
+		return nil
+	}
 	h, err := l.startHost(ctx, "mem-host", "--max-connections", strconv.Itoa(n+64), "--idle-timeout", "0")
-	if err != nil {
+	if err := idle(h, err, "shmgr", "idle connections", "host"); err != nil {
 		return err
 	}
-	m, conns, err := l.openIdle(ctx, h, n, "shmgr", "idle connections")
-	closeAll(conns)
-	h.stop()
-	if err != nil {
-		return err
-	}
-	rep.mem = append(rep.mem, m)
-	l.logf("host: %d idle connections: RSS %s -> %s, %.1f KiB each", m.n, fmtMiB(m.before), fmtMiB(m.after), m.perUnit()/1024)
 
 	w := o.watchers
 	h, err = l.startHost(ctx, "mem-host-w", "--max-connections", strconv.Itoa(w+64), "--idle-timeout", "0")
@@ -1290,18 +1297,7 @@ func (l *lab) measureMemory(ctx context.Context, o options, rep *report) error {
 	}
 
 	r, err := l.startRedis(ctx, "mem-redis", "--maxclients", strconv.Itoa(n+64))
-	if err != nil {
-		return err
-	}
-	mr, conns, err := l.openIdle(ctx, r, n, "redis", "Redis idle connections")
-	closeAll(conns)
-	r.stop()
-	if err != nil {
-		return err
-	}
-	rep.mem = append(rep.mem, mr)
-	l.logf("redis: %d idle connections: RSS %s -> %s, %.1f KiB each", mr.n, fmtMiB(mr.before), fmtMiB(mr.after), mr.perUnit()/1024)
-	return nil
+	return idle(r, err, "redis", "Redis idle connections", "redis")
 }
 
 // openIdle opens n connections to p, each made ready (the shmgr metadata
