@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shm"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // subscribe subscribes to r with a channel of its own and waits for the
@@ -86,15 +86,6 @@ func mapRegion(t *testing.T, r *host.Region) (*region.Region, []byte) {
 	return rr, data.Bytes()
 }
 
-func cpuTime(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // TestIdleWatchCost subscribes to 100 regions and measures the process's
 // CPU time while nothing happens: the hubs sleep in the kernel on their
 // futexes, so it should be close to nothing. The number is reported, not
@@ -117,9 +108,9 @@ func TestIdleWatchCost(t *testing.T) {
 	}
 
 	const window = 2 * time.Second
-	cpu0, wall0 := cpuTime(t), time.Now()
+	cpu0, wall0 := shmtest.CPUTime(t), time.Now()
 	<-time.After(window) // the measurement: nothing to wait for
-	cpu, wall := cpuTime(t)-cpu0, time.Since(wall0)
+	cpu, wall := shmtest.CPUTime(t)-cpu0, time.Since(wall0)
 	share := float64(cpu) / float64(wall)
 	t.Logf("%d idle subscribed regions: %v of CPU in %v (%.2f%% of one core), %d goroutines",
 		regions, cpu.Round(time.Microsecond), wall.Round(time.Millisecond), 100*share, runtime.NumGoroutine())

@@ -3,22 +3,12 @@ package rawsock_test
 import (
 	"errors"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/rawsock"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
-
-// cpuTime is the CPU time this process has used so far.
-func cpuTime(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // TestReadSpin checks that a spinning Read keeps its CPU busy only while
 // it spins, still returns the bytes that come after the spin, and still
@@ -57,10 +47,10 @@ func TestReadSpin(t *testing.T) {
 					client.Write([]byte("next"))
 				}()
 			}
-			cpu0 := cpuTime(t)
+			cpu0 := shmtest.CPUTime(t)
 			buf := make([]byte, 16)
 			n, err := server.Read(buf)
-			used := cpuTime(t) - cpu0
+			used := shmtest.CPUTime(t) - cpu0
 			if tt.deadline > 0 {
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Fatalf("Read = %d, %v; want the deadline's error", n, err)

@@ -1,0 +1,17 @@
+package shmtest
+
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// CPUTime is the CPU time (user and system) this process has used so far.
+func CPUTime(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
