@@ -880,18 +880,24 @@ type sys struct {
 	valueKey string // region or key
 }
 
+// remote is one pass over the remote systems: shmgr read, Redis GET,
+// ceiling, shmgr write, Redis SET, on the region (or key) id.
+func (sv *servers) remote(id string, ceiling sys) []sys {
+	return []sys{
+		{"shmgr", "shmgr", "read", sv.host, id},
+		{"redis", "redis", "read", sv.redis, id},
+		ceiling,
+		{"shmgr", "shmgr", "write", sv.host, id},
+		{"redis", "redis", "write", sv.redis, id},
+	}
+}
+
 // matrix runs the main table: for each round and configuration, shmgr
 // read, Redis GET, echo, shmgr write and Redis SET back to back, in
 // alternating order, then one unpinned round.
 func (l *lab) matrix(ctx context.Context, o options, sv *servers, rep *report) error {
 	const size = 4 << 10
-	runs := []sys{
-		{"shmgr", "shmgr", "read", sv.host, "r4096"},
-		{"redis", "redis", "read", sv.redis, "r4096"},
-		{"echo", "echo", "echo", sv.echo, ""},
-		{"shmgr", "shmgr", "write", sv.host, "r4096"},
-		{"redis", "redis", "write", sv.redis, "r4096"},
-	}
+	runs := sv.remote("r4096", sys{"echo", "echo", "echo", sv.echo, ""})
 	pass := func(prefix string, rounds int) error {
 		total := rounds * len(combos) * len(runs)
 		n := 0
@@ -1023,13 +1029,7 @@ func rawTest(op byte) string {
 func (l *lab) sweeps(ctx context.Context, o options, sv *servers, rep *report) error {
 	for round := range o.sweepRounds {
 		for i, c := range o.conns {
-			runs := []sys{
-				{"shmgr", "shmgr", "read", sv.host, "r4096"},
-				{"redis", "redis", "read", sv.redis, "r4096"},
-				{"echo", "echo", "echo", sv.echo, ""},
-				{"shmgr", "shmgr", "write", sv.host, "r4096"},
-				{"redis", "redis", "write", sv.redis, "r4096"},
-			}
+			runs := sv.remote("r4096", sys{"echo", "echo", "echo", sv.echo, ""})
 			if (i+round)%2 == 1 {
 				slices.Reverse(runs)
 			}
@@ -1048,13 +1048,7 @@ func (l *lab) sweeps(ctx context.Context, o options, sv *servers, rep *report) e
 	for round := range o.sweepRounds {
 		for i, size := range o.sizes {
 			id := "r" + strconv.Itoa(size)
-			runs := []sys{
-				{"shmgr", "shmgr", "read", sv.host, id},
-				{"redis", "redis", "read", sv.redis, id},
-				{"raw", "raw", "read", sv.raw, ""},
-				{"shmgr", "shmgr", "write", sv.host, id},
-				{"redis", "redis", "write", sv.redis, id},
-			}
+			runs := sv.remote(id, sys{"raw", "raw", "read", sv.raw, ""})
 			if (i+round)%2 == 1 {
 				slices.Reverse(runs)
 			}
