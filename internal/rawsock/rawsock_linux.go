@@ -171,13 +171,13 @@ func (c *conn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// opError wraps err like net.Conn does. The poller's errors (deadline,
-// closed) come from RawConn wrapped as a "raw-read" or "raw-write"
-// *net.OpError: that wrapping is replaced.
 // SyscallConn returns the socket's raw connection, as a *net.TCPConn
 // does, for callers that peek at the socket themselves.
 func (c *conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 
+// opError wraps err like net.Conn does. The poller's errors (deadline,
+// closed) come from RawConn wrapped as a "raw-read" or "raw-write"
+// *net.OpError: that wrapping is replaced.
 func (c *conn) opError(op string, err error) error {
 	if oe, ok := err.(*net.OpError); ok {
 		err = oe.Err

@@ -251,8 +251,8 @@ func (c *conn) record(req *proto.Request, mark int) {
 // endRun counts the run in the metrics, each request with the run's mean
 // latency (one clock reading per run, not two per request: at 50
 // connections with 16 GETs pipelined on each, clock_gettime fell from
-// 2.6% of the host's CPU to 0.8%), and moves c.now on to its end. last is the outcome of the run's last request; the others
-// succeeded.
+// 2.6% of the host's CPU to 0.8%), and moves c.now on to its end. last
+// is the outcome of the run's last request; the others succeeded.
 func (c *conn) endRun(last int) {
 	if c.run.n == 0 {
 		return
