@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"mime"
 	"net/http"
 	"path"
@@ -339,10 +340,13 @@ func (s *Server) target(req writeRequest) (target, error) {
 	return nil, errorf(http.StatusBadRequest, "bad_request", "target %q: use host or client", req.Target)
 }
 
-// handleWrite writes the content under the region's lock, conditionally
-// at the version the edit started from. Content over the region's
-// maximum is refused whole, never truncated; a conflict replies with the
-// current version and content so the page can explain it.
+// handleWrite writes under the region's lock, conditionally at the
+// version the edit started from: text replacing a utf8 region's content,
+// or hex bytes written in place at an offset of a raw region. Content
+// over the region's maximum (or past a raw region's end) is refused
+// whole, never truncated; a conflict replies with the current version
+// and what the page shows of it (content, or the hex window) so the page
+// can explain it.
 func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request) error {
 	var req writeRequest
 	if err := decode(w, r, &req); err != nil {
@@ -353,72 +357,90 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	layout, max := t.describe()
-	if layout != "utf8" {
-		return s.writeBytes(w, r, t, req, max)
+	raw := layout != "utf8"
+	var p []byte
+	if raw {
+		p, err = rawBytes(req, max)
+	} else {
+		p, err = textBytes(req, max)
 	}
-	if req.Hex != "" {
-		return errorf(http.StatusBadRequest, "bad_request", "hex is for raw regions: write text to a utf8 region as content")
-	}
-	p := []byte(req.Content)
-	if int64(len(p)) > max {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("%d bytes is more than the region holds (%d bytes at most): nothing was written", len(p), max),
-			Extra:   map[string]any{"size": len(p), "max": max}}
-	}
-	if len(p) > maxShown {
-		return errorf(http.StatusRequestEntityTooLarge, "too_large_gui", "the GUI writes at most %d bytes: use 'shmgr write --file'", maxShown)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
-	defer cancel()
-	v, err := t.write(ctx, p, req.IfVersion)
-	if err != nil {
-		ae := classify(err)
-		if ae.Code == "conflict" {
-			if b, cur, rerr := t.read(ctx); rerr == nil {
-				ae.Message = fmt.Sprintf("changed by someone else at version %d: nothing was written", cur)
-				ae.Extra["current"], ae.Extra["content"] = cur, string(b)
-			}
-		}
-		return ae
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"version": v, "size": len(p)})
-	return nil
-}
-
-// writeBytes writes the hex bytes of req at req.Offset of a raw region,
-// conditionally at the version the edit started from. A range that
-// passes the end of the region is refused whole.
-func (s *Server) writeBytes(w http.ResponseWriter, r *http.Request, t target, req writeRequest, size int64) error {
-	if req.Content != "" && req.Hex == "" {
-		return errorf(http.StatusBadRequest, "bad_request", "a raw region takes bytes: send them as hex (\"hex\": \"00ff...\"), not content")
-	}
-	p, err := decodeHex(req.Hex)
 	if err != nil {
 		return err
 	}
-	if req.Offset < 0 || int64(len(p)) > size-req.Offset {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "out_of_range",
-			Message: fmt.Sprintf("%d bytes at offset %d pass the end of the region (%d bytes): nothing was written", len(p), req.Offset, size),
-			Extra:   map[string]any{"size": len(p), "offset": req.Offset, "max": size}}
-	}
 	if len(p) > maxShown {
 		return errorf(http.StatusRequestEntityTooLarge, "too_large_gui", "the GUI writes at most %d bytes: use 'shmgr write --file'", maxShown)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
 	defer cancel()
-	v, err := t.writeAt(ctx, req.Offset, p, req.IfVersion)
+	var v uint64
+	if raw {
+		v, err = t.writeAt(ctx, req.Offset, p, req.IfVersion)
+	} else {
+		v, err = t.write(ctx, p, req.IfVersion)
+	}
 	if err != nil {
 		ae := classify(err)
 		if ae.Code == "conflict" {
-			if b, cur, rerr := t.readAt(ctx, req.Offset, min(hexPreview, size-req.Offset)); rerr == nil {
+			// What the page shows of the region now: its text, or the
+			// bytes of the hex window that was edited.
+			shown := map[string]any{}
+			var b []byte
+			var cur uint64
+			var rerr error
+			if raw {
+				b, cur, rerr = t.readAt(ctx, req.Offset, min(hexPreview, max-req.Offset))
+				shown["hex"], shown["hex_offset"] = hex.EncodeToString(b), req.Offset
+			} else {
+				b, cur, rerr = t.read(ctx)
+				shown["content"] = string(b)
+			}
+			if rerr == nil {
+				maps.Copy(ae.Extra, shown)
 				ae.Message = fmt.Sprintf("changed by someone else at version %d: nothing was written", cur)
-				ae.Extra["current"], ae.Extra["hex"], ae.Extra["hex_offset"] = cur, hex.EncodeToString(b), req.Offset
+				ae.Extra["current"] = cur
 			}
 		}
 		return ae
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"version": v, "size": len(p), "offset": req.Offset})
+	reply := map[string]any{"version": v, "size": len(p)}
+	if raw {
+		reply["offset"] = req.Offset
+	}
+	writeJSON(w, http.StatusOK, reply)
 	return nil
+}
+
+// textBytes is the content req writes to a utf8 region holding at most
+// max bytes; content over it is refused whole, never truncated.
+func textBytes(req writeRequest, max int64) ([]byte, error) {
+	if req.Hex != "" {
+		return nil, errorf(http.StatusBadRequest, "bad_request", "hex is for raw regions: write text to a utf8 region as content")
+	}
+	p := []byte(req.Content)
+	if int64(len(p)) > max {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("%d bytes is more than the region holds (%d bytes at most): nothing was written", len(p), max),
+			Extra:   map[string]any{"size": len(p), "max": max}}
+	}
+	return p, nil
+}
+
+// rawBytes is the bytes req writes at req.Offset of a raw region of size
+// bytes; a range that passes the end is refused whole.
+func rawBytes(req writeRequest, size int64) ([]byte, error) {
+	if req.Content != "" && req.Hex == "" {
+		return nil, errorf(http.StatusBadRequest, "bad_request", "a raw region takes bytes: send them as hex (\"hex\": \"00ff...\"), not content")
+	}
+	p, err := decodeHex(req.Hex)
+	if err != nil {
+		return nil, err
+	}
+	if req.Offset < 0 || int64(len(p)) > size-req.Offset {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "out_of_range",
+			Message: fmt.Sprintf("%d bytes at offset %d pass the end of the region (%d bytes): nothing was written", len(p), req.Offset, size),
+			Extra:   map[string]any{"size": len(p), "offset": req.Offset, "max": size}}
+	}
+	return p, nil
 }
 
 // decodeHex decodes pairs of hex digits, ignoring whitespace between
