@@ -160,6 +160,15 @@ func FuzzReplyParser(f *testing.F) {
 				if r.Kind == ReplyError {
 					// AppendError keeps the message on one line.
 					want.Text = bytes.ReplaceAll(r.Text, []byte("\r"), []byte(" "))
+					// "ERROR not_found\r" has no code (not_found\r is not
+					// one), but once its '\r' is a space the first word
+					// reads back as the code, as in any "ERROR <code> ...".
+					if word, msg, found := bytes.Cut(want.Text, []byte{' '}); want.Code == CodeUnknown && parseCode(word) != CodeUnknown {
+						want.Code, want.Text = parseCode(word), nil
+						if found {
+							want.Text = msg
+						}
+					}
 				}
 				if err2 != nil || n2 != len(enc) || fmtReply(r2) != fmtReply(want) {
 					t.Fatalf("Next(%q) = %s; its encoding %q parses to %s, %d, %v", buf[:n], fmtReply(r), enc, fmtReply(r2), n2, err2)
