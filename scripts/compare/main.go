@@ -2050,19 +2050,35 @@ did not. By hand, pinned, 4 KiB, medians of 3 interleaved rounds: READ at
 one connection 44.4 k ops/s with it, 16.3 k without, Redis 16.0 k; p99
 55, 81 and 84 µs. At 50 connections it does not spin.
 
-Without pipelining, at 50 connections, both CPUs are busy all the time:
-the load generator's (about 6.4 µs per request, 85 % of it in the
-kernel, the same work whichever server answers) and the server's (CPU
-per request above, a few percent under the generator's). Every server,
-the bare echo included, is then held to the generator's pace, and the
-ratios land on either side of 1.00× from round to round. Making the host
-cheaper per request does not move them: per request it makes one
-recvfrom more than Redis (after it answers, the goroutine reads again,
-finds the socket empty, about 255 ns, and parks on the runtime's poller,
-which clears its readiness flag before a read, so that read cannot be
-skipped safely); skipping it anyway, to measure, gave one read per
-request and no change in throughput, and so did a prototype reactor
-serving GET and SET inline on one goroutine over its own epoll, as Redis
-does. The host's own work (parsing, the region copy, metrics) is a few
-percent of its CPU; the rest is the kernel's TCP path.
+Without pipelining, at 50 connections, both CPUs are busy all the time,
+for every server: the load generator's (about 6 to 7 µs per request, 85 %
+of it in the kernel) and the server's (its CPU per request times its
+ops/s comes to 0.97-0.99 of a CPU for Redis, the echo server and the host
+alike). Each side's time is mostly the kernel's TCP path, including the
+delivery of what it sends into the other side's socket. Every server is
+held to that pace: READ lands at 0.96-0.99× Redis's GET from run to run,
+and at 1.00-1.03× the echo server. What was tried on the host's side,
+each measured pinned and interleaved against the code before it, none
+moving throughput or p99 outside the noise:
+
+- The read of an empty socket after each reply (one recvfrom per
+  request more than Redis, about 255 ns): the runtime's poller drops its
+  readiness news when a read begins, which is why a loop of reads must
+  try the socket first. Serving the whole connection inside one
+  RawConn.Read spares it safely (a read that did not fill its buffer is
+  followed by a wait, not a read): one recvfrom per request instead of
+  two, but the runtime then polled far more often (an epoll_pwait per 3
+  requests instead of per 36), and CPU per request and ops/s stayed
+  within 2 %.
+- A reactor in the style of Redis: one goroutine locked to its thread,
+  its own epoll, raw reads and writes: serving GET and SET inline, no
+  change; as an echo server against the Go echo server, six rounds, no
+  gain; answering every ready socket's reads before any write (Redis's
+  reply batching), or busy-polling epoll instead of sleeping in it, no
+  gain either.
+- Reno instead of the machine's default congestion control (BBR) on
+  the server's sockets: no difference.
+
+The host's own work (parsing, the region copy, metrics) is a few percent
+of its CPU.
 `
