@@ -67,7 +67,8 @@ func (l *logBuf) String() string {
 }
 
 // countingListener counts what the server reads from its connections, so
-// a test can tell that a request has been taken in.
+// a test can tell that a request has been taken in. It counts on
+// rawsock's connections, which "shmgr host" reads through.
 type countingListener struct {
 	net.Listener
 	n *atomic.Int64
@@ -78,7 +79,7 @@ func (l countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: c, n: l.n}, nil
+	return &countingConn{Conn: rawsock.Wrap(c), n: l.n}, nil
 }
 
 type countingConn struct {
@@ -435,6 +436,62 @@ func TestMaxWatches(t *testing.T) {
 	}
 	c.nc.Close()
 	shmtest.CheckFor(t, 5*time.Second, "watchers gauge did not return to 0 after the connection closed", func() bool { return ts.m.Watchers.Load() == 0 })
+}
+
+// TestHalfClose: a client that sends its requests and shuts its side
+// at once (the FIN often comes with the last bytes, and a read takes
+// both) gets every reply, then the host's close, at once: not at the idle
+// timeout.
+func TestHalfClose(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Config{IdleTimeout: time.Minute, ReadTimeout: time.Minute}, nil, nil)
+	tests := []struct {
+		name, send string
+		want       []string
+	}{
+		{"one request", "PING\n", []string{"PONG\n"}},
+		{"original protocol", "WRITE 2\nhi\nREAD\n", []string{"OK\n", "OK hi\n"}},
+		{"partial request", "PING\nREA", []string{"PONG\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for i := range 20 { // the FIN comes with the bytes, or after
+				c := dial(t, ts.addr)
+				c.send(tt.send)
+				c.nc.(*net.TCPConn).CloseWrite()
+				start := time.Now()
+				lines, closed := c.drain()
+				if !closed || time.Since(start) > 5*time.Second {
+					t.Fatalf("try %d: the host did not close after %v (got %q)", i, time.Since(start), lines)
+				}
+				if !slices.Equal(lines, tt.want) {
+					t.Fatalf("try %d: got %q, want %q", i, lines, tt.want)
+				}
+			}
+		})
+	}
+	// The last request and the FIN both wait in the socket while the host
+	// serves the one before (a write waiting for a lease to run out): the
+	// host's next read takes them together.
+	t.Run("while the host is busy", func(t *testing.T) {
+		t.Parallel()
+		holder := dial(t, ts.addr)
+		holder.expect("LOCK default lease=300\n", "OK ")
+		c := dial(t, ts.addr)
+		c.send("WRITE 2\nhi\n")
+		time.Sleep(100 * time.Millisecond)
+		c.send("PING\n")
+		c.nc.(*net.TCPConn).CloseWrite()
+		start := time.Now()
+		lines, closed := c.drain()
+		if !closed || time.Since(start) > 5*time.Second {
+			t.Fatalf("the host did not close after %v (got %q)", time.Since(start), lines)
+		}
+		if want := []string{"OK\n", "PONG\n"}; !slices.Equal(lines, want) {
+			t.Fatalf("got %q, want %q", lines, want)
+		}
+	})
 }
 
 // TestReadTimeout: a request that has begun must arrive whole within the
