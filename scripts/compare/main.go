@@ -2048,7 +2048,12 @@ spins keep finding nothing, and sleeps at least once a millisecond; ` + "`shmgr 
 ` + "`shmgr_busy_poll_reads_total`" + ` counts the spins that paid and those that
 did not. By hand, pinned, 4 KiB, medians of 3 interleaved rounds: READ at
 one connection 44.4 k ops/s with it, 16.3 k without, Redis 16.0 k; p99
-55, 81 and 84 µs. At 50 connections it does not spin.
+55, 81 and 84 µs. At 50 connections it does not spin. The spin pays in
+some stretches of time on this shared machine and not in others: ten
+2-second runs of READ at one connection in a row gave 45-49 k ops/s in
+six, 26-37 k in four (the client's next request then comes after the
+spin has given up), each still above Redis's 16-17 k; the rounds'
+range in the table shows it.
 
 Without pipelining, at 50 connections, both CPUs are busy all the time,
 for every server: the load generator's (about 6 to 7 µs per request, 85 %
@@ -2056,7 +2061,7 @@ of it in the kernel) and the server's (its CPU per request times its
 ops/s comes to 0.97-0.99 of a CPU for Redis, the echo server and the host
 alike). Each side's time is mostly the kernel's TCP path, including the
 delivery of what it sends into the other side's socket. Every server is
-held to that pace: READ lands at 0.96-0.99× Redis's GET from run to run,
+held to that pace: READ lands at 0.95-0.99× Redis's GET from run to run,
 and at 1.00-1.03× the echo server. What was tried on the host's side,
 each measured pinned and interleaved against the code before it, none
 moving throughput or p99 outside the noise:
