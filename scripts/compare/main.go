@@ -2050,10 +2050,10 @@ did not. By hand, pinned, 4 KiB, medians of 3 interleaved rounds: READ at
 one connection 44.4 k ops/s with it, 16.3 k without, Redis 16.0 k; p99
 55, 81 and 84 µs. At 50 connections it does not spin. The spin pays in
 some stretches of time on this shared machine and not in others: ten
-2-second runs of READ at one connection in a row gave 45-49 k ops/s in
-six, 26-37 k in four (the client's next request then comes after the
-spin has given up), each still above Redis's 16-17 k; the rounds'
-range in the table shows it.
+2-second runs of READ at one connection in a row gave 44-49 k ops/s in
+seven, 27-37 k in three (host CPU per request then 26-36 µs instead
+of 20: spins that end without the next request), each still above
+Redis's 16-17 k; the rounds' range in the table shows it.
 
 Without pipelining, at 50 connections, both CPUs are busy all the time,
 for every server: the load generator's (about 6 to 7 µs per request, 85 %
