@@ -314,8 +314,6 @@ func runNetwork(ctx context.Context, cfg Config, test string) (Result, error) {
 	return result(cfg, test, &h, ne, elapsed), errs.err()
 }
 
-// worker sends pipelined batches on one connection until the budget is
-// spent; every reply's latency is measured from its batch's send.
 // A worker's deadline: replyTimeout from when it was last moved on, at
 // most rearmEvery ago.
 const (
@@ -323,6 +321,8 @@ const (
 	rearmEvery   = time.Second
 )
 
+// worker sends pipelined batches on one connection until the budget is
+// spent; every reply's latency is measured from its batch's send.
 func worker(ctx context.Context, cfg Config, cd codec, nc net.Conn, br *bufio.Reader, b *budget, h *Hist) (errCount uint64, err error) {
 	var batch []byte
 	ends := make([]int, cfg.Pipeline)
