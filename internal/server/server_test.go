@@ -459,14 +459,8 @@ func TestHalfClose(t *testing.T) {
 			for i := range 20 { // the FIN comes with the bytes, or after
 				c := dial(t, ts.addr)
 				c.send(tt.send)
-				c.nc.(*net.TCPConn).CloseWrite()
-				start := time.Now()
-				lines, closed := c.drain()
-				if !closed || time.Since(start) > 5*time.Second {
-					t.Fatalf("try %d: the host did not close after %v (got %q)", i, time.Since(start), lines)
-				}
-				if !slices.Equal(lines, tt.want) {
-					t.Fatalf("try %d: got %q, want %q", i, lines, tt.want)
+				if err := halfClose(c, tt.want); err != nil {
+					t.Fatalf("try %d: %v", i, err)
 				}
 			}
 		})
@@ -482,16 +476,25 @@ func TestHalfClose(t *testing.T) {
 		c.send("WRITE 2\nhi\n")
 		time.Sleep(100 * time.Millisecond)
 		c.send("PING\n")
-		c.nc.(*net.TCPConn).CloseWrite()
-		start := time.Now()
-		lines, closed := c.drain()
-		if !closed || time.Since(start) > 5*time.Second {
-			t.Fatalf("the host did not close after %v (got %q)", time.Since(start), lines)
-		}
-		if want := []string{"OK\n", "PONG\n"}; !slices.Equal(lines, want) {
-			t.Fatalf("got %q, want %q", lines, want)
+		if err := halfClose(c, []string{"OK\n", "PONG\n"}); err != nil {
+			t.Fatal(err)
 		}
 	})
+}
+
+// halfClose shuts the client's side of c and checks that the host then
+// sends the lines want and closes, well before any timeout.
+func halfClose(c *tconn, want []string) error {
+	c.nc.(*net.TCPConn).CloseWrite()
+	start := time.Now()
+	lines, closed := c.drain()
+	if !closed || time.Since(start) > 5*time.Second {
+		return fmt.Errorf("the host did not close after %v (got %q)", time.Since(start), lines)
+	}
+	if !slices.Equal(lines, want) {
+		return fmt.Errorf("got %q, want %q", lines, want)
+	}
+	return nil
 }
 
 // TestReadTimeout: a request that has begun must arrive whole within the
