@@ -168,6 +168,12 @@ const (
 	StateReconnecting
 	// StateClosed: Close was called.
 	StateClosed
+	// StateUnreachable: the host cannot be reached, and a region this
+	// Conn has mapped (ModeLocal) keeps working: reads, writes and local
+	// watches go through the mapping, not the host. Only a Conn with a
+	// mapped region open reports it; the Conn re-dials in the background
+	// and is StateConnected again when the host answers.
+	StateUnreachable
 )
 
 func (s State) String() string {
@@ -176,6 +182,8 @@ func (s State) String() string {
 		return "connected"
 	case StateReconnecting:
 		return "reconnecting"
+	case StateUnreachable:
+		return "host unreachable"
 	}
 	return "closed"
 }
@@ -205,8 +213,14 @@ type Conn struct {
 	seq     uint64
 	closed  bool
 	lastErr error
-	grant   grant
 	lastIO  time.Time // last request answered
+	// grant is read by every local write (Region.writable), so it is an
+	// atomic and not behind mu: a mapped region's writes never wait for a
+	// request on the network.
+	grant atomic.Pointer[grant]
+	// mon is the liveness check of the host while a mapped region is
+	// open (see hostcheck.go).
+	mon monitor
 	// watched is the cancellable context whose cancellation interrupts
 	// I/O, and unwatch stops that; live is the current connection, for the
 	// cancellation callback.
@@ -242,9 +256,10 @@ func parseGrant(s string) grant {
 // allows reports whether the token lets this client use region id
 // directly (and write it, if write).
 func (c *Conn) allows(id string, write bool) error {
-	c.mu.Lock()
-	g := c.grant
-	c.mu.Unlock()
+	var g grant
+	if p := c.grant.Load(); p != nil {
+		g = *p
+	}
 	if write && g.readOnly {
 		return fmt.Errorf("%w: the token is read-only", ErrForbidden)
 	}
@@ -342,7 +357,8 @@ func (c *Conn) dial(ctx context.Context) error {
 			if rep.Kind != proto.ReplyOK {
 				return unexpected(rep, "OK")
 			}
-			c.grant = parseGrant(string(rep.Text))
+			g := parseGrant(string(rep.Text))
+			c.grant.Store(&g)
 			return nil
 		})
 		if err != nil {
@@ -362,14 +378,15 @@ func (c *Conn) dial(ctx context.Context) error {
 	return nil
 }
 
-// drop closes the network connection after a failure. c.mu is held.
+// drop closes the network connection after a failure. c.mu is held. A
+// Conn already known to be StateUnreachable stays so until a dial works.
 func (c *Conn) drop() {
 	if c.nc != nil {
 		c.nc.Close()
 		c.nc = nil
 		c.live.Store(nil)
 	}
-	if !c.closed {
+	if !c.closed && c.State() != StateUnreachable {
 		c.setState(StateReconnecting)
 	}
 }
@@ -443,6 +460,7 @@ func (c *Conn) Server() string {
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	c.mon.stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
