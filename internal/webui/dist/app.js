@@ -263,6 +263,9 @@
       } else if (ev.version === this.base.version) {
         // Nothing new; but after a raw write, the window it made.
         if (this.raw && !this.dirty()) this.load(ev);
+      } else if (ev.version < this.base.version) {
+        // Older than what the page shows (a write's reply got here
+        // first): the base only moves forward.
       } else if (!this.dirty() || this.text.value === norm(ev.content)) {
         this.load(ev);
       } else if (!this.latest || ev.version > this.latest.version) {
@@ -292,10 +295,18 @@
       this.render();
       try {
         const r = await api("/api/write", body);
-        this.base = { region: this.base.region, version: r.version, shown: content };
+        // The reply and the pushes race: a push may have moved the base
+        // past this write already. The base only moves forward.
+        if (this.base && this.base.region === body.region && r.version > this.base.version) {
+          this.base = { region: this.base.region, version: r.version, shown: content };
+        }
         // A raw write patches a window: show the whole window it made.
         if (this.raw && this.latest && this.latest.version === r.version) this.load(this.latest);
-        if (this.latest && this.latest.version <= r.version) this.latest = null;
+        if (this.latest && this.base && this.latest.version <= this.base.version) this.latest = null;
+        // A newer version pushed while the write was in flight is taken
+        // as it is, unless the user typed since clicking Write: nothing
+        // of theirs is lost, so there is nothing to resolve.
+        if (this.latest && this.text.value === content) this.load(this.latest);
         this.noticeKey = this.latest ? "notice" : "";
         this.msg = { key: "written", p: { v: r.version }, kind: "ok" };
       } catch (e) {
