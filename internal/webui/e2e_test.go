@@ -255,7 +255,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
 	// No focus ring or caret in the picture.
-	chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+	chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)`))
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -346,7 +346,10 @@ func TestBrowserHostMode(t *testing.T) {
 	if c := eval[string](t, b, `document.getElementById("h-counter").textContent`); !strings.Contains(c, "4092 / 4091") {
 		t.Errorf("counter = %q, want 4092 / 4091", c)
 	}
-	b.do(t, chromedp.Click(chromedp.ID("h-write")))
+	// Write is disabled and says why before the click; Ctrl+Enter gets
+	// the refusal.
+	b.waitFor(t, 2*time.Second, `document.getElementById("h-write").disabled && document.getElementById("h-write").title.startsWith("Over the limit by 1 bytes")`)
+	b.do(t, chromedp.Focus(chromedp.ID("h-text")), chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	b.waitFor(t, 5*time.Second, `document.getElementById("h-msg").textContent.includes("4091")`)
 	msg := eval[string](t, b, `document.getElementById("h-msg").textContent`)
 	if !strings.Contains(msg, "4092") || !strings.Contains(msg, "Not written") {
@@ -517,7 +520,8 @@ func TestBrowserClientMode(t *testing.T) {
 		t.Errorf("shmgr read = %q, want the page's write", got)
 	}
 	b.setText(t, "c-text", strings.Repeat("é", 2046)) // 4092 bytes
-	b.do(t, chromedp.Click(chromedp.ID("c-write")))
+	b.waitFor(t, 2*time.Second, `document.getElementById("c-write").disabled && document.getElementById("c-write").title.startsWith("Over the limit")`)
+	b.do(t, chromedp.Focus(chromedp.ID("c-text")), chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	b.waitFor(t, 5*time.Second, `document.getElementById("c-msg").textContent.includes("4091")`)
 	if got := h.MustCLI(t, "read"); got != "from the client page" {
 		t.Errorf("after the refusal shmgr read = %d bytes, want the content before", len(got))

@@ -187,6 +187,10 @@
       this.want = 0;
       this.hexOff = 0;
       this.size = 0;
+      // lockOwner is who holds the region's lock while a write waits.
+      this.lockOwner = "";
+      this.gutter = $(p + "-gutter");
+      this.text.addEventListener("scroll", () => { this.gutter.scrollTop = this.text.scrollTop; });
       $(p + "-kbd").textContent = isMac ? "⌘↩" : "Ctrl+Enter";
       this.text.addEventListener("input", () => { this.msg = null; this.render(); });
       this.text.addEventListener("keydown", (e) => {
@@ -274,13 +278,22 @@
       }
       if (this.raw && (!this.msg || this.msg.kind === "muted")) {
         const to = Math.min(this.size, this.hexOff + (ev.hex || "").length / 2);
-        this.msg = { key: "rawHelp", p: { size: this.size, from: this.hexOff, to: to }, kind: "muted" };
+        this.msg = { key: "rawHelp", p: { size: this.size, from: this.hexOff, last: Math.max(this.hexOff, to - 1) }, kind: "muted" };
       }
       this.render();
     }
     async write(ifVersion) {
       if (!this.base || this.readOnly || this.busy) return;
       const content = this.text.value;
+      if (!this.raw) {
+        // Refused here (the button is disabled, but Ctrl+Enter is not).
+        const n = utf8.encode(content).length;
+        if (n > this.max) {
+          this.msg = { err: { code: "too_large", size: n, max: this.max }, kind: "error" };
+          this.render();
+          return;
+        }
+      }
       const v = ifVersion !== undefined ? ifVersion : this.base.version;
       const body = { target: this.target, region: this.base.region, content: content, if_version: v };
       if (this.raw) {
@@ -359,6 +372,7 @@
       // Byte counter against the region's maximum.
       const counter = $(this.p + "-counter");
       let blocked = false;
+      let overBy = 0;
       if (this.base && this.raw) {
         const h = this.rawState();
         blocked = h.bad || h.over || h.n === 0;
@@ -369,6 +383,8 @@
       } else if (this.base && !this.readOnly) {
         const n = utf8.encode(text.value).length;
         const over = n > this.max;
+        blocked = over;
+        overBy = n - this.max;
         counter.textContent = over ? t("over", { n: n, max: this.max, over: n - this.max }) : t("bytes", { n: n, max: this.max });
         counter.classList.toggle("over", over);
         text.setAttribute("aria-invalid", String(over));
@@ -376,7 +392,22 @@
         counter.textContent = "";
         text.removeAttribute("aria-invalid");
       }
-      $(this.p + "-write").disabled = !editable || this.busy || blocked;
+      const wb = $(this.p + "-write");
+      wb.disabled = !editable || this.busy || blocked;
+      // Say why Write is disabled before anyone clicks.
+      wb.title = !editable || this.busy ? "" : blocked && this.raw ? t("blockedTitle") : blocked ? t("overTitle", { over: overBy }) : "";
+      // The offset of each line of a raw region's hex.
+      this.gutter.hidden = !this.raw || this.base === null;
+      if (!this.gutter.hidden) {
+        let off = this.hexOff;
+        this.gutter.textContent = text.value.split("\n").map((line) => {
+          const s = String(off);
+          off += Math.floor(line.replace(/\s+/g, "").length / 2);
+          return s;
+        }).join("\n");
+        this.gutter.scrollTop = text.scrollTop;
+        this.gutter.title = t("hexGutter");
+      }
       // The conflict notice.
       const notice = $(this.p + "-notice");
       notice.hidden = !(this.noticeKey && this.latest);
@@ -385,6 +416,10 @@
       const m = $(this.p + "-msg");
       m.className = "msg" + (this.msg ? " " + this.msg.kind : "");
       m.textContent = !this.msg ? "" : this.msg.err ? errText(this.msg.err, this.msg.extra) : t(this.msg.key, this.msg.p);
+      if (this.busy && this.msg && this.msg.key === "writing" && this.lockOwner) {
+        // The write waits for a lock someone else holds: say who.
+        m.textContent = t("waitingLock", { owner: this.lockOwner });
+      }
     }
   }
   // fmtHex lays hex digits out as the raw editor shows them: bytes in
@@ -440,6 +475,17 @@
       $("host-port").value = st.port;
     }
     $("host-datadir").textContent = st.data_dir || "–";
+    // Where other machines reach this one, and what it takes.
+    const bind = st.running ? st.bind : $("host-bind").value.trim() || "127.0.0.1";
+    const local = isLoopback(bind);
+    const addrs = (st.reachable || []).join(", ");
+    setText($("host-bind-hint"), local ? "bindHintLocal" : "bindHintAll", { bind: bind, port: st.running ? st.port : $("host-port").value });
+    setText($("host-reachable"), addrs ? "reachableAt" : "reachableNone", { addrs: addrs });
+    // While it runs, the facts and the note below say it.
+    $("host-bind-hint").hidden = $("host-reachable").hidden = st.running;
+    const lb = $("host-loopback");
+    lb.hidden = !(st.running && local && addrs);
+    if (!lb.hidden) setText(lb, "loopbackOnly", { bind: bind, addrs: addrs });
     const notice = $("host-notice");
     notice.hidden = !(st.running && st.fallback_from);
     if (!notice.hidden) setText(notice, "portFallback", { from: st.fallback_from, port: st.port });
@@ -492,10 +538,10 @@
       lock.title = reg.locked ? (reg.lock_owner ? t("lockHeld", { owner: reg.lock_owner }) : t("lockFlag")) : "";
       li.querySelector(".rtag").hidden = reg.id !== st.default;
       li.querySelector(".rtag").textContent = t("defaultTag");
-      // The default region cannot be deleted; its invisible button keeps
-      // the rows aligned.
+      // The default region cannot be deleted: no button, and its item
+      // spans the card.
       const del = li.querySelector(".del");
-      del.classList.toggle("invisible", reg.id === st.default);
+      del.hidden = reg.id === st.default;
       del.disabled = reg.id === st.default;
       if (!del.dataset.confirm) del.textContent = t("delete");
       del.setAttribute("aria-label", t("delete") + " " + reg.id);
@@ -528,8 +574,18 @@
     // The editor's lock line and state.
     $("h-lock").textContent = r ? (r.locked ? (r.lock_owner ? t("lockHeld", { owner: r.lock_owner }) : t("lockFlag")) : t("lockFree")) : "";
     $("h-lock").classList.toggle("held", !!(r && r.locked));
+    const owner = r && r.locked && r.lock_owner !== st.label ? (r.lock_owner || t("lockFlag")) : "";
+    if (owner !== hostEd.lockOwner) {
+      hostEd.lockOwner = owner;
+      hostEd.render();
+    }
     if (!st.running && (hostEd.base || !hostEd.msg)) hostEd.reset("hostOff");
   }
+
+  function isLoopback(a) {
+    return a === "localhost" || a === "::1" || a === "[::1]" || /^127\./.test(a);
+  }
+  $("host-bind").addEventListener("input", () => { if (lastHost && !lastHost.running) renderHost(lastHost); });
 
   function regionItem(id) {
     const li = document.createElement("li");
@@ -627,7 +683,8 @@
     const badge = $("client-badge");
     badge.dataset.state = state;
     setText(badge, state);
-    const active = state === "connected" || state === "reconnecting" || state === "connecting";
+    const usable = state === "connected" || state === "reconnecting" || state === "unreachable";
+    const active = usable || state === "connecting";
     $("client-disconnect").hidden = !active && state !== "failed";
     if (st.addr && !formFilled) {
       // Another page (or an earlier load) connected: show where to.
@@ -647,12 +704,16 @@
     else { delete reg.dataset.i18n; reg.textContent = st.shm_id || "–"; }
     const reason = $("client-reason");
     reason.hidden = !st.reason || state === "connected";
-    if (!reason.hidden) reason.textContent = errText({ code: st.code, error: st.reason }, { id: st.shm_id, addr: st.addr });
-    reason.className = state === "reconnecting" ? "note" : "error";
+    if (!reason.hidden) reason.textContent = errText(Object.assign({}, st.extra || {}, { code: st.code, error: st.reason }), { id: st.shm_id, addr: st.addr });
+    reason.className = state === "reconnecting" || state === "unreachable" ? "note" : "error";
+    if ((st.lock_owner || "") !== clientEd.lockOwner) {
+      clientEd.lockOwner = st.lock_owner || "";
+      clientEd.render();
+    }
     const why = $("client-why");
     why.hidden = !(st.mode === "tcp" && st.why_not_local);
     if (!why.hidden) why.textContent = t("whyNotLocal", { why: st.why_not_local });
-    if (state !== "connected" && state !== "reconnecting") {
+    if (!usable) {
       if (clientEd.base || !clientEd.msg) clientEd.reset("clientOff");
     }
   }
@@ -677,7 +738,7 @@
         }));
       } catch (err) {
         if (err.code === "network" || err.code === "csrf" || err.code === "no_session" || err.code === "bad_port" || err.code === "bad_fingerprint" || err.code === "bad_mode") {
-          renderClient({ state: "failed", code: err.code, reason: err.error });
+          renderClient({ state: "failed", code: err.code, reason: err.error, extra: err });
         }
         // Connection failures arrive as the session's state too.
       }

@@ -1,0 +1,55 @@
+package webui_test
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/shmgr/shmgr/internal/shmtest"
+)
+
+// TestBrowserMappedClientOutage: a Client mode page that maps the region
+// (local) says "host unreachable" within seconds of the host stopping,
+// and that the region stays readable and writable; a write through the
+// page works meanwhile and is there when the host returns, and the page
+// says connected again.
+func TestBrowserMappedClientOutage(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	h := shmtest.StartHost(t)
+	g := startGUI(t)
+	b.open(t, g)
+	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+	_, port, _ := net.SplitHostPort(h.Addr)
+	h.MustCLI(t, "write", "before the outage")
+	b.do(t,
+		chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
+		chromedp.SetValue(chromedp.ID("client-port"), port),
+		chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
+		chromedp.SetValue(chromedp.ID("client-mode"), "local"),
+		chromedp.Click(chromedp.ID("client-connect")),
+	)
+	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("c-text").value === "before the outage"`)
+
+	h.Stop(t)
+	took := b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "unreachable" && !document.getElementById("client-reason").hidden`)
+	t.Logf("the page said host unreachable %v after the host stopped", took)
+	if s := eval[string](t, b, `document.getElementById("client-state").textContent`); s != "host unreachable" {
+		t.Errorf("state shown = %q, want \"host unreachable\"", s)
+	}
+	if reason := eval[string](t, b, `document.getElementById("client-reason").textContent`); !strings.Contains(reason, "stays readable and writable") {
+		t.Errorf("reason = %q, want it to say the mapped region stays readable and writable", reason)
+	}
+	b.setText(t, "c-text", "written while the host was down")
+	b.do(t, chromedp.Click(chromedp.ID("c-write")))
+	b.waitFor(t, 5*time.Second, `document.getElementById("c-msg").textContent.startsWith("Written")`)
+
+	h.Restart(t)
+	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("client-reason").hidden`)
+	if got := h.MustCLI(t, "read"); got != "written while the host was down" {
+		t.Errorf("after the restart shmgr read = %q, want the page's write", got)
+	}
+}
