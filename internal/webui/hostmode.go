@@ -187,9 +187,9 @@ type hostStatus struct {
 	Reachable []string `json:"reachable"`
 	// Label is the lock owner label of the GUI's own writes, so that the
 	// page can tell a lock it waits for from its own.
-	Label        string              `json:"label,omitempty"`
-	Regions      []regionView        `json:"regions"`
-	Clients      []server.ClientInfo `json:"clients"`
+	Label   string              `json:"label,omitempty"`
+	Regions []regionView        `json:"regions"`
+	Clients []server.ClientInfo `json:"clients"`
 }
 
 // regionView is one region in the list.
