@@ -96,6 +96,12 @@ type Options struct {
 	// this machine (its host_id is this machine's): the CLI offers the
 	// local host's own token this way, never to another machine.
 	LocalToken string
+	// LocalInstance, if set, narrows LocalToken to the one host whose
+	// data directory the token came from: the host whose objects are
+	// named "shmgr-<LocalInstance>-..." (the instance id in the data
+	// directory's registry.json). Another host on this machine, with
+	// another data directory, is not offered the token.
+	LocalInstance string
 	// TLS, if set, connects with TLS using this configuration. For a host
 	// with a self-signed certificate, use PinnedTLS with the fingerprint it
 	// prints.
@@ -346,7 +352,8 @@ func (c *Conn) dial(ctx context.Context) error {
 	}
 	if m.Auth == "token" {
 		token := c.opts.Token
-		if token == "" && c.opts.LocalToken != "" && m.HostID == shm.HostID() {
+		if token == "" && c.opts.LocalToken != "" && m.HostID == shm.HostID() &&
+			(c.opts.LocalInstance == "" || instanceOf(m.OSName) == c.opts.LocalInstance) {
 			token = c.opts.LocalToken
 		}
 		if token == "" {
@@ -420,6 +427,24 @@ func (c *Conn) redial(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, c.opts.MaxBackoff)
 	}
+}
+
+// instanceOf returns the data directory instance in a host's OS name
+// ("shmgr-<instance>-<hash>", or a durable region's file named so), or "".
+func instanceOf(osName string) string {
+	base := osName
+	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
+		base = base[i+1:]
+	}
+	rest, ok := strings.CutPrefix(base, "shmgr-")
+	if !ok {
+		return ""
+	}
+	inst, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return ""
+	}
+	return inst
 }
 
 func withPort(addr string) string {
