@@ -159,4 +159,3 @@ func matchDots(s, pattern string) bool {
 	}
 	return strings.HasSuffix(s, parts[len(parts)-1])
 }
-
