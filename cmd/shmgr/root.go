@@ -223,7 +223,8 @@ func dataDirInstance(dir string) string {
 func checkHostAddr(addr string) error {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
-		if strings.Count(addr, ":") == 1 || strings.HasPrefix(addr, "[") {
+		bracketed := strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") // [::1]: the default port
+		if strings.Count(addr, ":") == 1 || strings.HasPrefix(addr, "[") && !bracketed {
 			return usageError{fmt.Errorf("--host %q: %v: use HOST or HOST:PORT, such as 127.0.0.1:%d or [::1]:%d", addr, err, client.DefaultPort, client.DefaultPort)}
 		}
 		return nil // a bare host (or IPv6 address): the default port

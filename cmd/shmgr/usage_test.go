@@ -47,6 +47,8 @@ func TestCLIExitCodes(t *testing.T) {
 		{name: "watch/port-out-of-range", args: []string{"watch", "--host", "[::1]:70000"}, code: 2,
 			stderr: []string{`port "70000" is not a TCP port`}},
 		{name: "read/ok", args: []string{"read"}, code: 0},
+		{name: "read/bracketed-no-port", args: []string{"read", "--host", "[::1", "--timeout", "1s"}, code: 2,
+			stderr: []string{`--host "[::1": `, "use HOST or HOST:PORT"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
