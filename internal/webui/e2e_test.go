@@ -226,7 +226,9 @@ func (b *browser) waitFor(t *testing.T, timeout time.Duration, cond string) time
 	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(5*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
-		state := eval[string](t, b, `JSON.stringify({host: document.getElementById("h-msg").textContent, client: document.getElementById("c-msg").textContent, reason: document.getElementById("client-reason").textContent, hostErr: document.getElementById("host-error").textContent})`)
+		state := eval[string](t, b, `JSON.stringify({host: document.getElementById("h-msg").textContent, client: document.getElementById("c-msg").textContent, reason: document.getElementById("client-reason").textContent, hostErr: document.getElementById("host-error").textContent,
+			hVersion: document.getElementById("h-version").textContent, hText: document.getElementById("h-text").value.slice(0, 80), hNotice: document.getElementById("h-notice").hidden ? "" : document.getElementById("h-notice-text").textContent,
+			cVersion: document.getElementById("c-version").textContent, cText: document.getElementById("c-text").value.slice(0, 80), cNotice: document.getElementById("c-notice").hidden ? "" : document.getElementById("c-notice-text").textContent})`)
 		t.Fatalf("waiting %v for %s: %v\npage: %s", timeout, cond, err, state)
 	}
 	return time.Since(start)

@@ -15,8 +15,8 @@ import (
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
-// raceRounds bounds TestBrowserWriteRaces.
-const raceRounds = 20
+// rounds bounds TestBrowserWriteRaces, per page.
+const rounds = 20
 
 // TestBrowserWriteRaces races the page's Write against a write from the
 // CLI or the library, round after round, and checks after every round
@@ -42,14 +42,36 @@ func TestBrowserWriteRaces(t *testing.T) {
 	}
 	defer r.Close()
 
+	for _, p := range []string{"h", "c"} {
+		if p == "c" {
+			// The same races in a Client mode page (mapped, as the CLI's).
+			b.do(t, chromedp.Click(chromedp.ID("tab-client")),
+				chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
+				chromedp.SetValue(chromedp.ID("client-port"), strings.TrimPrefix(addr, "127.0.0.1:")),
+				chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
+				chromedp.SetValue(chromedp.ID("client-mode"), "auto"),
+				chromedp.Click(chromedp.ID("client-connect")))
+			b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && !document.getElementById("c-text").disabled`)
+		}
+		t.Run("page="+map[string]string{"h": "host", "c": "client"}[p], func(t *testing.T) { raceRounds(t, b, r, addr, p) })
+	}
+}
+
+// raceRounds runs the rounds of TestBrowserWriteRaces against the editor
+// with prefix p ("h": Host mode, "c": Client mode).
+func raceRounds(t *testing.T, b *browser, r *client.Region, addr, p string) {
+	id := func(s string) string { return p + "-" + s }
 	// shows is the condition that the page shows content at version v,
 	// with no conflict notice.
 	shows := func(content []byte, v uint64) string {
-		return fmt.Sprintf(`document.getElementById("h-version").textContent === %q && document.getElementById("h-text").value === %s && document.getElementById("h-notice").hidden`,
-			"version "+strconv.FormatUint(v, 10), strconv.Quote(string(content)))
+		return fmt.Sprintf(`document.getElementById(%q).textContent === %q && document.getElementById(%q).value === %s && document.getElementById(%q).hidden`,
+			id("version"), "version "+strconv.FormatUint(v, 10), id("text"), strconv.Quote(string(content)), id("notice"))
 	}
+	// notBusy: the page's write has its answer (its Write button is
+	// enabled again; it is disabled while a write is in flight).
+	notBusy := `!document.getElementById("` + id("write") + `").disabled`
 	outcomes := map[string]int{}
-	for i := range raceRounds {
+	for i := range rounds {
 		cur, v0, err := r.ReadVersion(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +85,7 @@ func TestBrowserWriteRaces(t *testing.T) {
 		if byCLI {
 			theirs = fmt.Sprintf("cli %d", i)
 		}
-		b.setText(t, "h-text", mine) // as if typed
+		b.setText(t, id("text"), mine) // as if typed
 
 		w, err := r.Watch(t.Context(), client.WatchOptions{From: v0, HasFrom: true})
 		if err != nil {
@@ -104,12 +126,12 @@ func TestBrowserWriteRaces(t *testing.T) {
 			// go first. (A deliberate offset, not a wait for a state.)
 			<-time.After(time.Duration(rand.IntN(40)) * time.Millisecond)
 		}
-		eval[chromedp.Void](t, b, `document.getElementById("h-write").click()`)
+		eval[chromedp.Void](t, b, `document.getElementById("`+id("write")+`").click()`)
 		if afterCommit {
 			// Refused writes never commit "mine": stop waiting for it once
 			// the page has its answer.
-			b.waitFor(t, 10*time.Second, `!document.getElementById("h-msg").textContent.startsWith("Writing")`)
-			if !strings.HasPrefix(eval[string](t, b, `document.getElementById("h-msg").textContent`), "Written") {
+			b.waitFor(t, 10*time.Second, notBusy)
+			if !strings.HasPrefix(eval[string](t, b, `document.getElementById("`+id("msg")+`").textContent`), "Written") {
 				cancel()
 			}
 		}
@@ -119,7 +141,7 @@ func TestBrowserWriteRaces(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: the other write: %v", i, err)
 		}
-		b.waitFor(t, 10*time.Second, `!document.getElementById("h-msg").textContent.startsWith("Writing")`)
+		b.waitFor(t, 10*time.Second, notBusy)
 
 		final, vf, err := r.ReadVersion(t.Context())
 		if err != nil {
@@ -128,7 +150,7 @@ func TestBrowserWriteRaces(t *testing.T) {
 		if string(final) != theirs {
 			t.Fatalf("round %d: the region holds %q, want the other write's %q (it is unconditional and came after, or before a refused page write)", i, final, theirs)
 		}
-		msg := eval[string](t, b, `document.getElementById("h-msg").textContent`)
+		msg := eval[string](t, b, `document.getElementById("`+id("msg")+`").textContent`)
 		switch {
 		case strings.HasPrefix(msg, "Written: version "):
 			// The page's write went first; the other write replaced it.
@@ -142,11 +164,11 @@ func TestBrowserWriteRaces(t *testing.T) {
 			// The other write went first: the page's conditional write was
 			// refused, the edit kept, and the notice names the version.
 			wantNotice := fmt.Sprintf("Not written: changed by someone else at version %d", vf)
-			b.waitFor(t, 5*time.Second, fmt.Sprintf(`!document.getElementById("h-notice").hidden && document.getElementById("h-notice-text").textContent.startsWith(%q) && document.getElementById("h-text").value === %q`, wantNotice, mine))
+			b.waitFor(t, 5*time.Second, fmt.Sprintf(`!document.getElementById(%q).hidden && document.getElementById(%q).textContent.startsWith(%q) && document.getElementById(%q).value === %q`, id("notice"), id("notice-text"), wantNotice, id("text"), mine))
 			if vf != v0+1 {
 				t.Fatalf("round %d: refused page write, but the region went from version %d to %d", i, v0, vf)
 			}
-			b.do(t, chromedp.Click(chromedp.ID("h-reload")))
+			b.do(t, chromedp.Click(chromedp.ID(id("reload"))))
 			b.waitFor(t, 5*time.Second, shows(final, vf))
 			outcomes["conflict"]++
 		}
@@ -158,5 +180,5 @@ func TestBrowserWriteRaces(t *testing.T) {
 		}
 		b.waitFor(t, 5*time.Second, shows([]byte(after), va))
 	}
-	t.Logf("outcomes of %d rounds: %v", raceRounds, outcomes)
+	t.Logf("outcomes of %d rounds: %v", rounds, outcomes)
 }

@@ -167,6 +167,9 @@
   // it. Content pushed while the user has unsaved edits never replaces
   // them: it is kept in latest and a notice offers Reload or Overwrite.
   const norm = (s) => s.replace(/\r\n?/g, "\n"); // what a textarea makes of s
+  // lockWaitAfter (ms): a write busy this long says who holds the lock, if
+  // someone does (a shorter one only met a lock taken in passing).
+  const lockWaitAfter = 300;
   class Editor {
     constructor(p, target) {
       this.p = p;
@@ -304,8 +307,11 @@
         body.offset = this.hexOff;
       }
       this.busy = true;
+      this.busySince = Date.now();
       this.msg = { key: "writing", kind: "muted" };
       this.render();
+      // A write that takes longer may be waiting for a lock: say whose.
+      const slow = setTimeout(() => this.render(), lockWaitAfter);
       try {
         const r = await api("/api/write", body);
         // The reply and the pushes race: a push may have moved the base
@@ -334,6 +340,7 @@
           this.msg = { err: e, extra: { id: this.base.region }, kind: "error" };
         }
       } finally {
+        clearTimeout(slow);
         this.busy = false;
         if (this.latest && !this.noticeKey) this.noticeKey = "notice";
         this.render();
@@ -416,7 +423,7 @@
       const m = $(this.p + "-msg");
       m.className = "msg" + (this.msg ? " " + this.msg.kind : "");
       m.textContent = !this.msg ? "" : this.msg.err ? errText(this.msg.err, this.msg.extra) : t(this.msg.key, this.msg.p);
-      if (this.busy && this.msg && this.msg.key === "writing" && this.lockOwner) {
+      if (this.busy && this.msg && this.msg.key === "writing" && this.lockOwner && Date.now() - this.busySince >= lockWaitAfter) {
         // The write waits for a lock someone else holds: say who.
         m.textContent = t("waitingLock", { owner: this.lockOwner });
       }
