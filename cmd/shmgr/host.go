@@ -53,6 +53,8 @@ type hostFlags struct {
 	group        string
 	cpuProfile   string
 	busyPoll     time.Duration
+	respListen   string // --resp-listen: the Redis protocol listener (off if empty)
+	respCreate   bool   // --resp-create: SET on a missing key creates its region
 }
 
 // maxBusyPoll bounds --busy-poll: a longer spin would cost more CPU than
@@ -104,6 +106,8 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().IntVar(&f.maxWatches, "max-watches", 1024, "most watches per connection")
 	c.Flags().StringVar(&f.group, "group", "", "share regions and the data directory with this group (read-write for its members)")
 	c.Flags().DurationVar(&f.busyPoll, "busy-poll", server.DefaultBusyPoll, "how long a lone client's connection keeps checking for its next request before it sleeps (0: off; at most 1ms)")
+	c.Flags().StringVar(&f.respListen, "resp-listen", "", "also serve the Redis protocol (RESP2/RESP3) on this address, such as 127.0.0.1:6380 (off by default)")
+	c.Flags().BoolVar(&f.respCreate, "resp-create", true, "let SET on a missing key create a utf8 region for it (see \"Redis protocol\" in the README)")
 	c.Flags().StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) to this file until the host stops")
 	c.Flags().MarkHidden("cpu-profile")
 	return c
@@ -150,13 +154,28 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
 	}
 	tcpAddr := ln.Addr().(*net.TCPAddr)
+	// The RESP listener (--resp-listen) takes the same tokens and TLS: if
+	// it is the one that leaves loopback, it decides that tokens are
+	// required.
+	var respLn net.Listener
+	secAddr := tcpAddr
+	if f.respListen != "" {
+		if respLn, err = server.Listen(f.respListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w (is a Redis server running there? pick another address with --resp-listen)", f.respListen, err)
+		}
+		defer respLn.Close()
+		if ra := respLn.Addr().(*net.TCPAddr); !loopbackOnly(ra) {
+			secAddr = ra
+		}
+	}
 	// Tokens and TLS first: a bad --token must fail before any region is
 	// made.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		ln.Close()
 		return fmt.Errorf("data directory: %w", err)
 	}
-	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
+	sec, err := setUpSecurity(f, dir, secAddr, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -171,6 +190,9 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	}
 	if sec.tls != nil {
 		ln = tls.NewListener(rawsock.WrapListener(ln), sec.tls)
+		if respLn != nil {
+			respLn = tls.NewListener(rawsock.WrapListener(respLn), sec.tls)
+		}
 	}
 	m := &metrics.Host{}
 	srv := server.New(h, server.Config{
@@ -187,6 +209,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		Insecure:     sec.insecure,
 		Metrics:      m,
 		Logf:         func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
+		RESP:         server.RESPConfig{NoCreate: !f.respCreate},
 	})
 	def, err := h.Default()
 	if err != nil {
@@ -206,8 +229,13 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	}
 	printBanner(stdout, tcpAddr, dir, def.Info(), sec)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if respLn != nil {
+		ra := respLn.Addr().(*net.TCPAddr)
+		fmt.Fprintf(stdout, "redis:      %s (redis-cli -h %s -p %d)\n", ra, server.Addresses(ra.IP)[0], ra.Port)
+		go func() { errc <- srv.ServeRESP(respLn) }()
+	}
 	select {
 	case err = <-errc:
 		logger.Error("serve", "err", err)

@@ -66,6 +66,8 @@ type Config struct {
 	// Logf logs connection events (default: discard). It is never called
 	// with a lock held.
 	Logf func(format string, args ...any)
+	// RESP configures the Redis protocol listener (ServeRESP).
+	RESP RESPConfig
 }
 
 // DefaultBusyPoll is the BusyPoll of "shmgr host" and of the GUI's host
@@ -118,7 +120,7 @@ func New(h *host.Host, cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = &metrics.Host{}
 	}
-	cfg.Metrics.CommandNames = commandNames()
+	cfg.Metrics.CommandNames = append(commandNames(), respFamilyNames[:]...)
 	cfg.Metrics.OutcomeNames = outcomeNames()
 	var b [8]byte
 	rand.Read(b[:])
@@ -127,7 +129,10 @@ func New(h *host.Host, cfg Config) *Server {
 
 // Serve accepts connections on ln until Shutdown. It always returns a
 // non-nil error: ErrServerClosed after Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// serve is Serve, for the shmgr protocol or (resp) the Redis protocol.
+func (s *Server) serve(ln net.Listener, resp bool) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -164,7 +169,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			tc.SetKeepAliveConfig(keepAlive)
 			tc.SetNoDelay(true)
 		}
-		if !s.track(nc) {
+		if !s.track(nc, resp) {
 			nc.Close()
 			return ErrServerClosed
 		}
@@ -190,7 +195,7 @@ var errNever = errors.New("never")
 
 // track registers a connection and starts its goroutine, unless the
 // server is shutting down.
-func (s *Server) track(nc net.Conn) bool {
+func (s *Server) track(nc net.Conn, resp bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -207,12 +212,20 @@ func (s *Server) track(nc net.Conn) bool {
 		go func() {
 			defer s.wg.Done()
 			nc.SetDeadline(time.Now().Add(time.Second))
-			nc.Write(proto.AppendError(nil, proto.CodeLimit, fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)))
+			msg := fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)
+			if resp {
+				nc.Write(respRefusal(msg))
+			} else {
+				nc.Write(proto.AppendError(nil, proto.CodeLimit, msg))
+			}
 			nc.Close()
 		}()
 		return true
 	}
 	c := newConn(s, nc)
+	if resp {
+		c.resp = newRESPConn(c)
+	}
 	s.conns[c] = struct{}{}
 	s.cfg.Metrics.Connections.Add(1)
 	s.wg.Add(1)
