@@ -227,13 +227,15 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		}
 		defer metricsSrv.Close()
 	}
-	printBanner(stdout, tcpAddr, dir, def.Info(), sec)
+	var respAddr *net.TCPAddr
+	if respLn != nil {
+		respAddr = respLn.Addr().(*net.TCPAddr)
+	}
+	printBanner(stdout, tcpAddr, respAddr, dir, def.Info(), sec)
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if respLn != nil {
-		ra := respLn.Addr().(*net.TCPAddr)
-		fmt.Fprintf(stdout, "redis:      %s (redis-cli -h %s -p %d)\n", ra, server.Addresses(ra.IP)[0], ra.Port)
 		go func() { errc <- srv.ServeRESP(respLn) }()
 	}
 	select {
@@ -276,7 +278,7 @@ func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
 }
 
 // printBanner prints what a client needs to connect, as the original did.
-func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec security) {
+func printBanner(w io.Writer, addr, respAddr *net.TCPAddr, dir string, in host.Info, sec security) {
 	port := strconv.Itoa(addr.Port)
 	ips := server.Addresses(addr.IP)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -301,6 +303,9 @@ func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec s
 	if sec.tls != nil {
 		fmt.Fprintf(tw, "tls sha256:\t%s\n", sec.fingerprint)
 		flags += " --tls-fingerprint " + sec.fingerprint
+	}
+	if respAddr != nil {
+		fmt.Fprintf(tw, "redis:\t%s (redis-cli -h %s -p %d)\n", respAddr, server.Addresses(respAddr.IP)[0], respAddr.Port)
 	}
 	fmt.Fprintf(tw, "connect:\tshmgr read --host %s%s\n", net.JoinHostPort(ips[0], port), flags)
 	tw.Flush()

@@ -365,7 +365,7 @@ func (c *conn) respHello(args [][]byte) {
 		}
 	} else if c.grant == nil {
 		c.s.cfg.Metrics.AuthFailures.Inc()
-		c.respErr(proto.CodeUnauthorized, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		c.respErr(proto.CodeUnauthorized, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
 	if hasName {
