@@ -1,0 +1,319 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/certs"
+	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/metrics"
+	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/resp"
+	"github.com/shmgr/shmgr/internal/shm"
+	"github.com/shmgr/shmgr/internal/shmtest"
+)
+
+// startRESP starts a server for a fresh host and serves the Redis
+// protocol on a loopback port (TLS if tlsCfg is set); everything is shut
+// down, and the host's shared memory removed, when the test ends.
+func startRESP(t *testing.T, cfg Config, tlsCfg *tls.Config) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	h, _, err := host.Open(host.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "shmgr-" + instance(t, dir) + "-"
+	t.Cleanup(func() {
+		if left, _ := shm.List(prefix); len(left) > 0 {
+			t.Errorf("shared-memory objects left behind: %v", left)
+		}
+	})
+	t.Cleanup(func() { shmtest.RemoveObjects(t, dir) })
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	ts := &testServer{h: h, addr: ln.Addr().String(), dir: dir, m: &metrics.Host{}, log: &logBuf{}}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	cfg.Metrics, cfg.Logf = ts.m, ts.log.logf
+	ts.srv = New(h, cfg)
+	served := make(chan error, 1)
+	go func() { served <- ts.srv.ServeRESP(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ts.srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("ServeRESP returned %v, want ErrServerClosed", err)
+		}
+		if err := h.Close(); err != nil {
+			t.Errorf("host Close: %v", err)
+		}
+	})
+	return ts
+}
+
+// rconn is a bare RESP client connection.
+type rconn struct {
+	t   testing.TB
+	nc  net.Conn
+	br  *bufio.Reader
+	buf []byte
+}
+
+func rdial(t testing.TB, nc net.Conn) *rconn {
+	t.Cleanup(func() { nc.Close() })
+	return &rconn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func rdialTCP(t testing.TB, addr string) *rconn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rdial(t, nc)
+}
+
+func (c *rconn) write(b []byte) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// reply reads one reply and renders it; "EOF" when the server closed the
+// connection.
+func (c *rconn) reply() string {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if r, n, err := resp.ParseReply(c.buf); err != nil {
+			c.t.Fatalf("reply %q: %v", c.buf, err)
+		} else if n > 0 {
+			s := r.String()
+			c.buf = c.buf[n:]
+			return s
+		}
+		b := make([]byte, 4096)
+		n, err := c.br.Read(b)
+		if n == 0 && err != nil {
+			return "EOF"
+		}
+		c.buf = append(c.buf, b[:n]...)
+	}
+}
+
+func cmd(args ...string) []byte {
+	bs := make([][]byte, len(args))
+	for i, a := range args {
+		bs[i] = []byte(a)
+	}
+	return resp.AppendCommand(nil, bs...)
+}
+
+func (c *rconn) do(args ...string) string {
+	c.t.Helper()
+	c.write(cmd(args...))
+	return c.reply()
+}
+
+// TestRESPPipelineOrder sends a thousand mixed commands in one write:
+// the replies come in request order, errors in their places.
+func TestRESPPipelineOrder(t *testing.T) {
+	ts := startRESP(t, Config{}, nil)
+	c := rdialTCP(t, ts.addr)
+	var in []byte
+	var want []string
+	for i := range 250 {
+		v := fmt.Sprintf("v%d", i)
+		in = append(in, cmd("SET", "k", v)...)
+		in = append(in, cmd("GET", "k")...)
+		in = append(in, "PING\r\n"...)
+		in = append(in, cmd("NOPE", v)...)
+		want = append(want, "OK", fmt.Sprintf("%q", v), "PONG", fmt.Sprintf("(error ERR unknown command 'NOPE', with args beginning with: '%s' )", v))
+	}
+	c.write(in)
+	for i, w := range want {
+		if got := c.reply(); got != w {
+			t.Fatalf("reply %d = %s, want %s", i, got, w)
+		}
+	}
+}
+
+// TestRESPSplit writes a pipelined stream one byte per write: the server
+// reassembles every command.
+func TestRESPSplit(t *testing.T) {
+	ts := startRESP(t, Config{}, nil)
+	c := rdialTCP(t, ts.addr)
+	in := append(cmd("SET", "k", "a\r\nb"), cmd("GET", "k")...)
+	in = append(in, "ECHO \"x y\"\r\n"...)
+	for _, b := range in {
+		c.write([]byte{b})
+	}
+	for _, w := range []string{"OK", `"a\r\nb"`, `"x y"`} {
+		if got := c.reply(); got != w {
+			t.Fatalf("reply = %s, want %s", got, w)
+		}
+	}
+}
+
+// TestRESPProtocolError: a malformed request gets Redis's protocol error
+// and the connection is closed; the replies before it are delivered.
+func TestRESPProtocolError(t *testing.T) {
+	ts := startRESP(t, Config{}, nil)
+	for _, tt := range []struct{ in, want string }{
+		{"*x\r\n", "(error ERR Protocol error: invalid multibulk length)"},
+		{"*1\r\n:1\r\n", "(error ERR Protocol error: expected '$', got ':')"},
+		{"ECHO \"a\r\n", "(error ERR Protocol error: unbalanced quotes in request)"},
+	} {
+		c := rdialTCP(t, ts.addr)
+		c.write([]byte("PING\r\n" + tt.in))
+		if got := c.reply(); got != "PONG" {
+			t.Errorf("%q: first reply %s, want PONG", tt.in, got)
+		}
+		if got := c.reply(); got != tt.want {
+			t.Errorf("%q: %s, want %s", tt.in, got, tt.want)
+		}
+		if got := c.reply(); got != "EOF" {
+			t.Errorf("%q: after the protocol error: %s, want the connection closed", tt.in, got)
+		}
+	}
+	shmtest.CheckFor(t, 5*time.Second, "connections not closed", func() bool { return ts.srv.Connections() == 0 })
+}
+
+// TestRESPLimits: the shmgr port's limits apply, in RESP's form.
+func TestRESPLimits(t *testing.T) {
+	ts := startRESP(t, Config{MaxConns: 1, IdleTimeout: 300 * time.Millisecond}, nil)
+	first := rdialTCP(t, ts.addr)
+	if got := first.do("PING"); got != "PONG" {
+		t.Fatalf("PING = %s", got)
+	}
+	second := rdialTCP(t, ts.addr)
+	if got := second.reply(); !strings.HasPrefix(got, "(error ERR max number of clients reached") {
+		t.Errorf("a connection over --max-connections got %s", got)
+	}
+	if got := first.reply(); got != "(error ERR connection closed: too long idle)" {
+		t.Errorf("an idle connection got %s, want the idle timeout's error", got)
+	}
+	if got := first.reply(); got != "EOF" {
+		t.Errorf("after the idle timeout: %s", got)
+	}
+	// A big value is refused by the payload limit, as on the shmgr port.
+	ts2 := startRESP(t, Config{Limits: proto.Limits{MaxLine: proto.DefaultMaxLine, MaxPayload: 1024}}, nil)
+	c := rdialTCP(t, ts2.addr)
+	if got := c.do("SET", "k", strings.Repeat("x", 2048)); !strings.Contains(got, "Protocol error: invalid bulk length") {
+		t.Errorf("SET of 2 KiB with a 1 KiB payload limit = %s", got)
+	}
+}
+
+// TestRESPMetrics: RESP commands are counted in the host's metrics by
+// family and outcome.
+func TestRESPMetrics(t *testing.T) {
+	ts := startRESP(t, Config{}, nil)
+	c := rdialTCP(t, ts.addr)
+	c.do("SET", "k", "v")
+	c.do("GET", "k")
+	c.do("GET", "k")
+	c.do("SET", "k", "\xff")
+	c.do("NOPE")
+	c.do("QUIT")
+	var b strings.Builder
+	shmtest.CheckFor(t, 5*time.Second, "metrics", func() bool {
+		b.Reset()
+		ts.m.WriteText(&b)
+		return strings.Contains(b.String(), `command="resp_connection"`)
+	})
+	for _, want := range []string{
+		`shmgr_requests_total{command="resp_get",outcome="ok"} 2`,
+		`shmgr_requests_total{command="resp_set",outcome="ok"} 1`,
+		`shmgr_requests_total{command="resp_set",outcome="invalid_utf8"} 1`,
+		`shmgr_requests_total{command="resp_error",outcome="unknown_command"} 1`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestRESPTLS: the listener serves TLS like the shmgr port.
+func TestRESPTLS(t *testing.T) {
+	cert, err := certs.LoadOrCreate(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startRESP(t, Config{}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	pin, err := certs.PinnedConfig(certs.Fingerprint(cert.Certificate[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := tls.Dial("tcp", ts.addr, pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rdial(t, nc)
+	if got := c.do("SET", "k", "over tls"); got != "OK" {
+		t.Errorf("SET over TLS = %s", got)
+	}
+	if got := c.do("GET", "k"); got != `"over tls"` {
+		t.Errorf("GET over TLS = %s", got)
+	}
+}
+
+// TestRESPKeyspace runs subscriptions under the race detector: a
+// channel, a pattern over keys made later, deletion, RESP3 pushes.
+func TestRESPKeyspace(t *testing.T) {
+	ts := startRESP(t, Config{}, nil)
+	w := rdialTCP(t, ts.addr)
+	w.do("SET", "a", "1")
+	sub := rdialTCP(t, ts.addr)
+	sub.do("HELLO", "3")
+	if got := sub.do("SUBSCRIBE", "__keyspace@0__:a"); got != `>["subscribe" "__keyspace@0__:a" (integer 1)]` {
+		t.Fatalf("SUBSCRIBE = %s", got)
+	}
+	if got := sub.do("PSUBSCRIBE", "__keyspace@0__:n*"); got != `>["psubscribe" "__keyspace@0__:n*" (integer 2)]` {
+		t.Fatalf("PSUBSCRIBE = %s", got)
+	}
+	for i := range 3 {
+		w.do("SET", "a", fmt.Sprint(i))
+		if got := sub.reply(); got != `>["message" "__keyspace@0__:a" "set"]` {
+			t.Fatalf("after SET a: %s", got)
+		}
+		// RESP3 lets a subscriber run commands between pushes.
+		if got := sub.do("GET", "a"); got != fmt.Sprintf("%q", fmt.Sprint(i)) {
+			t.Fatalf("GET a while subscribed = %s", got)
+		}
+	}
+	w.do("SET", "new", "x")
+	if got := sub.reply(); got != `>["pmessage" "__keyspace@0__:n*" "__keyspace@0__:new" "set"]` {
+		t.Fatalf("after SET of a new key: %s", got)
+	}
+	w.do("DEL", "a")
+	if got := sub.reply(); got != `>["message" "__keyspace@0__:a" "del"]` {
+		t.Fatalf("after DEL a: %s", got)
+	}
+	w.do("SET", "a", "again")
+	if got := sub.reply(); got != `>["message" "__keyspace@0__:a" "set"]` {
+		t.Fatalf("after SET of a deleted key: %s", got)
+	}
+	if got := sub.do("UNSUBSCRIBE", "__keyspace@0__:a"); got != `>["unsubscribe" "__keyspace@0__:a" (integer 1)]` {
+		t.Fatalf("UNSUBSCRIBE = %s", got)
+	}
+	if n := ts.m.Watchers.Load(); n != 1 {
+		t.Errorf("watchers = %d after UNSUBSCRIBE, want 1 (the pattern's region)", n)
+	}
+}
