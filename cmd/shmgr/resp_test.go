@@ -369,7 +369,7 @@ func TestRESPRefusals(t *testing.T) {
 		{[]string{"SET", "k", "\xff\xfe"}, "ERR value is not valid UTF-8 (invalid byte 0xff at offset 0)"},
 		{[]string{"SET", "small", strings.Repeat("x", 12)}, "ERR value does not fit the region of key 'small'"},
 		{[]string{"SETRANGE", "small", "5", strings.Repeat("x", 8)}, "ERR SETRANGE at offset 5 with 8 bytes passes the end of the region of key 'small'"},
-		{[]string{"SET", "rawk", "abc"}, "ERR key 'rawk' is a raw region of 8 bytes"},
+		{[]string{"SET", "rawk", "abc"}, "WRONGTYPE Operation against a key holding the wrong kind of value: key 'rawk' is a raw region of 8 bytes"},
 		{[]string{"SET", ":k", "v"}, "ERR key cannot name a region"},
 		{[]string{"SET", "a_3a", "v"}, "which the key mapping reads back as another byte"},
 		{[]string{"DEL", "default"}, "ERR key 'default' is the host's default region"},

@@ -254,7 +254,7 @@ type errRawSize struct {
 func (e errRawSize) Error() string { return "raw region size mismatch" }
 
 func (e errRawSize) msg(key []byte) string {
-	return fmt.Sprintf("ERR key '%s' is a raw region of %d bytes: SET must give exactly %d bytes, not %d (SETRANGE writes part of it)", key, e.size, e.size, e.n)
+	return fmt.Sprintf("WRONGTYPE Operation against a key holding the wrong kind of value: key '%s' is a raw region of %d bytes, and SET must give exactly %d bytes, not %d (SETRANGE writes part of it)", key, e.size, e.size, e.n)
 }
 
 // respOne runs one key command through the value engine (respAtomic).

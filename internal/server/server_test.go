@@ -1057,8 +1057,9 @@ func TestMetricsCounted(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", strings.TrimSpace(want), text)
 		}
 	}
-	// The names tables cover every command and every error code.
-	if got := ts.m.CommandNames; len(got) != int(proto.CmdUnlock)+1 || got[proto.CmdRead] != "READ" || got[proto.CmdUnlock] != "UNLOCK" {
+	// The names tables cover every command (the RESP families follow
+	// the shmgr commands) and every error code.
+	if got := ts.m.CommandNames; len(got) != int(proto.CmdUnlock)+1+int(numRESPFamilies) || got[proto.CmdRead] != "READ" || got[proto.CmdUnlock] != "UNLOCK" || len(got) > metrics.MaxKinds {
 		t.Errorf("CommandNames = %v", got)
 	}
 	if got := ts.m.OutcomeNames; got[0] != "ok" || got[proto.CodeFenced] != "fenced" || len(got) > metrics.MaxKinds {
