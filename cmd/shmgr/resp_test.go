@@ -277,6 +277,7 @@ func respSessions() map[string][]respStep {
 			s0("MULTI"), s0("MULTI"), s0("DISCARD"),
 			s0("MULTI"), s0("FOO"), s0("GET", "greeting"), s0("EXEC"),
 			s0("MULTI"), s0("GET"), s0("EXEC"),
+			s0("MULTI"), s0("WATCH", "greeting"), s0("EXEC"), s0("WATCH", "x", "y"), s0("UNWATCH"),
 			s0("WATCH", "greeting"), s1("SET", "greeting", "other"), s0("MULTI"), s0("SET", "greeting", "b"), s0("EXEC"), s0("GET", "greeting"),
 			s0("WATCH", "greeting"), s0("MULTI"), s0("SET", "greeting", "c"), s0("EXEC"), s0("GET", "greeting"),
 			s0("WATCH", "fresh"), s1("SET", "fresh", "made"), s0("MULTI"), s0("SET", "fresh", "mine"), s0("EXEC"),

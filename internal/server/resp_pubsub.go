@@ -145,6 +145,9 @@ func (c *conn) respUnsubscribe(names [][]byte, pattern bool) {
 // c.smu is held.
 func (c *conn) respReconcileLocked(initial bool) {
 	s := &c.resp.subs
+	if s.regions == nil {
+		return // closed (respCloseSubs), or nothing subscribed yet
+	}
 	want := map[string]string{} // id -> channel
 	s.missing = false
 	for ch := range s.channels {
@@ -318,4 +321,5 @@ func (c *conn) respCloseSubs() {
 		c.s.cfg.Metrics.Watchers.Add(-1)
 	}
 	c.resp.subs.regions = nil
+	c.resp.subs.channels, c.resp.subs.patterns = nil, nil
 }
