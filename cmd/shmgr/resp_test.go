@@ -498,6 +498,21 @@ func TestRESPAuthGrants(t *testing.T) {
 			t.Errorf("per-region %q = %s, want %s", tt.args, r, tt.want)
 		}
 	}
+	// Removing a token cuts the RESP connections that authenticated with
+	// it, as on the shmgr port: the next command gets NOAUTH, then EOF.
+	tokenCmd(t, "rm", "viewer", "--data-dir", dir)
+	var last resp.Reply
+	shmtest.CheckFor(t, 10*time.Second, "the removed token's connection still works", func() bool {
+		last = viewer.do("PING")
+		return last.Type == '-'
+	})
+	if !strings.HasPrefix(string(last.Str), "NOAUTH the token this connection authenticated with was removed or changed") {
+		t.Errorf("after token rm: %s, want NOAUTH saying the token was removed", last)
+	}
+	viewer.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	if n, err := viewer.nc.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the revoked connection is still open (read %d bytes)", n)
+	}
 	// Three wrong tokens close the connection, as on the shmgr port.
 	bad := dialRESP(t, addr)
 	for range 3 {

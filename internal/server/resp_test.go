@@ -317,3 +317,86 @@ func TestRESPKeyspace(t *testing.T) {
 		t.Errorf("watchers = %d after UNSUBSCRIBE, want 1 (the pattern's region)", n)
 	}
 }
+
+// TestRESPWatchCounter increments one counter from several connections
+// with WATCH / GET / MULTI / SET / EXEC, retrying when EXEC is aborted:
+// every committed EXEC is a write at the version its WATCH saw, so no
+// increment is lost and the counter ends at the number of successes.
+func TestRESPWatchCounter(t *testing.T) {
+	ts := startRESP(t, Config{}, nil)
+	rdialTCP(t, ts.addr).do("SET", "counter", "0")
+	const workers, each = 4, 25
+	errc := make(chan error, workers)
+	aborted := make(chan int, workers)
+	for range workers {
+		nc, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &rconn{t: t, nc: nc, br: bufio.NewReader(nc)}
+		t.Cleanup(func() { nc.Close() })
+		go func() {
+			n := 0
+			defer func() { aborted <- n }()
+			for done := 0; done < each; {
+				if n > 100*each {
+					errc <- fmt.Errorf("%d aborted transactions: no progress", n)
+					return
+				}
+				if r := c.doQuiet("WATCH", "counter"); r != "OK" {
+					errc <- fmt.Errorf("WATCH = %s", r)
+					return
+				}
+				v := c.doQuiet("GET", "counter")
+				var cur int
+				fmt.Sscanf(strings.Trim(v, `"`), "%d", &cur)
+				c.doQuiet("MULTI")
+				c.doQuiet("SET", "counter", fmt.Sprint(cur+1))
+				switch r := c.doQuiet("EXEC"); r {
+				case "*[OK]":
+					done++
+				case "(nil)":
+					n++
+				default:
+					errc <- fmt.Errorf("EXEC = %s", r)
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	total := 0
+	for range workers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		total += <-aborted
+	}
+	if got := rdialTCP(t, ts.addr).do("GET", "counter"); got != fmt.Sprintf("%q", fmt.Sprint(workers*each)) {
+		t.Errorf("counter = %s after %d committed increments (%d aborted), want %d", got, workers*each, total, workers*each)
+	}
+	t.Logf("%d increments committed, %d transactions aborted by a conflicting write", workers*each, total)
+}
+
+// doQuiet is do for other goroutines: failures come back as the reply
+// "(failed ...)" instead of ending the test from outside its goroutine.
+func (c *rconn) doQuiet(args ...string) string {
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(cmd(args...)); err != nil {
+		return "(failed " + err.Error() + ")"
+	}
+	for {
+		if r, n, err := resp.ParseReply(c.buf); err != nil {
+			return "(failed " + err.Error() + ")"
+		} else if n > 0 {
+			c.buf = c.buf[n:]
+			return r.String()
+		}
+		b := make([]byte, 4096)
+		n, err := c.br.Read(b)
+		if n == 0 && err != nil {
+			return "(failed " + err.Error() + ")"
+		}
+		c.buf = append(c.buf, b[:n]...)
+	}
+}
