@@ -232,10 +232,13 @@ func (c *conn) respSetPlain(key, value []byte) {
 		_, err := r.Write(value, o)
 		return err
 	})
+	if err == nil {
+		c.out = resp.AppendOK(c.out)
+		return
+	}
+	// Declared here, not above: errors.As moves it to the heap.
 	var rs errRawSize
 	switch {
-	case err == nil:
-		c.out = resp.AppendOK(c.out)
 	case errors.As(err, &rs):
 		c.respErr(proto.CodeBadRequest, rs.msg(key))
 	case errors.Is(err, host.ErrNotFound):

@@ -154,7 +154,7 @@ func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.
 }
 
 // instance returns the host's instance id from registry.json.
-func instance(t *testing.T, dir string) string {
+func instance(t testing.TB, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "registry.json"))
 	if err != nil {
