@@ -618,6 +618,29 @@ func TestRESPRedisCLI(t *testing.T) {
 	}
 }
 
+// TestRESPRedisCLITLS: with --tls the RESP listener serves TLS with the
+// host's certificate, as the shmgr port does; redis-cli connects with
+// --tls (skipping verification of the self-signed certificate).
+func TestRESPRedisCLITLS(t *testing.T) {
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli is not installed (apt-get install redis-tools; .ci/run installs it)")
+	}
+	_, addr := startRESPHost(t, "--tls")
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cli, "--tls", "--insecure", "-h", host, "-p", port, "SET", "k", "over tls").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "OK" {
+		t.Fatalf("redis-cli --tls SET: %v\n%s", err, out)
+	}
+	// Plain text against the TLS port is not served.
+	plain := exec.CommandContext(ctx, cli, "-h", host, "-p", port, "PING")
+	if out, err := plain.CombinedOutput(); err == nil && strings.TrimSpace(string(out)) == "PONG" {
+		t.Errorf("a plain-text PING was answered on the TLS port")
+	}
+}
+
 // TestRESPRedisBenchmark runs Debian's redis-benchmark against the
 // binary: every test must run to completion with no error.
 func TestRESPRedisBenchmark(t *testing.T) {
