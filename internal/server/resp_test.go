@@ -199,7 +199,7 @@ func TestRESPProtocolError(t *testing.T) {
 
 // TestRESPLimits: the shmgr port's limits apply, in RESP's form.
 func TestRESPLimits(t *testing.T) {
-	ts := startRESP(t, Config{MaxConns: 1, IdleTimeout: 300 * time.Millisecond}, nil)
+	ts := startRESP(t, Config{MaxConns: 1}, nil)
 	first := rdialTCP(t, ts.addr)
 	if got := first.do("PING"); got != "PONG" {
 		t.Fatalf("PING = %s", got)
@@ -208,11 +208,20 @@ func TestRESPLimits(t *testing.T) {
 	if got := second.reply(); !strings.HasPrefix(got, "(error ERR max number of clients reached") {
 		t.Errorf("a connection over --max-connections got %s", got)
 	}
-	if got := first.reply(); got != "(error ERR connection closed: too long idle)" {
+	// The idle timeout closes a quiet connection, but not a subscriber
+	// (messages flow the other way), as for shmgr watchers.
+	ts3 := startRESP(t, Config{IdleTimeout: 300 * time.Millisecond}, nil)
+	idle, sub := rdialTCP(t, ts3.addr), rdialTCP(t, ts3.addr)
+	idle.do("PING")
+	sub.do("SUBSCRIBE", "__keyspace@0__:k")
+	if got := idle.reply(); got != "(error ERR connection closed: too long idle)" {
 		t.Errorf("an idle connection got %s, want the idle timeout's error", got)
 	}
-	if got := first.reply(); got != "EOF" {
+	if got := idle.reply(); got != "EOF" {
 		t.Errorf("after the idle timeout: %s", got)
+	}
+	if got := sub.do("PING"); got != `*["pong" ""]` {
+		t.Errorf("a subscriber as quiet as the closed connection: PING = %s, want it open", got)
 	}
 	// A big value is refused by the payload limit, as on the shmgr port.
 	ts2 := startRESP(t, Config{Limits: proto.Limits{MaxLine: proto.DefaultMaxLine, MaxPayload: 1024}}, nil)
