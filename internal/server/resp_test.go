@@ -211,9 +211,11 @@ func TestRESPLimits(t *testing.T) {
 	// The idle timeout closes a quiet connection, but not a subscriber
 	// (messages flow the other way), as for shmgr watchers.
 	ts3 := startRESP(t, Config{IdleTimeout: 300 * time.Millisecond}, nil)
-	idle, sub := rdialTCP(t, ts3.addr), rdialTCP(t, ts3.addr)
-	idle.do("PING")
+	// The subscriber speaks last before the other: without its exemption
+	// its deadline would pass first.
+	sub, idle := rdialTCP(t, ts3.addr), rdialTCP(t, ts3.addr)
 	sub.do("SUBSCRIBE", "__keyspace@0__:k")
+	idle.do("PING")
 	if got := idle.reply(); got != "(error ERR connection closed: too long idle)" {
 		t.Errorf("an idle connection got %s, want the idle timeout's error", got)
 	}
