@@ -12,8 +12,8 @@ import (
 	"github.com/shmgr/shmgr/internal/resp"
 )
 
-// respDispatch serves one command (in bytes long) and counts it.
-func (c *conn) respDispatch(args [][]byte, in int) {
+// respDispatch serves one command and counts it.
+func (c *conn) respDispatch(args [][]byte) {
 	rc := c.resp
 	rc.code = 0
 	mark := len(c.out)
@@ -23,6 +23,15 @@ func (c *conn) respDispatch(args [][]byte, in int) {
 		fam = respSpecs[id].fam
 	}
 	c.respCommand(id, ok, args)
+	// Payload bytes, as the shmgr protocol counts them: the values
+	// written.
+	in := 0
+	if ok && (id == rcSet && len(args) >= 3 || id == rcSetRange && len(args) == 4) {
+		in = len(args[len(args)-1])
+		if id == rcSet {
+			in = len(args[2])
+		}
+	}
 	c.respRecord(fam, in, mark)
 }
 

@@ -120,7 +120,7 @@ func (c *conn) serveRESP() {
 			if len(rc.cmd.Args) == 0 {
 				continue
 			}
-			c.respDispatch(rc.cmd.Args, n)
+			c.respDispatch(rc.cmd.Args)
 			if len(c.out) >= flushAt {
 				if !c.flush() {
 					return

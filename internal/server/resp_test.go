@@ -255,6 +255,7 @@ func TestRESPMetrics(t *testing.T) {
 		`shmgr_requests_total{command="resp_set",outcome="ok"} 1`,
 		`shmgr_requests_total{command="resp_set",outcome="invalid_utf8"} 1`,
 		`shmgr_requests_total{command="resp_error",outcome="unknown_command"} 1`,
+		`shmgr_payload_bytes_total{direction="in"} 2`, // the values SET wrote, "v" and "\xff"
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, b.String())
