@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/shmgr/shmgr/internal/proto"
 )
 
 // The seed corpora live in testdata/fuzz/<FuzzName>/, so a plain go test
@@ -92,7 +94,7 @@ func FuzzKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key []byte) {
 		id, err := AppendID(nil, key)
 		if err == nil {
-			if !validID(id) {
+			if !proto.ValidID(id) {
 				t.Fatalf("AppendID(%q) = %q, not a valid id", key, id)
 			}
 			if back := AppendKey(nil, id); !bytes.Equal(back, key) {
@@ -102,7 +104,7 @@ func FuzzKey(f *testing.F) {
 				t.Fatalf("Plain(%q) = %v, id %q", key, Plain(key), id)
 			}
 		}
-		if validID(key) {
+		if proto.ValidID(key) {
 			k := AppendKey(nil, key)
 			id, err := AppendID(nil, k)
 			if err != nil || !bytes.Equal(id, key) {
@@ -110,20 +112,6 @@ func FuzzKey(f *testing.F) {
 			}
 		}
 	})
-}
-
-// validID is internal/proto's ValidID, restated so this package stays a
-// leaf.
-func validID(id []byte) bool {
-	if len(id) == 0 || len(id) > MaxIDLen || !isAlnum(id[0]) {
-		return false
-	}
-	for _, c := range id[1:] {
-		if !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 // FuzzMatch checks Match against the recursive reference.

@@ -194,27 +194,20 @@ func (c *conn) respGet(key []byte) {
 		return
 	}
 	hr, err := c.s.h.GetBytes(id)
-	if err != nil {
-		if errors.Is(err, host.ErrNotFound) {
-			c.out = resp.AppendNull(c.out, c.resp.proto)
-			return
-		}
-		c.respFail(key, err)
-		return
+	if err == nil {
+		err = hr.Do(func(r *region.Region) (err error) {
+			c.out, _, err = r.AppendFramed(c.out, 0, -1, respBulkHeader)
+			return err
+		})
 	}
-	err = hr.Do(func(r *region.Region) (err error) {
-		c.out, _, err = r.AppendFramed(c.out, 0, -1, respBulkHeader)
-		return err
-	})
-	if err != nil {
-		if errors.Is(err, host.ErrNotFound) {
-			c.out = resp.AppendNull(c.out, c.resp.proto)
-			return
-		}
+	switch {
+	case err == nil:
+		c.out = resp.AppendCRLF(c.out)
+	case errors.Is(err, host.ErrNotFound): // missing, or deleted meanwhile
+		c.out = resp.AppendNull(c.out, c.resp.proto)
+	default:
 		c.respFail(key, err)
-		return
 	}
-	c.out = resp.AppendCRLF(c.out)
 }
 
 // respSetPlain serves SET key value with no options: one write of the

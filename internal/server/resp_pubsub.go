@@ -276,13 +276,7 @@ func (c *conn) respPush() {
 		if len(buf) == 0 {
 			continue
 		}
-		c.wmu.Lock()
-		c.setWriteDeadline(time.Now())
-		_, err := c.nc.Write(buf)
-		c.wmu.Unlock()
-		if err != nil {
-			c.writeFailed(err)
-			c.nc.Close() // the reader sees it and ends the connection
+		if !c.pushWrite(buf) {
 			return
 		}
 	}

@@ -3,9 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -13,58 +11,16 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/certs"
-	"github.com/shmgr/shmgr/internal/host"
-	"github.com/shmgr/shmgr/internal/metrics"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/resp"
-	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
-// startRESP starts a server for a fresh host and serves the Redis
-// protocol on a loopback port (TLS if tlsCfg is set); everything is shut
-// down, and the host's shared memory removed, when the test ends.
+// startRESP starts a server for a fresh host serving the Redis protocol
+// on a loopback port (TLS if tlsCfg is set), as startServer does.
 func startRESP(t testing.TB, cfg Config, tlsCfg *tls.Config) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	h, _, err := host.Open(host.DefaultConfig(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := "shmgr-" + instance(t, dir) + "-"
-	t.Cleanup(func() {
-		if left, _ := shm.List(prefix); len(left) > 0 {
-			t.Errorf("shared-memory objects left behind: %v", left)
-		}
-	})
-	t.Cleanup(func() { shmtest.RemoveObjects(t, dir) })
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		h.Close()
-		t.Fatal(err)
-	}
-	ts := &testServer{h: h, addr: ln.Addr().String(), dir: dir, m: &metrics.Host{}, log: &logBuf{}}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	cfg.Metrics, cfg.Logf = ts.m, ts.log.logf
-	ts.srv = New(h, cfg)
-	served := make(chan error, 1)
-	go func() { served <- ts.srv.ServeRESP(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := ts.srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("ServeRESP returned %v, want ErrServerClosed", err)
-		}
-		if err := h.Close(); err != nil {
-			t.Errorf("host Close: %v", err)
-		}
-	})
-	return ts
+	return startServing(t, cfg, nil, tlsCfg, true)
 }
 
 // rconn is a bare RESP client connection.

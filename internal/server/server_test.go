@@ -99,6 +99,13 @@ func (c *countingConn) Read(p []byte) (int, error) {
 // of the host removed, when the test ends.
 func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.Config) *testServer {
 	t.Helper()
+	return startServing(t, cfg, tune, tlsCfg, false)
+}
+
+// startServing is startServer, serving the Redis protocol (ServeRESP)
+// if resp.
+func startServing(t testing.TB, cfg Config, tune func(*host.Config), tlsCfg *tls.Config, resp bool) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	hc := host.DefaultConfig(dir)
 	if tune != nil {
@@ -136,7 +143,11 @@ func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.
 	cfg.Metrics, cfg.Logf = ts.m, ts.log.logf
 	ts.srv = New(h, cfg)
 	served := make(chan error, 1)
-	go func() { served <- ts.srv.Serve(l) }()
+	serve := ts.srv.Serve
+	if resp {
+		serve = ts.srv.ServeRESP
+	}
+	go func() { served <- serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
