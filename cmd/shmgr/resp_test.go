@@ -555,16 +555,19 @@ func TestRESPKeyspaceWriters(t *testing.T) {
 			check("a mapped local writer (shmgr write --mode local)")
 			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 			defer cancel()
-			o := client.DefaultOptions()
-			r, err := client.Dial(ctx, h.Addr, "sensors", o)
-			if err != nil {
-				t.Fatal(err)
+			for _, mode := range []client.Mode{client.ModeTCP, client.ModeLocal} {
+				o := client.DefaultOptions()
+				o.Mode = mode
+				r, err := client.Dial(ctx, h.Addr, "sensors", o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.Write(ctx, []byte("by the Go client")); err != nil {
+					t.Fatal(err)
+				}
+				r.Close()
+				check(fmt.Sprintf("the Go client (%v)", r.Mode()))
 			}
-			if _, err := r.Write(ctx, []byte("by the Go client")); err != nil {
-				t.Fatal(err)
-			}
-			r.Close()
-			check(fmt.Sprintf("the Go client (%v)", r.Mode()))
 			w := dialRESP(t, addr)
 			w.do("SET", "sensors", "by resp")
 			check("a RESP client")
