@@ -12,6 +12,7 @@ import (
 
 	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/resp"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
@@ -407,5 +408,51 @@ func BenchmarkRESP(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRESPFaults: a client that sends half a command and stalls is
+// disconnected after ReadTimeout; a SET on a region whose lock another
+// holder keeps fails after LockTimeout with an error that says so, and
+// the connection goes on serving.
+func TestRESPFaults(t *testing.T) {
+	ts := startRESP(t, Config{ReadTimeout: 300 * time.Millisecond, LockTimeout: 100 * time.Millisecond}, nil)
+	slow := rdialTCP(t, ts.addr)
+	slow.write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc"))
+	if got := slow.reply(); got != "(error ERR connection closed: too long sending one request)" {
+		t.Errorf("a stalled half command got %s", got)
+	}
+	if got := slow.reply(); got != "EOF" {
+		t.Errorf("after the read timeout: %s", got)
+	}
+
+	hr, err := ts.h.Get("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token uint64
+	if err := hr.Do(func(r *region.Region) (err error) {
+		token, err = r.Acquire(time.Second, 10*time.Second, []byte("a test holding the lock"), nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := rdialTCP(t, ts.addr)
+	if got := c.do("SET", "default", "x"); !strings.HasPrefix(got, "(error ERR ") || !strings.Contains(got, "lock") || !strings.Contains(got, "a test holding the lock") {
+		t.Errorf("SET while another holds the lock = %s, want a lock timeout naming the holder", got)
+	}
+	if got := c.do("GET", "default"); got != `""` {
+		t.Errorf("GET while the lock is held = %s, want the old content (readers do not wait)", got)
+	}
+	if err := hr.Do(func(r *region.Region) error { return r.Release(token) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.do("SET", "default", "x"); got != "OK" {
+		t.Errorf("SET after the lock was released = %s", got)
+	}
+	var b strings.Builder
+	ts.m.WriteText(&b)
+	if !strings.Contains(b.String(), "shmgr_lock_timeouts_total 1\n") {
+		t.Errorf("lock timeouts not counted:\n%s", b.String())
 	}
 }
