@@ -726,6 +726,41 @@ print("ok", sorted(k.decode() for k in r.keys("user:1*"))[:3])
 	}
 }
 
+// TestRESPGoRedis drives go-redis with its defaults (HELLO 3, CLIENT
+// SETINFO) against the binary: testdata/goredis, a module of its own so
+// that shmgr does not depend on go-redis. It skips, saying so, when the
+// module cannot be downloaded.
+func TestRESPGoRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds go-redis (-short)")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "goredis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "goredis")
+	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+	if out, err := build.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "dial tcp") || strings.Contains(string(out), "proxy") {
+			t.Skipf("go-redis could not be downloaded (no module proxy?): %s", out)
+		}
+		t.Fatalf("go build testdata/goredis: %v\n%s", err, out)
+	}
+	_, addr := startRESPHost(t, "--token", respToken)
+	out, err := exec.CommandContext(ctx, bin, addr, respToken).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("go-redis: %v\n%s", err, out)
+	}
+}
+
 // ioredisDir is where .ci/run installs ioredis from npm (outside the
 // repository); SHMGR_IOREDIS_DIR overrides it.
 func ioredisDir() string {
