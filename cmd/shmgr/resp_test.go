@@ -350,6 +350,25 @@ func TestRESPInline(t *testing.T) {
 	}
 }
 
+// TestRESPStrangerLimits: before AUTH a connection may send only a few
+// small arguments, as Redis allows; both answer the same protocol error
+// and hang up.
+func TestRESPStrangerLimits(t *testing.T) {
+	redisAddr := startRedisArgs(t, "--requirepass", respToken)
+	_, addr := startRESPHost(t, "--token", respToken)
+	for _, in := range []string{"*11\r\n", "*2\r\n$4\r\nECHO\r\n$20000\r\n"} {
+		var got [2]string
+		for i, a := range []string{redisAddr, addr} {
+			c := dialRESP(t, a)
+			c.nc.Write([]byte(in))
+			got[i] = c.read().String()
+		}
+		if got[0] != got[1] || !strings.Contains(got[1], "Protocol error: unauthenticated") {
+			t.Errorf("stranger sends %q:\n  shmgr: %s\n  redis: %s", in, got[1], got[0])
+		}
+	}
+}
+
 // TestRESPRefusals checks what shmgr refuses where Redis would not, each
 // with an error that says why.
 func TestRESPRefusals(t *testing.T) {

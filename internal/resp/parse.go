@@ -67,9 +67,30 @@ type Command struct {
 // Parser parses RESP requests. The zero value is not ready: use
 // NewParser.
 type Parser struct {
-	lim  Limits
-	need int64
+	lim    Limits
+	need   int64
+	unauth bool // SetUnauthenticated
+	// A multibulk command that was incomplete at the last call: how many
+	// arguments it has, how far (from its start) it has been parsed, and
+	// the spans (start, end pairs) of the arguments parsed so far. The
+	// next call resumes there, so a command that arrives in many reads
+	// is scanned once, not once per read.
+	pending bool
+	pcount  int64
+	poff    int
+	spans   []int
 }
+
+// Limits for a connection that has not authenticated, as Redis's: a
+// stranger may make the host buffer little.
+const (
+	UnauthMaxArgs = 10
+	UnauthMaxBulk = 16 << 10
+)
+
+// SetUnauthenticated applies the stricter limits for connections that
+// have not authenticated (UnauthMaxArgs, UnauthMaxBulk), or lifts them.
+func (p *Parser) SetUnauthenticated(on bool) { p.unauth = on }
 
 // NewParser returns a parser with limits l (zero fields take the
 // defaults).
@@ -93,11 +114,16 @@ func NewParser(l Limits) *Parser {
 func (p *Parser) Need() int64 { return p.need }
 
 // Next parses one command from buf into cmd and returns the bytes it
-// took. n == 0 with a nil error: buf holds no complete command yet.
+// took. n == 0 with a nil error: buf holds no complete command yet; the
+// next call must then pass the same bytes with more after them (the
+// command's start may move in memory, not its content).
 func (p *Parser) Next(cmd *Command, buf []byte) (n int, err error) {
 	cmd.Args = cmd.Args[:0]
 	cmd.Inline = false
 	p.need = 0
+	if p.pending && (len(buf) < p.poff || len(buf) == 0 || buf[0] != '*') {
+		p.pending = false // not the command it was parsing: start again
+	}
 	if len(buf) == 0 {
 		return 0, nil
 	}
@@ -122,6 +148,7 @@ func line(buf []byte, off int) int {
 }
 
 func (p *Parser) fail(buf []byte, off int, msg string) (int, error) {
+	p.pending = false
 	return 0, &Error{Msg: msg, Offset: off, Snippet: snippet(buf, off)}
 }
 
@@ -164,27 +191,39 @@ func number(b []byte) (int64, bool) {
 }
 
 func (p *Parser) multibulk(cmd *Command, buf []byte) (int, error) {
-	end := line(buf, 1)
-	switch {
-	case end == -1:
-		if len(buf) > p.lim.MaxInline {
-			return p.fail(buf, 0, "too big mbulk count string")
-		}
-		return 0, nil
-	case end == -2:
-		return p.fail(buf, 0, "invalid multibulk length")
+	count, off, maxArgs, maxBulk := p.pcount, p.poff, int64(p.lim.MaxArgs), p.lim.MaxBulk
+	if p.unauth {
+		maxArgs, maxBulk = min(maxArgs, UnauthMaxArgs), min(maxBulk, UnauthMaxBulk)
 	}
-	count, ok := number(buf[1:end])
-	if !ok || count > int64(p.lim.MaxArgs) {
-		return p.fail(buf, 0, "invalid multibulk length")
-	}
-	off := end + 2
-	if count <= 0 {
-		return off, nil // skipped, as Redis does
-	}
-	for i := int64(0); i < count; i++ {
-		if off >= len(buf) {
+	if !p.pending {
+		end := line(buf, 1)
+		switch {
+		case end == -1:
+			if len(buf) > p.lim.MaxInline {
+				return p.fail(buf, 0, "too big mbulk count string")
+			}
 			return 0, nil
+		case end == -2:
+			return p.fail(buf, 0, "invalid multibulk length")
+		}
+		var ok bool
+		count, ok = number(buf[1:end])
+		if !ok || count > maxArgs {
+			if ok && p.unauth {
+				return p.fail(buf, 0, "unauthenticated multibulk length")
+			}
+			return p.fail(buf, 0, "invalid multibulk length")
+		}
+		off = end + 2
+		if count <= 0 {
+			return off, nil // skipped, as Redis does
+		}
+		p.spans = p.spans[:0]
+	}
+	p.pending = false
+	for int64(len(p.spans)/2) < count {
+		if off >= len(buf) {
+			return p.suspend(count, off)
 		}
 		if buf[off] != '$' {
 			return p.fail(buf, off, "expected '$', got '"+string(buf[off])+"'")
@@ -195,12 +234,15 @@ func (p *Parser) multibulk(cmd *Command, buf []byte) (int, error) {
 			if len(buf)-off > p.lim.MaxInline {
 				return p.fail(buf, off, "too big bulk count string")
 			}
-			return 0, nil
+			return p.suspend(count, off)
 		case e == -2:
 			return p.fail(buf, off, "invalid bulk length")
 		}
 		n, ok := number(buf[off+1 : e])
-		if !ok || n < 0 || n > p.lim.MaxBulk {
+		if !ok || n < 0 || n > maxBulk {
+			if ok && n >= 0 && p.unauth {
+				return p.fail(buf, off, "unauthenticated bulk length")
+			}
 			return p.fail(buf, off, "invalid bulk length")
 		}
 		start := e + 2
@@ -208,16 +250,26 @@ func (p *Parser) multibulk(cmd *Command, buf []byte) (int, error) {
 			// The argument is not all here: say how much the command needs
 			// at least, so a caller reads a large value in few reads.
 			p.need = int64(start) + n + 2
-			return 0, nil
+			return p.suspend(count, off)
 		}
 		stop := start + int(n)
 		if buf[stop] != '\r' || buf[stop+1] != '\n' {
 			return p.fail(buf, stop, "bulk argument not followed by CRLF")
 		}
-		cmd.Args = append(cmd.Args, buf[start:stop:stop])
+		p.spans = append(p.spans, start, stop)
 		off = stop + 2
 	}
+	for i := 0; i < len(p.spans); i += 2 {
+		cmd.Args = append(cmd.Args, buf[p.spans[i]:p.spans[i+1]:p.spans[i+1]])
+	}
 	return off, nil
+}
+
+// suspend keeps an incomplete multibulk command's progress for the next
+// call.
+func (p *Parser) suspend(count int64, off int) (int, error) {
+	p.pending, p.pcount, p.poff = true, count, off
+	return 0, nil
 }
 
 // inline parses a command sent as a plain line, split on blanks, with

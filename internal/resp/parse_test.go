@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -339,6 +340,110 @@ func TestReplyMalformed(t *testing.T) {
 	for _, in := range []string{"?x\r\n", ":x\r\n", "$-2\r\n", "$1\r\nab\r\n", "#x\r\n", "_x\r\n", "*-2\r\n", "+a\n", "%-1\r\n", strings.Repeat("*1\r\n", 70) + ":1\r\n"} {
 		if _, _, err := ParseReply([]byte(in)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ParseReply(%q) = %v, want a protocol error", in, err)
+		}
+	}
+}
+
+func TestUnauthenticatedLimits(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"*11\r\n", "unauthenticated multibulk length"},
+		{"*2\r\n$4\r\nAUTH\r\n$16385\r\n", "unauthenticated bulk length"},
+	} {
+		p := NewParser(Limits{})
+		p.SetUnauthenticated(true)
+		var c Command
+		_, err := p.Next(&c, []byte(tt.in))
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Msg != tt.want {
+			t.Errorf("unauthenticated Next(%q) = %v, want %q", tt.in, err, tt.want)
+		}
+		p.SetUnauthenticated(false)
+		if n, err := p.Next(&c, []byte(tt.in)); n != 0 || err != nil {
+			t.Errorf("authenticated Next(%q) = %d, %v; want incomplete", tt.in, n, err)
+		}
+	}
+	p := NewParser(Limits{})
+	p.SetUnauthenticated(true)
+	var c Command
+	in := cmdBytes("AUTH", "default", strings.Repeat("t", 64))
+	if n, err := p.Next(&c, in); err != nil || n != len(in) {
+		t.Errorf("an AUTH within the limits: %d, %v", n, err)
+	}
+}
+
+func cmdBytes(args ...string) []byte {
+	bs := make([][]byte, len(args))
+	for i, a := range args {
+		bs[i] = []byte(a)
+	}
+	return AppendCommand(nil, bs...)
+}
+
+// TestResume feeds a command of many arguments in chunks of every size
+// from 1 to 97 bytes: the parser resumes where it stopped and the
+// arguments come out whole, whatever the chunking.
+func TestResume(t *testing.T) {
+	args := []string{"DEL"}
+	for i := range 300 {
+		args = append(args, fmt.Sprintf("key:%d", i*i))
+	}
+	in := append(cmdBytes(args...), "PING\r\n"...)
+	for chunk := 1; chunk <= 97; chunk += 8 {
+		p := NewParser(Limits{})
+		var c Command
+		var got []string
+		for have := 0; have < len(in); {
+			have = min(have+chunk, len(in))
+			buf := in[:have]
+			for len(buf) > 0 {
+				n, err := p.Next(&c, buf)
+				if err != nil {
+					t.Fatalf("chunk %d: %v", chunk, err)
+				}
+				if n == 0 {
+					break
+				}
+				got = append(got, fmtCmd(c))
+				in, buf, have = in[n:], buf[n:], have-n
+			}
+		}
+		in = append(cmdBytes(args...), "PING\r\n"...)
+		want := []string{fmtCmd(Command{Args: toBytes(args)}), `inline "PING"`}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("chunk %d: got %d commands, want %q", chunk, len(got), want)
+		}
+	}
+}
+
+func toBytes(ss []string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// BenchmarkParseChunked parses one command of 10,000 arguments arriving
+// 4 KiB at a time: with resumption the work is linear in its size.
+func BenchmarkParseChunked(b *testing.B) {
+	args := []string{"DEL"}
+	for i := range 10000 {
+		args = append(args, fmt.Sprintf("key:%012d", i))
+	}
+	in := cmdBytes(args...)
+	p := NewParser(Limits{})
+	var c Command
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for have := 4096; ; have += 4096 {
+			n, err := p.Next(&c, in[:min(have, len(in))])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n > 0 {
+				break
+			}
 		}
 	}
 }

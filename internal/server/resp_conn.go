@@ -46,12 +46,15 @@ type respConn struct {
 }
 
 func newRESPConn(c *conn) *respConn {
-	return &respConn{
+	rc := &respConn{
 		p:     resp.NewParser(resp.Limits{MaxBulk: c.s.cfg.Limits.MaxPayload}),
 		proto: resp.RESP2,
 		id:    int64(c.s.accepted.Load()),
 		base:  respCmdBase(),
 	}
+	// Until AUTH, Redis's limits for strangers: a few small arguments.
+	rc.p.SetUnauthenticated(c.grant == nil)
+	return rc
 }
 
 // respRefusal is the reply of a connection refused by MaxConns, in
@@ -207,6 +210,7 @@ func (c *conn) respAuth(user, token []byte) bool {
 		return false
 	}
 	c.grant = &g
+	c.resp.p.SetUnauthenticated(false)
 	c.authed.Store(&authed{secret: string(token), grant: g})
 	c.authName.Store(g.Name)
 	c.s.cfg.Logf("RESP connection from %s authenticated with token %q", c.nc.RemoteAddr(), g.Name)
