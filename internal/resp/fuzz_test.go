@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/shmgr/shmgr/internal/proto"
@@ -125,6 +126,51 @@ func FuzzMatch(f *testing.F) {
 		}
 		if got, want := Match(p, s), matchRef(p, s); got != want {
 			t.Fatalf("Match(%q, %q) = %v, reference %v", p, s, got, want)
+		}
+	})
+}
+
+// parseList parses buf to the end (or the first error or incomplete
+// command), feeding it in two reads cut at cut: the commands and whether
+// it ended in an error.
+func parseList(in []byte, cut int) (cmds []string, failed bool) {
+	p := NewParser(Limits{MaxArgs: 64, MaxBulk: 1 << 16, MaxInline: 1 << 12})
+	buf := bytes.Clone(in)
+	cut = min(cut, len(buf))
+	var c Command
+	start, end := 0, cut
+	for {
+		n, err := p.Next(&c, buf[start:end])
+		if err != nil {
+			return cmds, true
+		}
+		if n == 0 {
+			if end == len(buf) {
+				return cmds, false
+			}
+			end = len(buf) // the second read
+			continue
+		}
+		cmds = append(cmds, fmtCmd(c))
+		start += n
+		if start > end {
+			end = start
+		}
+	}
+}
+
+// FuzzParserSplit checks that a stream cut into two reads anywhere parses
+// to the same commands as in one read: the parser's resumption of an
+// incomplete command loses and invents nothing.
+func FuzzParserSplit(f *testing.F) {
+	for _, tt := range requestCases {
+		f.Add([]byte(tt.in+tt.in), uint16(len(tt.in)/2))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
+		whole, wf := parseList(in, len(in))
+		split, sf := parseList(in, int(cut))
+		if strings.Join(whole, "\n") != strings.Join(split, "\n") || wf != sf {
+			t.Fatalf("%q in one read: %q (error %v); cut at %d: %q (error %v)", in, whole, wf, cut, split, sf)
 		}
 	})
 }
