@@ -353,9 +353,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_meta(m: Any) -> Dict[str, Any]:
+def check_meta(m: Any, need_proto: bool = True) -> Dict[str, Any]:
     """Checks a decoded metadata object as the Go client's ParseMeta does,
-    and returns it. Raises :class:`errors.ProtocolError`."""
+    and returns it. INFO <id> and LIST objects carry no ``proto``: pass
+    need_proto=False for them. Raises :class:`errors.ProtocolError`."""
 
     def bad(msg: str) -> errors.ProtocolError:
         return errors.ProtocolError("bad metadata line: " + msg, code="")
@@ -363,7 +364,7 @@ def check_meta(m: Any) -> Dict[str, Any]:
     if not isinstance(m, dict):
         raise bad("not a JSON object")
     proto = m.get("proto")
-    if not isinstance(proto, str) or not proto.startswith("shmgr/"):
+    if (need_proto or proto is not None) and (not isinstance(proto, str) or not proto.startswith("shmgr/")):
         raise bad("proto %r is not shmgr/<version>" % (proto,))
     sid = m.get("shm_id")
     if not isinstance(sid, str) or not valid_id(sid):

@@ -229,8 +229,10 @@ class Region:
         with self._lock:
             m = self._local
             if m is not None and m.retired():
+                # NotFoundError leaves the retired mapping in place: the
+                # next read asks again, and maps a region made meanwhile.
+                info = proto.check_meta(self._conn.json(SAFE, proto.info(self._id)), need_proto=False)
                 self._detach()
-                info = proto.check_meta(self._conn.json(SAFE, proto.info(self._id)))
                 try:
                     self._attach(info)
                 except (OSError, ValueError) as e:
@@ -510,7 +512,7 @@ def _open(conn: Conn, shm_id: Optional[str], mode: str, owned: bool) -> Region:
         raise ValueError("mode %r: use auto, local or tcp" % (mode,))
     info = conn.meta
     if shm_id and shm_id != info.get("shm_id"):
-        info = proto.check_meta(conn.json(SAFE, proto.info(proto.check_id(shm_id))))
+        info = proto.check_meta(conn.json(SAFE, proto.info(proto.check_id(shm_id))), need_proto=False)
     return Region(conn, info, mode, owned)
 
 
