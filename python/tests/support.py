@@ -98,6 +98,8 @@ class Host:
         """Starts the host and waits until it prints its banner."""
         env = dict(os.environ, SHMGR_HOST="", SHMGR_DATA_DIR="", SHMGR_TOKEN="")
         cmd = [binary(), "host", "--listen", listen, "--data-dir", self.data_dir, "--quiet"] + self.args
+        if getattr(self, "_err", None) is not None:
+            self._err.close()
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, env=env)
         lines: "queue.Queue[Optional[str]]" = queue.Queue()

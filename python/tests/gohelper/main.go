@@ -6,9 +6,10 @@
 //	gohelper writer -host ADDR -id ID [-mode local] [-duration 3s]
 //	gohelper incr   -host ADDR -id ID -n 200 [-mode auto]
 //
-// writer fills the whole region with one 8-byte little-endian counter
-// repeated, a new one per write, so a reader that sees two different
-// words in one copy has seen a torn write. It prints "ready" once its
+// writer fills the whole region with one 8-byte word repeated, a new one
+// per write (a little-endian counter; for a utf8 region its last eight
+// decimal digits), so a reader that sees two different words in one copy
+// has seen a torn write. It prints "ready" once its
 // first write has committed, and at the end one JSON object.
 package main
 
@@ -74,11 +75,16 @@ func run(ctx context.Context, cmd string, args []string) error {
 // writer writes flat out until d passes or the process is told to stop.
 func writer(ctx context.Context, r *client.Region, d time.Duration) error {
 	buf := make([]byte, r.MaxContent()/8*8)
+	utf8 := r.Info().Layout == "utf8"
 	end := time.Now().Add(d)
 	var writes uint64
 	for i := uint64(1); ctx.Err() == nil && time.Now().Before(end); i++ {
+		word := binary.LittleEndian.AppendUint64(nil, i)
+		if utf8 {
+			word = fmt.Appendf(nil, "%08d", i%1e8)
+		}
 		for j := 0; j < len(buf); j += 8 {
-			binary.LittleEndian.PutUint64(buf[j:], i)
+			copy(buf[j:], word)
 		}
 		if _, err := r.Write(ctx, buf); err != nil {
 			if ctx.Err() != nil {
