@@ -213,9 +213,15 @@ class Conn:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout))
             else:
                 sock.settimeout(self.timeout)
-        except BaseException:
+        except BaseException as e:
             self._sock = None
             sock.close()
+            if isinstance(e, errors.Error):
+                raise
+            if isinstance(e, socket.timeout):
+                raise errors.TimeoutError("connect to host %s: no metadata line within %gs (is it a shmgr host, and does it speak TLS?)" % (self.addr, t)) from None
+            if isinstance(e, OSError):
+                raise errors.ConnectError("connect to host %s: %s" % (self.addr, e)) from None
             raise
         self.meta = meta
         self.session = str(meta.get("session", ""))

@@ -245,3 +245,130 @@ class HostCase(unittest.TestCase):
     def setUpClass(cls) -> None:
         cls.host = Host(*cls.host_args)
         cls.addClassCleanup(cls.host.close)
+
+
+class CutProxy:
+    """A loopback TCP proxy to a host that can lose one reply.
+
+    After :meth:`cut_next_reply`, the next client request that contains
+    ``marker`` reaches the host, but the host's answer is dropped: the
+    proxy calls ``on_cut`` (a test may crash the host there) and closes
+    both sides, as a network that fails at the worst moment would. Every
+    later connection is relayed faithfully.
+    """
+
+    def __init__(self, target: str) -> None:
+        import socket
+
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.ln = socket.create_server(("127.0.0.1", 0))
+        self.addr = "127.0.0.1:%d" % self.ln.getsockname()[1]
+        self._lock = threading.Lock()
+        self._marker: Optional[bytes] = None
+        self._on_cut: Optional[Callable[[], None]] = None
+        self.cuts = 0
+        self._socks: List = []
+        self._threads: List[threading.Thread] = []
+        self._closed = False
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def cut_next_reply(self, marker: bytes = b"SET ", on_cut: Optional[Callable[[], None]] = None) -> None:
+        """Arms the proxy to lose the reply to the next request with marker."""
+        with self._lock:
+            self._marker, self._on_cut = marker, on_cut
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                c, _ = self.ln.accept()
+            except OSError:
+                return
+            try:
+                h = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                c.close()
+                continue
+            h.settimeout(None)
+            state = {"awaiting": False}
+            with self._lock:
+                if self._closed:
+                    c.close()
+                    h.close()
+                    return
+                self._socks += [c, h]
+                for fn in (self._up, self._down):
+                    t = threading.Thread(target=fn, args=(c, h, state), daemon=True)
+                    t.start()
+                    self._threads.append(t)
+
+    def _up(self, c, h, state) -> None:  # client -> host
+        while True:
+            try:
+                b = c.recv(65536)
+            except OSError:
+                b = b""
+            if not b:
+                _close(c, h)
+                return
+            with self._lock:
+                if self._marker is not None and self._marker in b:
+                    state["awaiting"] = True
+                    self._marker = None
+            try:
+                h.sendall(b)
+            except OSError:
+                _close(c, h)
+                return
+
+    def _down(self, c, h, state) -> None:  # host -> client
+        while True:
+            try:
+                b = h.recv(65536)
+            except OSError:
+                b = b""
+            if not b:
+                _close(c, h)
+                return
+            if state["awaiting"]:
+                with self._lock:
+                    on_cut, self._on_cut = self._on_cut, None
+                    self.cuts += 1
+                if on_cut is not None:
+                    on_cut()
+                _close(c, h)
+                return
+            try:
+                c.sendall(b)
+            except OSError:
+                _close(c, h)
+                return
+
+    def close(self) -> None:
+        """Stops the proxy and waits for its threads."""
+        with self._lock:
+            self._closed = True
+            socks = list(self._socks)
+        self.ln.close()
+        for s in socks:
+            _close(s)
+        for t in self._threads:
+            t.join(10)
+
+
+def _close(*socks) -> None:
+    import socket
+
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            s.close()
+        except OSError:
+            pass
