@@ -83,6 +83,7 @@ class TestTornReads(HostCase):
         self.addCleanup(helper.wait)
         self.addCleanup(helper.kill)
         assert helper.stdout is not None
+        self.addCleanup(helper.stdout.close)
         self.assertEqual(helper.stdout.readline().strip(), b"ready")
         fd = os.open("/dev/shm/" + info["os_name"], os.O_RDONLY)
         self.addCleanup(os.close, fd)
