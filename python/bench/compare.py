@@ -165,7 +165,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--local-n", type=int, default=200000, help="calls per local case per round")
     ap.add_argument("--tcp-n", type=int, default=3000, help="calls per TCP case per round")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--markdown", action="store_true", help="print the Python section of docs/PERFORMANCE.md")
     a = ap.parse_args()
     procs = Procs()
     try:
@@ -241,7 +242,10 @@ def main() -> int:
         if a.json:
             print(json.dumps(out, indent=2))
         else:
-            print("Python %s, %d rounds, 4 KiB content, median per call" % (out["python"], a.rounds))
+            if a.markdown:
+                print(SECTION % {"python": out["python"], "rounds": a.rounds, "local_n": a.local_n, "tcp_n": a.tcp_n})
+            else:
+                print("Python %s, %d rounds, 4 KiB content, median per call" % (out["python"], a.rounds))
             print()
             print("| case | per call | baseline | per call | time ratio | goal |")
             print("|---|---|---|---|---|---|")
@@ -259,6 +263,27 @@ def main() -> int:
         return 0
     finally:
         procs.close()
+
+
+SECTION = """## Python
+
+The Python client (`python/`) against its baselines, measured by
+`python3 python/bench/compare.py` (run by `go run ./scripts/compare`): Python
+%(python)s, %(rounds)d interleaved rounds of %(local_n)d local and %(tcp_n)d TCP
+calls per case, median per call, one connection, 4 KiB of content.
+
+- `local r.read()`: `shmgr.connect(..., mode="local")` on this machine: the
+  seqlock read of the mapping (seq word, offset-0 flag and length, retired
+  flag, the copy, the re-check).
+- `bytes(mm[5:5+n])`: a bare copy from a plain `mmap` of the same object,
+  with no check at all: the floor (goal: within 2x).
+- `original shared_memory + check-then-set`: the original design's read,
+  `multiprocessing.shared_memory` with its lock flag taken by check-then-set
+  around the copy (goal: faster).
+- `tcp r.read()` / `tcp r.write()`: `mode="tcp"` (GET and SET with an
+  idempotency key) against redis-py `GET` / `SET` on a Redis started on
+  loopback by the script (goal: at least redis-py's rate, a time ratio of at
+  most 1.0)."""
 
 
 def fmt(sec: float) -> str:
