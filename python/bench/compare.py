@@ -200,7 +200,7 @@ def main() -> int:
         redis_why = ""
         rc = None
         try:
-            import redis  # type: ignore[import-not-found]
+            import redis  # type: ignore
 
             port = start_redis(procs)
             if port is None:
@@ -208,8 +208,8 @@ def main() -> int:
             else:
                 rc = redis.Redis(host="127.0.0.1", port=port)
                 rc.set("bench4k", value)
-                cases["redis-py GET"] = (lambda: rc.get("bench4k"), a.tcp_n)
-                cases["redis-py SET"] = (lambda: rc.set("bench4k", value), a.tcp_n)
+                cases["redis-py GET"] = (lambda: rc.get("bench4k"), a.tcp_n)  # type: ignore[union-attr]
+                cases["redis-py SET"] = (lambda: rc.set("bench4k", value), a.tcp_n)  # type: ignore[union-attr]
         except ImportError:
             redis_why = "redis-py not importable by %s (Debian: python3-redis, for /usr/bin/python3)" % sys.executable
         for fn, k in cases.values():  # warm up

@@ -29,7 +29,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from . import errors, proto
 
@@ -146,7 +146,7 @@ class Conn:
         self.connect_timeout = connect_timeout
         self.max_backoff = max_backoff
         self.client_id = "py" + os.urandom(8).hex()
-        self.meta: dict = {}
+        self.meta: Dict[str, Any] = {}
         self.session = ""
         self.read_only = False
         self.regions: List[str] = []
@@ -264,7 +264,7 @@ class Conn:
             if not select.select([sock], [], [], 0)[0]:
                 return
         try:
-            b = socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # type: ignore[arg-type]
+            b = socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

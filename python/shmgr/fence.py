@@ -60,9 +60,11 @@ def choose(machine: Optional[str] = None, load: Callable[[], Optional[Callable[[
     m = (machine or platform.machine()).lower()
     if m in ORDERED:
         return Fence(True, None, "none needed (%s keeps loads in order)" % m)
-    fn = load()
-    if fn is None:
+    found = load()
+    if found is None:
         return Fence(False, None, "%s needs a read fence and libatomic's atomic_thread_fence is not available (install libatomic1)" % m)
+
+    fn: Callable[[int], None] = found
 
     def acquire() -> None:
         fn(MEMORY_ORDER_ACQUIRE)

@@ -192,8 +192,8 @@ class LocalMap:
         rm = 0xFFFFFFFF << ret_shift
         mm = self._data
         size = self.size
-        if self.layout == "utf8" and size >= 8:
-            dq = self._dq
+        if self.layout == "utf8" and self._dq is not None:
+            dq: memoryview = self._dq
             maxn = size - 5
 
             def read() -> bytes:

@@ -244,7 +244,7 @@ def _uint(tok: bytes, limit: int) -> Optional[int]:
     return v if v <= limit else None
 
 
-def parse_reply(buf: Bytes, start: int = 0, max_line: int = MAX_LINE, max_payload: int = MAX_PAYLOAD) -> Tuple[Optional[Reply], int]:
+def parse_reply(buf: Union[bytes, bytearray], start: int = 0, max_line: int = MAX_LINE, max_payload: int = MAX_PAYLOAD) -> Tuple[Optional[Reply], int]:
     """Parses the reply at buf[start:].
 
     Returns ``(reply, n)`` with n the bytes it took, or ``(None, need)``
@@ -369,10 +369,11 @@ def check_meta(m: Any, need_proto: bool = True) -> Dict[str, Any]:
     sid = m.get("shm_id")
     if not isinstance(sid, str) or not valid_id(sid):
         raise bad("invalid shm_id %r" % (sid,))
-    size = m.get("size")
-    if not _is_int(size) or size <= 0:
-        raise bad("size %r is not positive" % (size,))
-    layout = m.get("layout")
+    size_v = m.get("size")
+    if not isinstance(size_v, int) or isinstance(size_v, bool) or size_v <= 0:
+        raise bad("size %r is not positive" % (size_v,))
+    size = int(size_v)
+    layout = str(m.get("layout"))
     if layout not in _LAYOUT_OFFSETS:
         raise bad("unknown layout %r" % (layout,))
     if layout == "utf8" and size < 5:

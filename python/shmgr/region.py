@@ -145,7 +145,7 @@ class Region:
             # The common local read is one closure call: bound on the
             # instance, it shadows the method and spares a call layer
             # (about a third of a 4 KiB read's cost beyond its copy).
-            self.read, self.read_version = fast  # type: ignore[method-assign]
+            self.read, self.read_version = fast  # type: ignore[assignment]
 
     def _detach(self) -> None:
         """Stops local reads: the methods serve every read again."""
@@ -360,12 +360,12 @@ class Watcher:
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
-                    raise errors.TimeoutError("watch %r: no event within %gs" % (self.shm_id, timeout))
+                    raise errors.TimeoutError("watch %r: no event within %gs" % (self.shm_id, timeout or 0))
             try:
                 if not c._buf or proto.parse_reply(c._buf)[0] is None:
                     if not select.select([c._sock], [], [], wait)[0] and not _pending(c._sock):
                         if deadline is not None and time.monotonic() >= deadline:
-                            raise errors.TimeoutError("watch %r: no event within %gs" % (self.shm_id, timeout))
+                            raise errors.TimeoutError("watch %r: no event within %gs" % (self.shm_id, timeout or 0))
                         silent += 1
                         if silent >= 2:
                             raise ConnectionResetError("host silent for %gs: connection presumed dead" % (2 * self._keepalive))

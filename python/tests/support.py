@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import unittest
-from typing import Callable, Dict, List, Optional
+from typing import IO, Callable, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.dirname(HERE)
@@ -91,14 +91,14 @@ class Host:
         self.addr = ""
         self.banner = ""
         self.proc: Optional[subprocess.Popen] = None
-        self._stderr = b""
+        self._err: Optional[IO[bytes]] = None
         self.start("127.0.0.1:0")
 
     def start(self, listen: str) -> None:
         """Starts the host and waits until it prints its banner."""
         env = dict(os.environ, SHMGR_HOST="", SHMGR_DATA_DIR="", SHMGR_TOKEN="")
         cmd = [binary(), "host", "--listen", listen, "--data-dir", self.data_dir, "--quiet"] + self.args
-        if getattr(self, "_err", None) is not None:
+        if self._err is not None:
             self._err.close()
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, env=env)
@@ -144,10 +144,12 @@ class Host:
 
     def stderr(self) -> str:
         """What the host logged."""
+        if self._err is None:
+            return ""
         try:
             self._err.seek(0)
             return self._err.read().decode("utf-8", "replace")
-        except (ValueError, AttributeError):
+        except ValueError:
             return ""
 
     def _reap(self, p: subprocess.Popen) -> None:
@@ -221,7 +223,8 @@ class Host:
                 os.unlink("/dev/shm/" + n)
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-        self._err.close()
+        if self._err is not None:
+            self._err.close()
         if inst:
             left = shm_objects("shmgr-%s-" % inst)
             if left:

@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import unittest
+from typing import Dict, Optional
 
 from support import PYDIR, HostCase
 
 import shmgr
 
 
-def cli(*args: str, input: bytes = b"", env: dict = None) -> subprocess.CompletedProcess:
+def cli(*args: str, input: bytes = b"", env: Optional[Dict[str, str]] = None) -> "subprocess.CompletedProcess[bytes]":
     e = dict(os.environ, PYTHONPATH=PYDIR, SHMGR_HOST="", SHMGR_TOKEN="", SHMGR_TLS_FINGERPRINT="")
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "shmgr"] + list(args), input=input, capture_output=True, env=e, timeout=60)

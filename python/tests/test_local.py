@@ -32,7 +32,7 @@ def torn_run(case: HostCase, sid: str, seconds: float, patch_machine: str = "") 
     case.addCleanup(helper.kill)
     assert helper.stdout is not None
     first = helper.stdout.readline()
-    case.assertEqual(first.strip(), b"ready", helper.stderr.read() if not first else first)
+    case.assertEqual(first.strip(), b"ready", helper.stderr.read() if helper.stderr and not first else first)
     ctx = mock.patch("platform.machine", return_value=patch_machine) if patch_machine else None
     if ctx:
         ctx.start()

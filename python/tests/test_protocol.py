@@ -10,7 +10,7 @@ import os
 import re
 import socket
 import unittest
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from support import REPO, HostCase
 
@@ -68,7 +68,7 @@ REQUESTS: List[Tuple[str, bytes]] = [
 
 # What each frame of replies.golden must parse to (replyRoundTrips):
 # (kind, fields).
-REPLIES = [
+REPLIES: List[Tuple[str, Dict[str, Any]]] = [
     ("OK", {"text": None}),
     ("OK", {"text": b"hello world"}),
     ("OK", {"text": b""}),

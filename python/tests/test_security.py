@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import unittest
 
-from support import HostCase, start_host
+import subprocess
+
+from support import HostCase, binary
 
 import shmgr
 from shmgr.conn import normalize_fingerprint
@@ -33,11 +35,6 @@ class TestTokens(HostCase):
     def test_read_only_and_region_tokens(self) -> None:
         ro = "py-read-only-token-0123456789"
         one = "py-one-region-token-0123456789"
-        self.host.cli_env = None
-        import subprocess
-
-        from support import binary
-
         for args in (["ro", "--read-only", "--secret", ro], ["one", "--regions", "default", "--secret", one]):
             p = subprocess.run([binary(), "token", "add"] + args + ["--data-dir", self.host.data_dir], capture_output=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stderr)
