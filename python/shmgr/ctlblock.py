@@ -46,6 +46,9 @@ class Offsets(NamedTuple):
 #: Known control block formats (the uint32 at FORMAT_OFFSET).
 FORMATS: Dict[int, Offsets] = {
     1: Offsets(layout=12, size=16, nonce=24, seq=64, retired=264),
+    # Format 2 (owner slots, lease word, boot id) moved the lock's words,
+    # none of the reader's.
+    2: Offsets(layout=12, size=16, nonce=24, seq=64, retired=264),
 }
 
 #: The layout numbers stored at Offsets.layout.

@@ -164,10 +164,11 @@ class TestLocalChecks(HostCase):
 
     def test_unknown_control_block_format(self) -> None:
         info = self.region("fmt")
-        self.patch("/dev/shm/" + info["ctl_name"], ctlblock.FORMAT_OFFSET, (2).to_bytes(4, "little"))
+        unknown = max(ctlblock.FORMATS) + 1
+        self.patch("/dev/shm/" + info["ctl_name"], ctlblock.FORMAT_OFFSET, unknown.to_bytes(4, "little"))
         with shmgr.connect(self.host.addr, "fmt") as r:
             self.assertEqual(r.mode, "tcp")
-            self.assertIn("control block format 2 is not one this client knows", r.why_not_local)
+            self.assertIn("control block format %d is not one this client knows" % unknown, r.why_not_local)
             r.write("still works")
             self.assertEqual(r.read(), b"still works")
         with self.assertRaises(shmgr.NotLocalError):
@@ -238,7 +239,7 @@ class TestFence(unittest.TestCase):
         for bad, msg in (
             (b"NOTSHMGR" + bytes(hdr[8:]), "magic"),
             (bytes(hdr[:8]) + (9).to_bytes(4, "little") + bytes(hdr[12:]), "format 9"),
-            (b"SHMGRCB2" + bytes(hdr[8:]), "does not match"),
+            (b"SHMGRCB3" + bytes(hdr[8:]), "does not match"),
             (bytes(hdr[:12]) + (7).to_bytes(4, "little") + bytes(hdr[16:]), "unknown layout"),
             (bytes(hdr[:100]), "shorter"),
         ):
