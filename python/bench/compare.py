@@ -219,23 +219,25 @@ def main() -> int:
             for name, (fn, k) in cases.items():
                 res[name].append(per_op(fn, k))
         med = {k: statistics.median(v) for k, v in res.items()}
+        best = {k: min(v) for k, v in res.items()}
         rows = []
 
         def row(name: str, base: str, goal: str, faster_is: str) -> None:
             if name not in med or base not in med:
                 return
             ratio = med[name] / med[base]
-            rows.append((name, med[name], base, med[base], ratio, goal, faster_is))
+            rows.append((name, med[name], base, med[base], ratio, best[name] / best[base], goal))
 
-        row("local r.read()", "bytes(mm[5:5+n])", "<= 2.0x the time", "time")
-        row("local r.read()", "original shared_memory + check-then-set", "< 1.0x the time", "time")
-        row("tcp r.read()", "redis-py GET", "<= 1.0x the time (>= 1.0x the rate)", "time")
-        row("tcp r.write()", "redis-py SET", "<= 1.0x the time (>= 1.0x the rate)", "time")
+        row("local r.read()", "bytes(mm[5:5+n])", "within 2x: <= 2.0", "time")
+        row("local r.read()", "original shared_memory + check-then-set", "faster: < 1.0", "time")
+        row("tcp r.read()", "redis-py GET", ">= 1.0x the rate: <= 1.0", "time")
+        row("tcp r.write()", "redis-py SET", ">= 1.0x the rate: <= 1.0", "time")
         out = {
             "python": sys.version.split()[0],
             "rounds": a.rounds,
             "median_ns": {k: round(v * 1e9, 1) for k, v in med.items()},
-            "ratios": [{"case": r[0], "baseline": r[2], "time_ratio": round(r[4], 3), "goal": r[5]} for r in rows],
+            "best_ns": {k: round(v * 1e9, 1) for k, v in best.items()},
+            "ratios": [{"case": r[0], "baseline": r[2], "time_ratio": round(r[4], 3), "best_ratio": round(r[5], 3), "goal": r[6]} for r in rows],
         }
         if redis_why:
             out["redis"] = "skipped: " + redis_why
@@ -243,14 +245,17 @@ def main() -> int:
             print(json.dumps(out, indent=2))
         else:
             if a.markdown:
-                print(SECTION % {"python": out["python"], "rounds": a.rounds, "local_n": a.local_n, "tcp_n": a.tcp_n})
+                load = " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "unknown"
+                print(SECTION % {"python": out["python"], "rounds": a.rounds, "local_n": a.local_n, "tcp_n": a.tcp_n, "load": load})
             else:
                 print("Python %s, %d rounds, 4 KiB content, median per call" % (out["python"], a.rounds))
             print()
-            print("| case | per call | baseline | per call | time ratio | goal |")
-            print("|---|---|---|---|---|---|")
-            for name, t, base, tb, ratio, goal, _ in rows:
-                print("| %s | %s | %s | %s | %.2fx | %s |" % (name, fmt(t), base, fmt(tb), ratio, goal))
+            print("| case | per call | baseline | per call | time ratio (medians) | time ratio (best rounds) | goal | |")
+            print("|---|---|---|---|---|---|---|---|")
+            for name, t, base, tb, ratio, bratio, goal in rows:
+                limit = 2.0 if "2.0" in goal else 1.0
+                ok = ratio < limit if "< 1.0" in goal else ratio <= limit
+                print("| %s | %s | %s | %s | %.2fx | %.2fx | %s | %s |" % (name, fmt(t), base, fmt(tb), ratio, bratio, goal, "goal met" if ok else "**goal missed**"))
             if redis_why:
                 print("\nRedis rows skipped: " + redis_why)
         orig_close()
@@ -270,7 +275,10 @@ SECTION = """## Python
 The Python client (`python/`) against its baselines, measured by
 `python3 python/bench/compare.py` (run by `go run ./scripts/compare`): Python
 %(python)s, %(rounds)d interleaved rounds of %(local_n)d local and %(tcp_n)d TCP
-calls per case, median per call, one connection, 4 KiB of content.
+calls per case, median per call, one connection, 4 KiB of content. The
+time ratio is this case's time over its baseline's: the ratio of the
+medians, and of the best rounds (the least disturbed by the machine's
+other work). Load average at the start: %(load)s.
 
 - `local r.read()`: `shmgr.connect(..., mode="local")` on this machine: the
   seqlock read of the mapping (seq word, offset-0 flag and length, retired

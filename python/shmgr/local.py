@@ -196,25 +196,26 @@ class LocalMap:
             dq: memoryview = self._dq
             maxn = size - 5
 
+            # The flag is one byte (mm[0], a single load that makes no new
+            # int); the length comes from bytes 1-4 of the first aligned
+            # word, once the flag is seen clear.
             def read() -> bytes:
                 s = cq[seq_i]
-                w = dq[0]
-                if not (s & 1 or w & 0xFF or cq[ret_i] & rm):
-                    n = w >> 8 & 0xFFFFFFFF
+                if not (s & 1 or mm[0] or cq[ret_i] & rm):
+                    n = dq[0] >> 8 & 0xFFFFFFFF
                     if n <= maxn:
                         b = mm[5:5 + n]
-                        if cq[seq_i] == s and not dq[0] & 0xFF:
+                        if cq[seq_i] == s and not mm[0]:
                             return b
                 return slow()[0]
 
             def read_version() -> Tuple[bytes, int]:
                 s = cq[seq_i]
-                w = dq[0]
-                if not (s & 1 or w & 0xFF or cq[ret_i] & rm):
-                    n = w >> 8 & 0xFFFFFFFF
+                if not (s & 1 or mm[0] or cq[ret_i] & rm):
+                    n = dq[0] >> 8 & 0xFFFFFFFF
                     if n <= maxn:
                         b = mm[5:5 + n]
-                        if cq[seq_i] == s and not dq[0] & 0xFF:
+                        if cq[seq_i] == s and not mm[0]:
                             return b, s >> 1
                 return slow()
 
