@@ -271,6 +271,8 @@ class CutProxy:
         self._marker: Optional[bytes] = None
         self._on_cut: Optional[Callable[[], None]] = None
         self.cuts = 0
+        #: Every byte clients sent through the proxy, in order.
+        self.sent = bytearray()
         self._socks: List = []
         self._threads: List[threading.Thread] = []
         self._closed = False
@@ -286,11 +288,19 @@ class CutProxy:
     def _accept(self) -> None:
         import socket
 
+        # accept wakes every 50 ms to see whether close was called: closing
+        # a listening socket does not interrupt a blocked accept.
+        self.ln.settimeout(0.05)
         while True:
             try:
                 c, _ = self.ln.accept()
+            except socket.timeout:
+                if self._closed:
+                    return
+                continue
             except OSError:
                 return
+            c.settimeout(None)
             try:
                 h = socket.create_connection(self.target, timeout=10)
             except OSError:
@@ -319,6 +329,7 @@ class CutProxy:
                 _close(c, h)
                 return
             with self._lock:
+                self.sent += b
                 if self._marker is not None and self._marker in b:
                     state["awaiting"] = True
                     self._marker = None
@@ -356,11 +367,11 @@ class CutProxy:
         with self._lock:
             self._closed = True
             socks = list(self._socks)
-        self.ln.close()
         for s in socks:
             _close(s)
         for t in self._threads:
             t.join(10)
+        self.ln.close()
 
 
 def _close(*socks) -> None:

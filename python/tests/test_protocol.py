@@ -12,7 +12,7 @@ import socket
 import unittest
 from typing import Any, Dict, List, Tuple
 
-from support import REPO, HostCase
+from support import REPO, CutProxy, HostCase, wait_for
 
 import shmgr
 from shmgr import errors, proto
@@ -273,6 +273,44 @@ def transcript() -> List[Tuple[bytes, bytes]]:
                 pairs.append((c, go_unquote(line[2:])))
                 c = None
     return pairs
+
+
+class TestClientBytes(HostCase):
+    """What the client itself sends, captured by a proxy: the documented
+    requests, every write with the connection's client id and the
+    sequence numbers 1, 2, 3..."""
+
+    def test_requests_on_the_wire(self) -> None:
+        p = CutProxy(self.host.addr)
+        self.addCleanup(p.close)
+        with shmgr.connect(p.addr, "default", mode="tcp") as r:
+            cid = r._conn.client_id.encode()
+            v1 = r.write("hi")
+            with self.assertRaises(shmgr.ConflictError):
+                r.write_if(b"ho", v1 - 1)
+            self.assertEqual(r.read_version(), (b"hi", v1))
+            with shmgr.Client(p.addr) as c:
+                c.create("wire", size=64, layout="raw")
+                c.list()
+                c.info()
+                c.info("wire")
+                c.delete("wire")
+        want = (
+            proto.set_(b"default", b"hi", cid=cid, seq=1)
+            + proto.set_(b"default", b"ho", ifver=v1 - 1, cid=cid, seq=2)
+            + proto.get(b"default")
+            + proto.create(b"wire", size=64, layout="raw")
+            + proto.list_()
+            + proto.info()
+            + proto.info(b"wire")
+            + proto.delete(b"wire")
+            + proto.quit()  # the Client's
+            + proto.quit()  # the Region's
+        )
+        # The proxy relays (and records) the closing QUITs on its own threads.
+        wait_for(lambda: len(p.sent) >= len(want), what="the proxy to relay the QUITs")
+        self.assertEqual(bytes(p.sent), want)
+        self.assertTrue(re.fullmatch(rb"py[0-9a-f]{16}", cid) and proto.valid_id(cid), cid)
 
 
 class TestTranscript(HostCase):
