@@ -198,7 +198,9 @@ class LocalMap:
 
             # The flag is one byte (mm[0], a single load that makes no new
             # int); the length comes from bytes 1-4 of the first aligned
-            # word, once the flag is seen clear.
+            # word, once the flag is seen clear. read and read_version are
+            # two copies of one attempt on purpose: a shared helper would
+            # add a call to the path they exist to keep short.
             def read() -> bytes:
                 s = cq[seq_i]
                 if not (s & 1 or mm[0] or cq[ret_i] & rm):

@@ -438,10 +438,7 @@ class Client:
         connect_timeout: float = 5.0,
         max_backoff: float = 2.0,
     ) -> None:
-        opts = None
-        if tls or tls_fingerprint or tls_ca:
-            opts = TLSOptions(fingerprint=tls_fingerprint, ca_file=tls_ca)
-        self._conn = Conn(addr, token=token, tls=opts, timeout=timeout, connect_timeout=connect_timeout, max_backoff=max_backoff)
+        self._conn = _dial(addr, token, tls, tls_fingerprint, tls_ca, timeout, connect_timeout, max_backoff)
 
     @property
     def addr(self) -> str:
@@ -507,6 +504,24 @@ class Client:
         self.close()
 
 
+def _dial(
+    addr: Optional[str],
+    token: Optional[str],
+    tls: bool,
+    tls_fingerprint: Optional[str],
+    tls_ca: Optional[str],
+    timeout: float,
+    connect_timeout: float,
+    max_backoff: float,
+) -> Conn:
+    """The connection of connect and Client, TLS options made up from
+    their arguments."""
+    opts = None
+    if tls or tls_fingerprint or tls_ca:
+        opts = TLSOptions(fingerprint=tls_fingerprint, ca_file=tls_ca)
+    return Conn(addr, token=token, tls=opts, timeout=timeout, connect_timeout=connect_timeout, max_backoff=max_backoff)
+
+
 def _open(conn: Conn, shm_id: Optional[str], mode: str, owned: bool) -> Region:
     if mode not in MODES:
         raise ValueError("mode %r: use auto, local or tcp" % (mode,))
@@ -539,10 +554,7 @@ def connect(
     """
     if mode not in MODES:
         raise ValueError("mode %r: use auto, local or tcp" % (mode,))
-    opts = None
-    if tls or tls_fingerprint or tls_ca:
-        opts = TLSOptions(fingerprint=tls_fingerprint, ca_file=tls_ca)
-    conn = Conn(addr, token=token, tls=opts, timeout=timeout, connect_timeout=connect_timeout, max_backoff=max_backoff)
+    conn = _dial(addr, token, tls, tls_fingerprint, tls_ca, timeout, connect_timeout, max_backoff)
     try:
         return _open(conn, shm_id, mode, owned=True)
     except BaseException:

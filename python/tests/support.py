@@ -319,48 +319,45 @@ class CutProxy:
                     t.start()
                     self._threads.append(t)
 
-    def _up(self, c, h, state) -> None:  # client -> host
+    def _pump(self, src, dst, c, h, keep: Callable[[bytes], bool]) -> None:
+        """Relays src to dst while keep(chunk) says so; then, or at EOF or
+        an error, closes both sides."""
         while True:
             try:
-                b = c.recv(65536)
+                b = src.recv(65536)
             except OSError:
                 b = b""
-            if not b:
-                _close(c, h)
-                return
+            if not b or not keep(b):
+                break
+            try:
+                dst.sendall(b)
+            except OSError:
+                break
+        _close(c, h)
+
+    def _up(self, c, h, state) -> None:  # client -> host
+        def keep(b: bytes) -> bool:
             with self._lock:
                 self.sent += b
                 if self._marker is not None and self._marker in b:
                     state["awaiting"] = True
                     self._marker = None
-            try:
-                h.sendall(b)
-            except OSError:
-                _close(c, h)
-                return
+            return True
+
+        self._pump(c, h, c, h, keep)
 
     def _down(self, c, h, state) -> None:  # host -> client
-        while True:
-            try:
-                b = h.recv(65536)
-            except OSError:
-                b = b""
-            if not b:
-                _close(c, h)
-                return
-            if state["awaiting"]:
-                with self._lock:
-                    on_cut, self._on_cut = self._on_cut, None
-                    self.cuts += 1
-                if on_cut is not None:
-                    on_cut()
-                _close(c, h)
-                return
-            try:
-                c.sendall(b)
-            except OSError:
-                _close(c, h)
-                return
+        def keep(b: bytes) -> bool:
+            if not state["awaiting"]:
+                return True
+            with self._lock:
+                on_cut, self._on_cut = self._on_cut, None
+                self.cuts += 1
+            if on_cut is not None:
+                on_cut()
+            return False
+
+        self._pump(h, c, c, h, keep)
 
     def close(self) -> None:
         """Stops the proxy and waits for its threads."""
