@@ -107,6 +107,15 @@ class Region:
     Made by :func:`connect` or :meth:`Client.open`. Use it as a context
     manager, or call :meth:`close`. A Region is safe for use from several
     threads: TCP requests take turns, local reads need no lock.
+
+    Caveats: :meth:`close` unmaps the region at once; a local read running
+    in another thread at that moment fails (ValueError from the released
+    mapping), so close a Region after the threads that read it are done.
+    A region deleted by the host is noticed by the next read (its retired
+    flag), which then maps the region that has the shm_id now, or raises
+    NotFoundError. Programs outside shmgr that write the documented layout
+    directly are honoured (a read retries while their offset-0 flag is
+    set) but their writes do not move the version.
     """
 
     def __init__(self, conn: Conn, info: Dict[str, Any], mode: str, owned: bool) -> None:
