@@ -39,7 +39,7 @@ class Offsets(NamedTuple):
     nonce: int
     #: uint64, 8-aligned: the seqlock word.
     seq: int
-    #: uint32: non-zero once the host is deleting the region.
+    #: uint32, 4-aligned: non-zero once the host is deleting the region.
     retired: int
 
 

@@ -112,25 +112,28 @@ class LocalMap:
             self.close()
             raise
 
-    def _view(self, m: mmap.mmap, n: int) -> memoryview:
+    def _view(self, m: mmap.mmap, n: int, fmt: str = "Q") -> memoryview:
+        # An aligned view of the first n bytes: an index into it is one
+        # aligned load of the item's size.
         whole = memoryview(m)
         part = whole[:n]
-        q = part.cast("Q")
+        q = part.cast(fmt)
         self._views += [q, part, whole]
         return q
 
     def _make_reader(self, off: ctlblock.Offsets, fence: Fence) -> Callable[[], Optional[Tuple[bytes, int]]]:
         # Everything the hot path touches is a local of the closure.
         cq = self._view(self._ctl, ctlblock.HEADER_SIZE)
+        ci = self._view(self._ctl, ctlblock.HEADER_SIZE, "I")  # uint32 words: the retired flag
         seq_i = off.seq // 8
-        ret_i, ret_shift = off.retired // 8, (off.retired % 8) * 8
+        ret_i = off.retired // 4
         mm = self._data
         stats = self._stats
         acquire = fence.call
         utf8 = self.layout == "utf8"
         size = self.size
         maxn = size - 5 if utf8 else size
-        self._ret = (cq, ret_i, ret_shift)
+        self._ret = (cq, ci, ret_i)
         self._seq_i = seq_i
         self._acquire = acquire
         dq = self._view(mm, 8) if utf8 and size >= 8 else None
@@ -141,7 +144,7 @@ class LocalMap:
                 _yield()
 
         def retired() -> None:
-            if (cq[ret_i] >> ret_shift) & 0xFFFFFFFF:
+            if ci[ret_i]:
                 raise Retired()
 
         def head() -> Tuple[int, int]:
@@ -187,9 +190,8 @@ class LocalMap:
         every read)."""
         if self._acquire is not None:
             return None
-        cq, ret_i, ret_shift = self._ret
+        cq, ci, ret_i = self._ret
         seq_i = self._seq_i
-        rm = 0xFFFFFFFF << ret_shift
         mm = self._data
         size = self.size
         if self.layout == "utf8" and self._dq is not None:
@@ -203,7 +205,7 @@ class LocalMap:
             # add a call to the path they exist to keep short.
             def read() -> bytes:
                 s = cq[seq_i]
-                if not (s & 1 or mm[0] or cq[ret_i] & rm):
+                if not (s & 1 or mm[0] or ci[ret_i]):
                     n = dq[0] >> 8 & 0xFFFFFFFF
                     if n <= maxn:
                         b = mm[5:5 + n]
@@ -213,7 +215,7 @@ class LocalMap:
 
             def read_version() -> Tuple[bytes, int]:
                 s = cq[seq_i]
-                if not (s & 1 or mm[0] or cq[ret_i] & rm):
+                if not (s & 1 or mm[0] or ci[ret_i]):
                     n = dq[0] >> 8 & 0xFFFFFFFF
                     if n <= maxn:
                         b = mm[5:5 + n]
@@ -226,7 +228,7 @@ class LocalMap:
 
             def read_raw() -> bytes:
                 s = cq[seq_i]
-                if not (s & 1 or cq[ret_i] & rm):
+                if not (s & 1 or ci[ret_i]):
                     b = mm[0:size]
                     if cq[seq_i] == s:
                         return b
@@ -234,7 +236,7 @@ class LocalMap:
 
             def read_version_raw() -> Tuple[bytes, int]:
                 s = cq[seq_i]
-                if not (s & 1 or cq[ret_i] & rm):
+                if not (s & 1 or ci[ret_i]):
                     b = mm[0:size]
                     if cq[seq_i] == s:
                         return b, s >> 1
@@ -255,13 +257,12 @@ class LocalMap:
 
     def retired(self) -> bool:
         """Reports whether the host has deleted the region."""
-        cq, i, shift = self._ret
-        return bool((cq[i] >> shift) & 0xFFFFFFFF)
+        _, ci, i = self._ret
+        return bool(ci[i])
 
     def version(self) -> int:
         """The version of the last committed write (seq/2)."""
-        cq, _, _ = self._ret
-        return int(cq[ctlblock.FORMATS[self.format].seq // 8]) >> 1
+        return int(self._ret[0][self._seq_i]) >> 1
 
     def close(self) -> None:
         """Unmaps the region. The read function must not be called after."""
