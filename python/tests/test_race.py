@@ -29,7 +29,9 @@ class TestRace(HostCase):
         wait_for(lambda: r.read() != b"0" or go.poll() is not None, what="the Go client's first increment")
         versions: List[int] = []
         conflicts = 0
-        while len(versions) < n_py:
+        # At least n_py increments, and on until the Go client is done, so
+        # that Python writes race every one of Go's.
+        while len(versions) < n_py or go.poll() is None:
             data, v = r.read_version()
             try:
                 versions.append(r.write_if(str(int(data) + 1), v))
@@ -39,9 +41,9 @@ class TestRace(HostCase):
         out, err = go.communicate(timeout=120)
         self.assertEqual(go.returncode, 0, err)
         stats = json.loads(out)
-        self.assertEqual(r.read(), str(n_py + n_go).encode())
-        self.assertEqual(len(set(versions)), n_py)
-        print("\nrace py=%s go=%s: %d+%d increments, %d Python conflicts, %d Go conflicts" % (py_mode, stats["mode"], n_py, n_go, conflicts, stats["conflicts"]))
+        self.assertEqual(r.read(), str(len(versions) + n_go).encode())
+        self.assertEqual(len(set(versions)), len(versions))
+        print("\nrace py=%s go=%s: %d+%d increments, %d Python conflicts, %d Go conflicts" % (py_mode, stats["mode"], len(versions), n_go, conflicts, stats["conflicts"]))
 
     def test_race_local_reads_and_mapped_go_writes(self) -> None:
         # The Go client writes through its mapping, far faster than a
