@@ -112,6 +112,21 @@ class RegionAPI(HostCase):
             with self.assertRaises(shmgr.TimeoutError):
                 w.next(timeout=0.2)
 
+    def test_watch_deltas(self) -> None:
+        # A small write into a large region crosses as a DELTA frame; the
+        # watcher's content is the whole region all the same.
+        r = self.region(layout="raw", size=64 << 10)
+        v0 = r.write(b"a" * (64 << 10))
+        with r.watch() as w:
+            self.assertEqual(w.next(timeout=10).version, v0)
+            self.host.cli("write", "--id", r.shm_id, "--offset", "1000", "xyz")
+            ev = w.next(timeout=10)
+            want = bytearray(b"a" * (64 << 10))
+            want[1000:1003] = b"xyz"
+            self.assertEqual((ev.version, ev.content), (v0 + 1, bytes(want)))
+            self.assertEqual(w.deltas, 1)
+            self.assertEqual(r.read(), bytes(want))
+
     def test_watch_from_skips(self) -> None:
         r = self.region()
         v0 = r.write("a")
