@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 import subprocess
 import threading
 import time
@@ -14,7 +15,7 @@ import unittest
 from typing import Dict, Tuple
 from unittest import mock
 
-from support import HostCase, gohelper, wait_for
+from support import REPO, HostCase, gohelper, wait_for
 
 import shmgr
 from shmgr import ctlblock, fence, local
@@ -211,6 +212,31 @@ class TestLocalChecks(HostCase):
                 self.host.restart()
             self.assertEqual(r.write("after"), v + 1)
             self.assertEqual(r.read(), b"after")
+
+
+class TestFormatInStep(unittest.TestCase):
+    """ctlblock.FORMATS knows the format this tree's Go code writes, at the
+    offsets internal/region uses: a format bump that forgets the Python
+    client fails here, not in a user's read."""
+
+    def test_matches_internal_region(self) -> None:
+        with open(os.path.join(REPO, "internal", "region", "region.go"), encoding="utf-8") as f:
+            src = f.read()
+        consts = dict(re.findall(r"^\s*(ctlFormat|offLayout|offSize|offNonce|offSeq|offRetired)\s*=\s*(\d+)\s*$", src, re.M))
+        self.assertEqual(len(consts), 6, "internal/region/region.go no longer names these constants: %s" % consts)
+        fmt = int(consts["ctlFormat"])
+        self.assertIn(fmt, ctlblock.FORMATS, "control block format %d: add it to python/shmgr/ctlblock.py" % fmt)
+        want = ctlblock.Offsets(
+            layout=int(consts["offLayout"]),
+            size=int(consts["offSize"]),
+            nonce=int(consts["offNonce"]),
+            seq=int(consts["offSeq"]),
+            retired=int(consts["offRetired"]),
+        )
+        self.assertEqual(ctlblock.FORMATS[fmt], want)
+        magic = re.search(r'ctlMagic\s*=\s*"([^"]+)"', src)
+        assert magic is not None
+        self.assertEqual(magic.group(1), (ctlblock.MAGIC_PREFIX + str(fmt).encode()).decode())
 
 
 class TestFence(unittest.TestCase):
