@@ -134,7 +134,8 @@ class RegionAPI(HostCase):
         v2 = r.write("c")
         w = r.watch(from_version=v0)
         self.addCleanup(w.close)
-        ev = next(iter(w))
+        self.assertIs(iter(w), w)
+        ev = w.next(timeout=10)
         self.assertEqual(ev, shmgr.Event(v2, b"c", 1))
         self.assertEqual(w.last_version, v2)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import unittest
 from typing import List
 
@@ -31,7 +32,9 @@ class TestRace(HostCase):
         conflicts = 0
         # At least n_py increments, and on until the Go client is done, so
         # that Python writes race every one of Go's.
+        deadline = time.monotonic() + 120
         while len(versions) < n_py or go.poll() is None:
+            self.assertLess(time.monotonic(), deadline, "the race did not finish in 120 s")
             data, v = r.read_version()
             try:
                 versions.append(r.write_if(str(int(data) + 1), v))
