@@ -150,17 +150,26 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
 	}
 	tcpAddr := ln.Addr().(*net.TCPAddr)
-	// Tokens and TLS first: a bad --token must fail before any region is
-	// made.
+	// The data directory's lock first: a host refused because another
+	// one runs there must not have changed its tokens, TLS files or
+	// registry. Then tokens and TLS: a bad --token must fail before any
+	// region is made.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		ln.Close()
 		return fmt.Errorf("data directory: %w", err)
 	}
-	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
+	lock, err := host.LockDir(dir)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
+	if err != nil {
+		lock.Close()
+		ln.Close()
+		return err
+	}
+	cfg.Lock = lock // host.Open owns it now, and releases it if it fails
 	h, report, err := host.Open(cfg)
 	if err != nil {
 		ln.Close()
