@@ -48,6 +48,7 @@ type conn struct {
 	out          []byte
 	scratch      []byte
 	cur          *host.Region
+	session      string // the session announced in the metadata line (see dedup)
 	label        []byte
 	quit         bool
 	stopping     atomic.Bool
@@ -170,6 +171,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.cur = cur
+	c.session = c.s.dedup.sessionID()
 	c.out = proto.AppendMeta(c.out, c.meta(cur))
 	if !c.flush() {
 		return
@@ -304,10 +306,13 @@ func (c *conn) fill() bool {
 		// per request.
 		need = max(need, readBufSize)
 	}
-	if need > len(c.in) {
-		// A large payload: grow to hold it whole (the parser has already
-		// bounded it by the payload limit).
-		bigger := make([]byte, need)
+	if need > len(c.in) && (c.w == len(c.in) || len(c.in) < readBufSize) {
+		// A large payload: grow towards holding it whole (the parser has
+		// bounded it by the payload limit), but only as its bytes arrive,
+		// doubling a full buffer: the buffer stays within twice what the
+		// client has sent (or readBufSize), whatever length it announced.
+		// The copies this costs add up to less than the payload.
+		bigger := make([]byte, min(need, max(2*len(c.in), readBufSize)))
 		c.w = copy(bigger, c.in[c.r:c.w])
 		c.r = 0
 		c.in = bigger
@@ -696,23 +701,25 @@ func (c *conn) get(req *proto.Request) {
 // first answer again.
 func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 	if req.ClientID != nil {
-		w := c.s.dedup.client(req.ClientID)
-		w.mu.Lock()
+		w, session := c.s.dedup.acquire(req.ClientID)
 		defer w.mu.Unlock()
-		if o, known, tooOld := w.lookup(req.Seq); known {
+		o, known, unknown := w.lookup(req.Seq)
+		if session != c.session {
+			known, unknown = false, fmt.Sprintf("the host ended session %s, which this connection began in, and forgot its writes' outcomes: reconnect (session %s)", c.session, session)
+		}
+		if known {
 			if o.code != proto.CodeUnknown {
 				c.out = proto.AppendError(c.out, o.code, o.msg)
 			} else {
 				c.out = proto.AppendOKVersion(c.out, o.version)
 			}
 			return
-		} else if tooOld {
-			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, fmt.Sprintf(
-				"seq %d of client %s is older than its last %d writes: the host cannot tell whether it was applied", req.Seq, w.id, dedupWindow))
+		} else if unknown != "" {
+			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, unknown)
 			return
 		}
 		v, err := c.apply(hr, req)
-		o := outcome{seq: req.Seq, version: v}
+		o = outcome{seq: req.Seq, version: v}
 		if err != nil {
 			o.code, o.msg = classify(err)
 			c.out = proto.AppendError(c.out, o.code, o.msg)
@@ -792,7 +799,7 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		ShmID: in.ShmID, Size: in.Size, Layout: in.Layout,
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
-		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.s.session,
+		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.session,
 		Features: features,
 	}
 }

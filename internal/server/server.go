@@ -6,8 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -88,8 +86,7 @@ type Server struct {
 	wg        sync.WaitGroup // every connection goroutine
 	started   time.Time
 	accepted  atomic.Uint64
-	dedup     dedup
-	session   string // random, per server: changes when the host restarts
+	dedup     dedup // and the session id: random, changes when the host restarts
 }
 
 // New returns a server for h.
@@ -120,9 +117,10 @@ func New(h *host.Host, cfg Config) *Server {
 	}
 	cfg.Metrics.CommandNames = commandNames()
 	cfg.Metrics.OutcomeNames = outcomeNames()
-	var b [8]byte
-	rand.Read(b[:])
-	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now(), session: hex.EncodeToString(b[:])}
+	s := &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now()}
+	s.dedup.newSession()
+	s.dedup.logf = cfg.Logf
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown. It always returns a

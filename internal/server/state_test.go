@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +16,11 @@ import (
 // and the session id goes with them.
 func TestStateRoundTrip(t *testing.T) {
 	a := New(nil, Config{})
-	w := a.dedup.client([]byte("c1"))
+	w, _ := a.dedup.client([]byte("c1"))
 	w.record(outcome{seq: 7, version: 41})
 	w.record(outcome{seq: 8, code: proto.CodeLockTimeout, msg: "lock held"})
-	a.dedup.client([]byte("c2")).record(outcome{seq: 1, version: 3})
+	w2, _ := a.dedup.client([]byte("c2"))
+	w2.record(outcome{seq: 1, version: 3})
 
 	b, err := json.Marshal(a.State())
 	if err != nil {
@@ -29,14 +31,14 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	z := New(nil, Config{})
-	if z.session == a.session {
+	if z.dedup.sessionID() == a.dedup.sessionID() {
 		t.Fatal("two servers got the same session id")
 	}
 	if err := z.Resume(st); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	if z.session != a.session {
-		t.Errorf("session after Resume = %q, want %q", z.session, a.session)
+	if z.dedup.sessionID() != a.dedup.sessionID() {
+		t.Errorf("session after Resume = %q, want %q", z.dedup.sessionID(), a.dedup.sessionID())
 	}
 	tests := []struct {
 		client  string
@@ -52,7 +54,8 @@ func TestStateRoundTrip(t *testing.T) {
 		{"c3", 1, false, 0, proto.CodeUnknown},
 	}
 	for _, tt := range tests {
-		o, known, _ := z.dedup.client([]byte(tt.client)).lookup(tt.seq)
+		w, _ := z.dedup.client([]byte(tt.client))
+		o, known, _ := w.lookup(tt.seq)
 		if known != tt.known || o.version != tt.version || o.code != tt.code {
 			t.Errorf("%s seq %d: %+v known %v, want version %d code %v known %v", tt.client, tt.seq, o, known, tt.version, tt.code, tt.known)
 		}
@@ -65,28 +68,33 @@ func TestStateRoundTrip(t *testing.T) {
 
 // TestResumeRefuses: a state that does not check out is refused whole.
 func TestResumeRefuses(t *testing.T) {
-	good := "0123456789abcdef"
+	good, key := "0123456789abcdef", "0123456789abcdef0123456789abcdef"
+	none, gone := []ClientState{}, []ForgottenState{}
 	tests := []struct {
 		name string
 		st   State
 		want string
 	}{
-		{"bad session", State{Session: "xyz"}, "16 hex digits"},
-		{"short session", State{Session: "0123"}, "16 hex digits"},
-		{"no client id", State{Session: good, Clients: []ClientState{{MaxSeq: 1}}}, "want an id"},
-		{"unknown code", State{Session: good, Clients: []ClientState{{ID: "c", Results: []OutcomeState{{Seq: 1, Code: "nonsense"}}}}}, "unknown code"},
-		{"too many results", State{Session: good, Clients: []ClientState{{ID: "c", Results: make([]OutcomeState, dedupWindow+1)}}}, "at most"},
+		{"bad session", State{Session: "xyz", Key: key, Clients: none, Forgotten: gone}, "16 hex digits"},
+		{"short session", State{Session: "0123", Key: key, Clients: none, Forgotten: gone}, "16 hex digits"},
+		{"no key", State{Session: good, Clients: none, Forgotten: gone}, "32 hex digits"},
+		{"clients null", State{Session: good, Key: key, Forgotten: gone}, `"clients" or "forgotten" is missing`},
+		{"forgotten null", State{Session: good, Key: key, Clients: none}, `"clients" or "forgotten" is missing`},
+		{"no client id", State{Session: good, Key: key, Forgotten: gone, Clients: []ClientState{{MaxSeq: 1, Results: []OutcomeState{}}}}, "want an id"},
+		{"results null", State{Session: good, Key: key, Forgotten: gone, Clients: []ClientState{{ID: "c", MaxSeq: 1}}}, "want an id and a list"},
+		{"unknown code", State{Session: good, Key: key, Forgotten: gone, Clients: []ClientState{{ID: "c", Results: []OutcomeState{{Seq: 1, Code: "nonsense"}}}}}, "unknown code"},
+		{"too many results", State{Session: good, Key: key, Forgotten: gone, Clients: []ClientState{{ID: "c", Results: make([]OutcomeState, dedupWindow+1)}}}, "at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(nil, Config{})
-			before := s.session
+			before := s.dedup.sessionID()
 			err := s.Resume(tt.st)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Resume = %v, want an error saying %q", err, tt.want)
 			}
-			if s.session != before || s.dedup.lru.Len() != 0 {
-				t.Errorf("a refused state changed the server (session %q, %d clients)", s.session, s.dedup.lru.Len())
+			if s.dedup.sessionID() != before || s.dedup.lru.Len() != 0 {
+				t.Errorf("a refused state changed the server (session %q, %d clients)", s.dedup.sessionID(), s.dedup.lru.Len())
 			}
 		})
 	}
@@ -98,7 +106,8 @@ func TestResumeRefuses(t *testing.T) {
 func TestSaveToResumeFrom(t *testing.T) {
 	dir := t.TempDir()
 	a := New(nil, Config{})
-	a.dedup.client([]byte("c1")).record(outcome{seq: 1, version: 9})
+	w, _ := a.dedup.client([]byte("c1"))
+	w.record(outcome{seq: 1, version: 9})
 	if err := a.SaveTo(dir); err != nil {
 		t.Fatalf("SaveTo: %v", err)
 	}
@@ -108,8 +117,8 @@ func TestSaveToResumeFrom(t *testing.T) {
 	}
 	b := New(nil, Config{})
 	st, found, err := b.ResumeFrom(dir)
-	if err != nil || !found || st.Session != a.session || b.session != a.session {
-		t.Fatalf("ResumeFrom = %+v, %v, %v; want session %q", st, found, err, a.session)
+	if err != nil || !found || st.Session != a.dedup.sessionID() || b.dedup.sessionID() != a.dedup.sessionID() {
+		t.Fatalf("ResumeFrom = %+v, %v, %v; want session %q", st, found, err, a.dedup.sessionID())
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("after ResumeFrom the file is still there (%v)", err)
@@ -121,11 +130,70 @@ func TestSaveToResumeFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := New(nil, Config{})
-	before := c.session
-	if _, found, err := c.ResumeFrom(dir); !found || err == nil || c.session != before {
-		t.Errorf("ResumeFrom of a bad file = found %v, %v, session changed %v; want an error and no change", found, err, c.session != before)
+	before := c.dedup.sessionID()
+	if _, found, err := c.ResumeFrom(dir); !found || err == nil || c.dedup.sessionID() != before {
+		t.Errorf("ResumeFrom of a bad file = found %v, %v, session changed %v; want an error and no change", found, err, c.dedup.sessionID() != before)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a bad state file was left in place (%v)", err)
+	}
+}
+
+// TestDedupForgotten: a client id evicted from the window, by more other
+// clients than it holds, keeps its highest seq in the compact record: a
+// retry at or below it is unknown, a new seq is not, and the record goes
+// through State and Resume.
+func TestDedupForgotten(t *testing.T) {
+	a := New(nil, Config{})
+	w, _ := a.dedup.acquire([]byte("old"))
+	w.record(outcome{seq: 5, version: 1})
+	w.mu.Unlock()
+	for i := range dedupClients + 10 {
+		o, _ := a.dedup.acquire(fmt.Appendf(nil, "other-%d", i))
+		o.record(outcome{seq: 1, version: 2})
+		o.mu.Unlock()
+	}
+	st := a.State()
+	if len(st.Forgotten) != 11 {
+		t.Fatalf("compact record holds %d ids, want 11 (old and the first 10 others)", len(st.Forgotten))
+	}
+	z := New(nil, Config{})
+	if err := z.Resume(st); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Server{a, z} {
+		w, _ := s.dedup.acquire([]byte("old"))
+		for seq, wantUnknown := range map[uint64]bool{1: true, 5: true, 6: false} {
+			if _, known, unknown := w.lookup(seq); known || (unknown != "") != wantUnknown {
+				t.Errorf("evicted client, seq %d: known %v, unknown %q; want unknown %v", seq, known, unknown, wantUnknown)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// TestDedupSessionEnds: past the compact record's bound the session
+// ends: a new session id, nothing remembered, and a connection of the old
+// session refused (see conn.write).
+func TestDedupSessionEnds(t *testing.T) {
+	var logged []string
+	s := New(nil, Config{Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	s.dedup.maxForgotten = 3
+	first := s.dedup.sessionID()
+	var session string
+	for i := range dedupClients + 4 {
+		var w *window
+		w, session = s.dedup.acquire(fmt.Appendf(nil, "c-%d", i))
+		w.record(outcome{seq: 1})
+		w.mu.Unlock()
+	}
+	if session == first || s.dedup.sessionID() != session {
+		t.Fatalf("session after %d clients = %q (first %q), want a new one", dedupClients+4, session, first)
+	}
+	if n := s.dedup.lru.Len(); n != 1 || len(s.dedup.forgotten) != 0 {
+		t.Errorf("new session remembers %d windows and %d ids, want 1 and 0", n, len(s.dedup.forgotten))
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "session "+first+" ended") {
+		t.Errorf("logged %q, want the end of session %s", logged, first)
 	}
 }
