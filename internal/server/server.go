@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/auth"
@@ -138,6 +140,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.goroutine(func() { s.watchTokens(s.quit) })
 	}
 	s.mu.Unlock()
+	// spare is a file kept open to be closed when the process runs out of
+	// files: one connection can then be accepted and told so, instead of
+	// every client waiting in the backlog for a host that says nothing.
+	spare, _ := os.Open(os.DevNull)
+	defer func() { spare.Close() }()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -147,6 +154,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 			if closing {
 				return ErrServerClosed
+			}
+			if spare != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+				spare.Close()
+				s.refuseNoFiles(ln)
+				spare, _ = os.Open(os.DevNull)
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
@@ -167,6 +179,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 	}
+}
+
+// refuseNoFiles accepts one connection with the file a spare one freed,
+// answers it "ERROR limit" and closes it.
+func (s *Server) refuseNoFiles(ln net.Listener) {
+	nc, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
+	s.cfg.Logf("refused connection from %s: the host is out of open files (raise ulimit -n)", nc.RemoteAddr())
+	nc.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	nc.Write(proto.AppendError(nil, proto.CodeLimit, "the host has run out of open files and cannot serve another connection: try again later"))
+	nc.Close()
 }
 
 // keepAlive makes the kernel probe an idle connection after 5 s, every
