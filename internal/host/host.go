@@ -70,6 +70,10 @@ type Config struct {
 	ShareGroup bool
 	// GID is the group of ShareGroup.
 	GID int
+	// CheckEvery is how often the host looks for region objects removed
+	// behind its back, and restores them from its mappings. Default
+	// DefaultCheckEvery.
+	CheckEvery time.Duration
 	// Lock, if set, is the lock on DataDir taken with LockDir (the caller
 	// took it before touching other files in the directory); Open takes it
 	// otherwise. Either way the host owns it from Open on: Close, or a
@@ -80,7 +84,7 @@ type Config struct {
 // DefaultConfig returns the defaults for a host in dataDir.
 func DefaultConfig(dataDir string) Config {
 	return Config{DataDir: dataDir, DefaultID: "default", DefaultSize: region.DefaultSize, Perm: 0o600, PersistEvery: 2 * time.Second,
-		MaxRegions: 1024, MaxRegionSize: 4 << 30}
+		MaxRegions: 1024, MaxRegionSize: 4 << 30, CheckEvery: DefaultCheckEvery}
 }
 
 // Host owns the regions of one data directory. It is safe for concurrent
@@ -135,6 +139,9 @@ func Open(cfg Config) (*Host, []string, error) {
 	}
 	if cfg.PersistEvery == 0 {
 		cfg.PersistEvery = d.PersistEvery
+	}
+	if cfg.CheckEvery == 0 {
+		cfg.CheckEvery = d.CheckEvery
 	}
 	if cfg.MaxRegions == 0 {
 		cfg.MaxRegions = d.MaxRegions
@@ -194,8 +201,9 @@ func Open(cfg Config) (*Host, []string, error) {
 		lock.Close()
 		return nil, report, err
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.persistLoop()
+	go h.objectsLoop()
 	return h, report, nil
 }
 
