@@ -159,4 +159,3 @@ func objectExists(durable bool, name string) (bool, error) {
 	}
 	return err == nil, err
 }
-
