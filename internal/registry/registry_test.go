@@ -113,3 +113,46 @@ func TestSaveEmptyTable(t *testing.T) {
 		t.Errorf("saved %s, want an empty regions list", b)
 	}
 }
+
+// FuzzLoad: Load never panics, refuses with ErrInvalid whatever it
+// cannot use, and a table it accepts saves and loads back the same.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"format":1,"instance":"abcdabcd","default":"default","regions":[{"id":"default","os_name":"shmgr-abcdabcd-1","ctl_name":"shmgr-abcdabcd-1-c","size":4096,"layout":"utf8","nonce":5,"version":3}]}`))
+	f.Add([]byte(`{"format":1,"instance":"abcdabcd","default":"default","regions":null}`))
+	f.Add([]byte(`{"format":1,"instance":"abcdabcd","default":"default"}`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, registry.FileName), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tab, ok, err := registry.Load(dir)
+		if err != nil {
+			if !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("Load error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		if !ok {
+			t.Fatal("Load of an existing file: ok false")
+		}
+		if _, found := tab.Get(tab.Default); !found {
+			t.Fatalf("accepted a table without its default region %q", tab.Default)
+		}
+		if err := tab.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		again, _, err := registry.Load(dir)
+		if err != nil {
+			t.Fatalf("Load after Save: %v", err)
+		}
+		if again.Instance != tab.Instance || again.Default != tab.Default || again.Len() != tab.Len() {
+			t.Fatalf("round trip: %+v, want %+v", again, tab)
+		}
+		for _, e := range tab.Entries() {
+			if g, _ := again.Get(e.ID); g == nil || g.OSName != e.OSName || g.Nonce != e.Nonce || g.Size != e.Size || g.Version != e.Version {
+				t.Fatalf("round trip of %q: %+v, want %+v", e.ID, g, e)
+			}
+		}
+	})
+}
