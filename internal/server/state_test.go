@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -195,5 +196,63 @@ func TestDedupSessionEnds(t *testing.T) {
 	}
 	if len(logged) != 1 || !strings.Contains(logged[0], "session "+first+" ended") {
 		t.Errorf("logged %q, want the end of session %s", logged, first)
+	}
+}
+
+// FuzzResume: a session file's content is resumed only if it checks out
+// whole; an accepted state saves and resumes back the same.
+func FuzzResume(f *testing.F) {
+	f.Add([]byte(`{"session":"0123456789abcdef","key":"0123456789abcdef0123456789abcdef","clients":[{"id":"c1","max_seq":2,"results":[{"seq":1,"version":4},{"seq":2,"code":"lock_timeout","msg":"held"}]}],"forgotten":[{"h":7,"seq":9}]}`))
+	f.Add([]byte(`{"session":"0123456789abcdef","key":"0123456789abcdef0123456789abcdef","clients":null,"forgotten":[]}`))
+	f.Add([]byte(`{"session":"0123456789abcdef","clients":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var st State
+		if json.Unmarshal(b, &st) != nil {
+			return
+		}
+		s := New(nil, Config{})
+		before := s.dedup.sessionID()
+		if err := s.Resume(st); err != nil {
+			if s.dedup.sessionID() != before || s.dedup.lru.Len() != 0 {
+				t.Fatalf("a refused state changed the server: %v", err)
+			}
+			return
+		}
+		got := s.State()
+		z := New(nil, Config{})
+		if err := z.Resume(got); err != nil {
+			t.Fatalf("Resume of a saved state: %v", err)
+		}
+		again := z.State()
+		if again.Session != got.Session || again.Key != got.Key || len(again.Clients) != len(got.Clients) || len(again.Forgotten) != len(got.Forgotten) {
+			t.Fatalf("round trip: %+v, want %+v", again, got)
+		}
+	})
+}
+
+// BenchmarkDedupEvicted: what the compact record costs per client id
+// pushed out of the window (heap bytes per id), and how long a new
+// client's first write takes to find its window when one is evicted.
+func BenchmarkDedupEvicted(b *testing.B) {
+	s := New(nil, Config{})
+	for i := range dedupClients {
+		w, _ := s.dedup.acquire(fmt.Appendf(nil, "warm-%d", i))
+		w.record(outcome{seq: 1})
+		w.mu.Unlock()
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for i := range b.N {
+		w, _ := s.dedup.acquire(fmt.Appendf(nil, "c%016x", i))
+		w.record(outcome{seq: 1})
+		w.mu.Unlock()
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := len(s.dedup.forgotten); n > 0 {
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "B/evicted-id")
 	}
 }
