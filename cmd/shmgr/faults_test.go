@@ -827,8 +827,9 @@ func TestFaultSilentHostHint(t *testing.T) {
 }
 
 // TestFaultObjectRemoved: a region's object removed behind the host's
-// back is restored within seconds, and a write acknowledged after that
-// survives a SIGKILL and restart.
+// back is restored within seconds (or, while it cannot be, writes to it
+// are refused), and a write acknowledged after that survives a SIGKILL
+// and restart.
 func TestFaultObjectRemoved(t *testing.T) {
 	h := startHost(t)
 	p := mustPeer(t, h.Addr)
@@ -842,9 +843,34 @@ func TestFaultObjectRemoved(t *testing.T) {
 	shmtest.CheckFor(t, 10*time.Second, "the host did not restore "+obj, func() bool {
 		return exists(t, obj) && strings.Contains(h.Stderr(), "removed behind the host's back: restored")
 	})
-	if rep := p.mustDo(t, setReq("notes", "after")); !strings.HasPrefix(rep, "OK") {
-		t.Fatalf("SET after the restore = %q", trim(rep))
+	// Removed again, with a directory squatting its name: the host cannot
+	// restore it, and refuses writes until it can.
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
 	}
+	if err := os.Mkdir(obj, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(obj) })
+	last := "before" // the content of the last SET acknowledged
+	shmtest.CheckFor(t, 10*time.Second, "SET not refused while the object cannot be restored", func() bool {
+		// Until the host notices, a write goes into its mapping.
+		c := fmt.Sprintf("written %d", time.Now().UnixNano())
+		rep := p.mustDo(t, setReq("notes", c))
+		if strings.HasPrefix(rep, "OK") {
+			last = c
+		}
+		return strings.HasPrefix(rep, "ERROR unavailable")
+	})
+	if got, _ := p.value(t, "notes"); got != last {
+		t.Errorf("notes while writes are refused = %q, want the last acknowledged %q", got, last)
+	}
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	shmtest.CheckFor(t, 10*time.Second, "SET still refused after the object could be restored", func() bool {
+		return strings.HasPrefix(p.mustDo(t, setReq("notes", "after")), "OK")
+	})
 	h.Kill(t)
 	h.Restart(t)
 	q := mustPeer(t, h.Addr)

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/registry"
 	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
@@ -110,6 +112,26 @@ func TestRestoreVanishedObject(t *testing.T) {
 	}
 	write(t, r, "before")
 	in := r.Info()
+	// A writer keeps going while the objects vanish and come back (for
+	// -race: the restore swaps the mapping under it).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := r.Do(func(rr *region.Region) error {
+				_, err := rr.Write([]byte("before"), region.WriteOptions{})
+				return err
+			}); err != nil {
+				t.Errorf("write during the restore: %v", err)
+				return
+			}
+		}
+	})
 	for _, tt := range []struct{ name, rm string }{{"data", in.OSName}, {"ctl", in.CtlName}} {
 		if err := shm.Remove(tt.rm); err != nil {
 			t.Fatal(err)
@@ -119,12 +141,47 @@ func TestRestoreVanishedObject(t *testing.T) {
 			return ok
 		})
 	}
+	close(stop)
+	wg.Wait()
 	if !strings.Contains(logged.String(), "removed behind the host's back: restored") {
 		t.Errorf("log lacks the restore:\n%s", logged.String())
 	}
 	if got := read(t, r); got != "before" {
 		t.Errorf("content after restore = %q, want %q", got, "before")
 	}
+	// An object that cannot be restored (a directory squats its name)
+	// refuses writes, loudly, until it can.
+	squat := "/dev/shm/" + in.OSName
+	if err := shm.Remove(in.OSName); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(squat, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(squat) })
+	writeErr := func() error {
+		return r.DoWrite(func(rr *region.Region) error {
+			_, err := rr.Write([]byte("refused?"), region.WriteOptions{})
+			return err
+		})
+	}
+	shmtest.CheckFor(t, 5*time.Second, "writes not refused while the object cannot be restored", func() bool {
+		return errors.Is(writeErr(), host.ErrVanished)
+	})
+	if !strings.Contains(logged.String(), "writes are refused until it succeeds") {
+		t.Errorf("log lacks the refusal:\n%s", logged.String())
+	}
+	// Writes made before the host noticed went into its mapping; reads
+	// go on.
+	if got := read(t, r); got != "before" && got != "refused?" {
+		t.Errorf("read while writes are refused = %q, want the last write acknowledged", got)
+	}
+	if err := os.Remove(squat); err != nil {
+		t.Fatal(err)
+	}
+	shmtest.CheckFor(t, 5*time.Second, "writes still refused after the object could be restored", func() bool {
+		return writeErr() == nil
+	})
 	write(t, r, "after")
 	v := r.Info().Version
 	if err := h.Close(); err != nil {

@@ -42,6 +42,10 @@ var (
 	ErrBusy = errors.New("data directory in use")
 	// ErrLimit: a host limit (regions, region size) refuses the request.
 	ErrLimit = errors.New("host limit reached")
+	// ErrVanished: the region's object was removed behind the host's back
+	// and could not be restored yet; writes are refused, since nothing
+	// written now would survive a restart.
+	ErrVanished = errors.New("region object removed and not restored")
 )
 
 // Config configures a Host. DefaultConfig fills in every default.
@@ -112,6 +116,7 @@ type Region struct {
 	// Delete and Close take Lock to unmap it.
 	mu     sync.RWMutex
 	gone   bool
+	lost   error // set while a vanished object could not be restored
 	entry  registry.Entry
 	r      *region.Region
 	data   *shm.Mapping

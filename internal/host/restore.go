@@ -64,7 +64,10 @@ func (h *Host) checkObjects() []string {
 			what += " and " + e.CtlName
 		}
 		if err := h.restore(r); err != nil {
-			report = append(report, fmt.Sprintf("region %q: %s removed behind the host's back; restoring it failed (retried in %v): %v", id, what, h.cfg.CheckEvery, err))
+			r.mu.Lock()
+			r.lost = fmt.Errorf("%s was removed and restoring it failed: %w", what, err)
+			r.mu.Unlock()
+			report = append(report, fmt.Sprintf("region %q: %s removed behind the host's back; restoring it failed, writes are refused until it succeeds (retried every %v): %v", id, what, h.cfg.CheckEvery, err))
 			continue
 		}
 		report = append(report, fmt.Sprintf("region %q: %s removed behind the host's back: restored from the host's mapping (content and version kept)", id, what))
@@ -144,7 +147,7 @@ func (h *Host) restore(r *Region) error {
 	rr.SetLabel(fmt.Sprintf("shmgr host pid %d", os.Getpid()))
 	r.r.Retire()
 	r.unmap()
-	r.r, r.data, r.ctl = rr, data, ctl
+	r.r, r.data, r.ctl, r.lost = rr, data, ctl, nil
 	return nil
 }
 
@@ -153,9 +156,9 @@ func objectExists(durable bool, name string) (bool, error) {
 	if !durable {
 		return shm.Exists(name)
 	}
-	_, err := os.Stat(name)
+	fi, err := os.Lstat(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil && fi.Mode().IsRegular(), err
 }

@@ -752,7 +752,7 @@ func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 		o.Fenced, o.Fence = true, req.Fence
 	}
 	var v uint64
-	err := hr.Do(func(r *region.Region) (err error) {
+	err := hr.DoWrite(func(r *region.Region) (err error) {
 		if req.HasAt {
 			v, err = r.WriteAt(req.Offset, req.Payload, o)
 		} else {
@@ -868,6 +868,8 @@ func classify(err error) (proto.Code, string) {
 		return proto.CodeLimit, err.Error()
 	case errors.Is(err, host.ErrClosed):
 		return proto.CodeUnavailable, "host is shutting down"
+	case errors.Is(err, host.ErrVanished):
+		return proto.CodeUnavailable, err.Error()
 	case errors.Is(err, region.ErrFenced):
 		return proto.CodeFenced, err.Error()
 	case errors.Is(err, region.ErrStopped):

@@ -188,8 +188,9 @@ func Rename(oldName, newName string) error {
 	return nil
 }
 
-// Exists reports whether a named object exists (on Windows, where a
-// section lives while the host holds it, always true).
+// Exists reports whether a named object exists, as an object (a
+// directory squatting its name is not one). On Windows, where a section
+// lives while the host holds it, it is always true.
 func Exists(name string) (bool, error) {
 	if err := CheckName(name); err != nil {
 		return false, err

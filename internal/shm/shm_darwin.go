@@ -99,9 +99,9 @@ func existsNamed(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = os.Lstat(p)
+	fi, err := os.Lstat(p)
 	if os.IsNotExist(err) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil && fi.Mode().IsRegular(), err
 }

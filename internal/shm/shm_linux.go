@@ -61,9 +61,9 @@ func Chown(name string, gid int) error {
 func renameNamed(oldName, newName string) error { return os.Rename(dir+oldName, dir+newName) }
 
 func existsNamed(name string) (bool, error) {
-	_, err := os.Lstat(dir + name)
+	fi, err := os.Lstat(dir + name)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil && fi.Mode().IsRegular(), err
 }
