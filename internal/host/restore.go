@@ -39,21 +39,38 @@ func (h *Host) objectsLoop() {
 // mapping no name led to, and every write acknowledged since was lost at
 // the next start. It returns what it found and did, one line each.
 func (h *Host) checkObjects() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil
-	}
+	// Looking takes the read lock only, so that requests are not held up
+	// once a second; restoring takes the write lock, as Delete does.
+	h.mu.RLock()
+	var missing []string
 	var report []string
 	for _, id := range h.sortedIDs() {
-		r := h.regions[id]
-		e := r.entry
+		e := h.regions[id].entry
 		dataOK, err1 := objectExists(e.Durable, e.OSName)
 		ctlOK, err2 := objectExists(e.Durable, e.CtlName)
 		if err := errors.Join(err1, err2); err != nil {
 			report = append(report, fmt.Sprintf("region %q: cannot check its objects: %v", id, err))
-			continue
+		} else if !dataOK || !ctlOK {
+			missing = append(missing, id)
 		}
+	}
+	h.mu.RUnlock()
+	if len(missing) == 0 {
+		return report
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return report
+	}
+	for _, id := range missing {
+		r, ok := h.regions[id]
+		if !ok {
+			continue // deleted meanwhile
+		}
+		e := r.entry
+		dataOK, _ := objectExists(e.Durable, e.OSName)
+		ctlOK, _ := objectExists(e.Durable, e.CtlName)
 		if dataOK && ctlOK {
 			continue
 		}
@@ -75,7 +92,8 @@ func (h *Host) checkObjects() []string {
 	return report
 }
 
-// sortedIDs returns the regions' ids in registry order. h.mu is held.
+// sortedIDs returns the regions' ids in registry order. h.mu is held
+// (read or write).
 func (h *Host) sortedIDs() []string {
 	ids := make([]string, 0, len(h.regions))
 	for _, e := range h.table.Entries() {
