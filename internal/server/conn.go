@@ -705,7 +705,11 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		defer w.mu.Unlock()
 		o, known, unknown := w.lookup(req.Seq)
 		if session != c.session {
+			// The connection is closed after this answer: its client
+			// reconnects, sees the new session, and does not resend a
+			// write whose answer it lost.
 			known, unknown = false, fmt.Sprintf("the host ended session %s, which this connection began in, and forgot its writes' outcomes: reconnect (session %s)", c.session, session)
+			c.quit = true
 		}
 		if known {
 			if o.code != proto.CodeUnknown {

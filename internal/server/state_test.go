@@ -256,3 +256,51 @@ func BenchmarkDedupEvicted(b *testing.B) {
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "B/evicted-id")
 	}
 }
+
+// TestSessionEndsOverTCP: when the compact record overflows, a keyed
+// write on a connection of the old session is answered unknown_outcome
+// (its client may be retrying a write the new session never heard of) and
+// the connection is closed; a new connection announces the new session
+// and writes as usual.
+func TestSessionEndsOverTCP(t *testing.T) {
+	ts := startServer(t, Config{}, nil, nil)
+	ts.srv.dedup.mu.Lock()
+	ts.srv.dedup.maxForgotten = 3
+	ts.srv.dedup.mu.Unlock()
+	old := dial(t, ts.addr)
+	old.expect("SET default 1 cid=old seq=1\nx\n", "OK ")
+	flood := dial(t, ts.addr)
+	var b strings.Builder
+	const n = dedupClients + 5
+	for i := range n {
+		fmt.Fprintf(&b, "SET default 1 cid=f%d seq=1\nx\n", i)
+	}
+	sent := make(chan struct{})
+	go func() { defer close(sent); flood.nc.Write([]byte(b.String())) }()
+	// The flood's own connection began in the old session too: the write
+	// that ends it is answered unknown_outcome, and the connection closed.
+	lines, closed := flood.drain()
+	<-sent
+	// The window holds "old" and the first 4095 flood clients; each one
+	// after evicts one id, and the fourth eviction overflows the record.
+	want := dedupClients - 1 + 4
+	if len(lines) == 0 || !closed || !strings.Contains(lines[len(lines)-1], "ended session") || len(lines) != want {
+		t.Fatalf("flood of %d clients: %d replies, closed %v, last %q; want %d: all OK but the last, unknown_outcome, then the close", n, len(lines), closed, lines[len(lines)-1], want)
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "OK ") {
+			t.Fatalf("flood: %q before the session ended", l)
+		}
+	}
+	if rep := old.do("SET default 1 cid=old seq=2\ny\n"); !strings.HasPrefix(rep, "ERROR unknown_outcome") || !strings.Contains(rep, "ended session") {
+		t.Errorf("keyed write on a connection of the ended session = %q, want unknown_outcome", rep)
+	}
+	if _, closed := old.drain(); !closed {
+		t.Error("the connection of the ended session was left open")
+	}
+	fresh := dial(t, ts.addr)
+	if !strings.Contains(fresh.meta, ts.srv.dedup.sessionID()) || strings.Contains(old.meta, ts.srv.dedup.sessionID()) {
+		t.Errorf("metadata sessions: old %q, new %q; want the new one announced", old.meta, fresh.meta)
+	}
+	fresh.expect("SET default 1 cid=old seq=2\ny\n", "OK ")
+}
