@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/atomicfile"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/registry"
 	"github.com/shmgr/shmgr/internal/shm"
@@ -309,7 +310,9 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 	// succeeds it is undone, so a refused create leaves nothing (and a
 	// crash before the save leaves an orphan, which the next start
 	// quarantines).
-	if err := h.table.Save(h.cfg.DataDir); err != nil {
+	if err := h.table.Save(h.cfg.DataDir); errors.Is(err, atomicfile.ErrNotDurable) {
+		h.cfg.Logf("created region %q, but the registry: %v", id, err)
+	} else if err != nil {
 		delete(h.regions, id)
 		h.table.Delete(id)
 		r.mu.Lock()
@@ -344,7 +347,9 @@ func (h *Host) Delete(id string) error {
 	e, _ := h.table.Get(id)
 	saved := *e
 	h.table.Delete(id)
-	if err := h.table.Save(h.cfg.DataDir); err != nil {
+	if err := h.table.Save(h.cfg.DataDir); errors.Is(err, atomicfile.ErrNotDurable) {
+		h.cfg.Logf("deleting region %q, but the registry: %v", id, err)
+	} else if err != nil {
 		h.table.Put(saved)
 		return fmt.Errorf("region %q not deleted (nothing changed): %w", id, err)
 	}
