@@ -806,6 +806,48 @@ func TestFaultFileLimit(t *testing.T) {
 	}
 }
 
+// TestFaultFileLimitLowered: a host whose file limit is lowered under
+// it (prlimit --pid), so that it runs out of files below its connection
+// limit, still answers each connection it cannot serve with an ERROR
+// line, through a spare descriptor it gives up for that.
+func TestFaultFileLimitLowered(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skipf("needs prlimit (util-linux): %v", err)
+	}
+	h := startHost(t)
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", h.PID()))
+	if err != nil {
+		t.Skipf("cannot count the host's files: %v", err)
+	}
+	limit := len(ents) + 16
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(h.PID()), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
+		t.Skipf("prlimit --pid: %v: %s", err, out)
+	}
+	const dial = 60
+	served, refused := 0, 0
+	for i := range dial {
+		nc, err := net.DialTimeout("tcp", h.Addr, ioTimeout)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetReadDeadline(time.Now().Add(ioTimeout))
+		l, err := bufio.NewReader(nc).ReadString('\n')
+		switch {
+		case strings.HasPrefix(l, "{"):
+			served++
+		case strings.HasPrefix(l, "ERROR limit") && strings.Contains(l, "open files"):
+			refused++
+		default:
+			t.Fatalf("connection %d (%d served, %d refused so far) got %q, %v: want the metadata line or ERROR limit", i, served, refused, l, err)
+		}
+	}
+	t.Logf("%d files open at start, limit lowered to %d: %d connections served, %d refused with ERROR limit", len(ents), limit, served, refused)
+	if served == 0 || refused == 0 {
+		t.Errorf("%d served, %d refused; want both", served, refused)
+	}
+}
+
 // TestFaultSilentHostHint: a host that accepts but sends nothing (here
 // stopped with SIGSTOP) gets a hint naming the likely causes, not TLS
 // alone.

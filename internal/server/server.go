@@ -157,8 +157,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			if spare != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
 				spare.Close()
-				s.refuseNoFiles(ln)
+				refused := s.refuseNoFiles(ln)
 				spare, _ = os.Open(os.DevNull)
+				if refused {
+					// One waiting client has its answer; the next gets
+					// its own without a back-off delay.
+					delay = 0
+					continue
+				}
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
@@ -182,17 +188,19 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // refuseNoFiles accepts one connection with the file a spare one freed,
-// answers it "ERROR limit" and closes it.
-func (s *Server) refuseNoFiles(ln net.Listener) {
+// answers it "ERROR limit" and closes it. It reports whether there was
+// one to accept.
+func (s *Server) refuseNoFiles(ln net.Listener) bool {
 	nc, err := ln.Accept()
 	if err != nil {
-		return
+		return false
 	}
 	s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
 	s.cfg.Logf("refused connection from %s: the host is out of open files (raise ulimit -n)", nc.RemoteAddr())
 	nc.SetDeadline(time.Now().Add(100 * time.Millisecond))
 	nc.Write(proto.AppendError(nil, proto.CodeLimit, "the host has run out of open files and cannot serve another connection: try again later"))
 	nc.Close()
+	return true
 }
 
 // keepAlive makes the kernel probe an idle connection after 5 s, every
