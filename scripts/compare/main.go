@@ -257,7 +257,7 @@ func run(ctx context.Context, o options) error {
 	rep.env.loadEnd = loadAvg()
 	rep.env.took = time.Since(l.start).Round(time.Second)
 
-	md := rep.markdown()
+	md := rep.markdown() + l.pythonSection(ctx, root, o.quick)
 	fmt.Println(rep.summaryText())
 	if o.out == "" {
 		l.logf("no --out: PERFORMANCE.md and the plots are not written")
