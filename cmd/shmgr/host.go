@@ -139,6 +139,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
+	maxConns := connLimit(f.maxConns, logger)
 	cfg := host.DefaultConfig(dir)
 	cfg.DefaultSize = f.defaultSize
 	cfg.MaxRegions, cfg.MaxRegionSize = f.maxRegions, f.maxRegion
@@ -170,17 +171,26 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 			secAddr = ra
 		}
 	}
-	// Tokens and TLS first: a bad --token must fail before any region is
-	// made.
+	// The data directory's lock first: a host refused because another
+	// one runs there must not have changed its tokens, TLS files or
+	// registry. Then tokens and TLS: a bad --token must fail before any
+	// region is made.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		ln.Close()
 		return fmt.Errorf("data directory: %w", err)
 	}
-	sec, err := setUpSecurity(f, dir, secAddr, logger)
+	lock, err := host.LockDir(dir)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	sec, err := setUpSecurity(f, dir, secAddr, logger)
+	if err != nil {
+		lock.Close()
+		ln.Close()
+		return err
+	}
+	cfg.Lock = lock // host.Open owns it now, and releases it if it fails
 	h, report, err := host.Open(cfg)
 	if err != nil {
 		ln.Close()
@@ -204,7 +214,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		ReadTimeout:  f.readTimeout,
 		WriteTimeout: f.writeTimeout,
 		BusyPoll:     f.busyPoll,
-		MaxConns:     f.maxConns,
+		MaxConns:     maxConns,
 		MaxWatches:   f.maxWatches,
 		Auth:         sec.store,
 		Insecure:     sec.insecure,
@@ -261,6 +271,33 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		logger.Info("host stopped; regions stay in place for the next start")
 	}
 	return err
+}
+
+// fileReserve is the open files a host keeps for itself beside its
+// connections: listeners, the registry's and tokens' saves, durable
+// regions, metrics, logs.
+const fileReserve = 64
+
+// connLimit raises the open-file limit as far as it goes and returns how
+// many connections the host can serve: --max-connections, or fewer if the
+// limit does not allow them (said in a warning). Connections past it get
+// "ERROR limit", not a wait in the accept backlog.
+func connLimit(want int, logger *slog.Logger) int {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		logger.Warn(fmt.Sprintf("could not raise the open-file limit to its hard limit: %v", err))
+	}
+	if limit >= uint64(want)+fileReserve {
+		return want
+	}
+	n := 1
+	if limit > 2*fileReserve {
+		n = int(limit - fileReserve)
+	} else if limit > 1 {
+		n = int(limit / 2)
+	}
+	logger.Warn(fmt.Sprintf("the open-file limit is %d, too low for --max-connections %d: serving at most %d connections (the others get ERROR limit); raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to serve more", limit, want, n))
+	return n
 }
 
 func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {

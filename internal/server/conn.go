@@ -48,6 +48,7 @@ type conn struct {
 	out          []byte
 	scratch      []byte
 	cur          *host.Region
+	session      string // the session announced in the metadata line (see dedup)
 	label        []byte
 	quit         bool
 	stopping     atomic.Bool
@@ -176,6 +177,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.cur = cur
+	c.session = c.s.dedup.sessionID()
 	c.out = proto.AppendMeta(c.out, c.meta(cur))
 	if !c.flush() {
 		return
@@ -310,10 +312,13 @@ func (c *conn) fill() bool {
 		// per request.
 		need = max(need, readBufSize)
 	}
-	if need > len(c.in) {
-		// A large payload: grow to hold it whole (the parser has already
-		// bounded it by the payload limit).
-		bigger := make([]byte, need)
+	if need > len(c.in) && (c.w == len(c.in) || len(c.in) < readBufSize) {
+		// A large payload: grow towards holding it whole (the parser has
+		// bounded it by the payload limit), but only as its bytes arrive,
+		// doubling a full buffer: the buffer stays within twice what the
+		// client has sent (or readBufSize), whatever length it announced.
+		// The copies this costs add up to less than the payload.
+		bigger := make([]byte, min(need, max(2*len(c.in), readBufSize)))
 		c.w = copy(bigger, c.in[c.r:c.w])
 		c.r = 0
 		c.in = bigger
@@ -702,23 +707,29 @@ func (c *conn) get(req *proto.Request) {
 // first answer again.
 func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 	if req.ClientID != nil {
-		w := c.s.dedup.client(req.ClientID)
-		w.mu.Lock()
+		w, session := c.s.dedup.acquire(req.ClientID)
 		defer w.mu.Unlock()
-		if o, known, tooOld := w.lookup(req.Seq); known {
+		o, known, unknown := w.lookup(req.Seq)
+		if session != c.session {
+			// The connection is closed after this answer: its client
+			// reconnects, sees the new session, and does not resend a
+			// write whose answer it lost.
+			known, unknown = false, fmt.Sprintf("the host ended session %s, which this connection began in, and forgot its writes' outcomes: reconnect (session %s)", c.session, session)
+			c.quit = true
+		}
+		if known {
 			if o.code != proto.CodeUnknown {
 				c.out = proto.AppendError(c.out, o.code, o.msg)
 			} else {
 				c.out = proto.AppendOKVersion(c.out, o.version)
 			}
 			return
-		} else if tooOld {
-			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, fmt.Sprintf(
-				"seq %d of client %s is older than its last %d writes: the host cannot tell whether it was applied", req.Seq, w.id, dedupWindow))
+		} else if unknown != "" {
+			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, unknown)
 			return
 		}
 		v, err := c.apply(hr, req)
-		o := outcome{seq: req.Seq, version: v}
+		o = outcome{seq: req.Seq, version: v}
 		if err != nil {
 			o.code, o.msg = classify(err)
 			c.out = proto.AppendError(c.out, o.code, o.msg)
@@ -751,7 +762,7 @@ func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 		o.Fenced, o.Fence = true, req.Fence
 	}
 	var v uint64
-	err := hr.Do(func(r *region.Region) (err error) {
+	err := hr.DoWrite(func(r *region.Region) (err error) {
 		if req.HasAt {
 			v, err = r.WriteAt(req.Offset, req.Payload, o)
 		} else {
@@ -798,7 +809,7 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		ShmID: in.ShmID, Size: in.Size, Layout: in.Layout,
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
-		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.s.session,
+		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.session,
 		Features: features,
 	}
 }
@@ -867,6 +878,8 @@ func classify(err error) (proto.Code, string) {
 		return proto.CodeLimit, err.Error()
 	case errors.Is(err, host.ErrClosed):
 		return proto.CodeUnavailable, "host is shutting down"
+	case errors.Is(err, host.ErrVanished):
+		return proto.CodeUnavailable, err.Error()
 	case errors.Is(err, region.ErrFenced):
 		return proto.CodeFenced, err.Error()
 	case errors.Is(err, region.ErrStopped):

@@ -63,7 +63,7 @@ func (c *conn) respInfo(args [][]byte) {
 		"os", runtime.GOOS,
 		"arch_bits", itoa(strconv.IntSize),
 		"process_id", itoa(os.Getpid()),
-		"run_id", c.s.session,
+		"run_id", c.s.dedup.sessionID(),
 		"tcp_port", port,
 		"uptime_in_seconds", itoa(int(up/time.Second)),
 		"uptime_in_days", itoa(int(up/(24*time.Hour))),

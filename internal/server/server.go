@@ -6,14 +6,14 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/auth"
@@ -90,8 +90,7 @@ type Server struct {
 	wg        sync.WaitGroup // every connection goroutine
 	started   time.Time
 	accepted  atomic.Uint64
-	dedup     dedup
-	session   string // random, per server: changes when the host restarts
+	dedup     dedup // and the session id: random, changes when the host restarts
 }
 
 // New returns a server for h.
@@ -122,9 +121,10 @@ func New(h *host.Host, cfg Config) *Server {
 	}
 	cfg.Metrics.CommandNames = append(commandNames(), respFamilyNames[:]...)
 	cfg.Metrics.OutcomeNames = outcomeNames()
-	var b [8]byte
-	rand.Read(b[:])
-	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now(), session: hex.EncodeToString(b[:])}
+	s := &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now()}
+	s.dedup.newSession()
+	s.dedup.logf = cfg.Logf
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown. It always returns a
@@ -145,6 +145,11 @@ func (s *Server) serve(ln net.Listener, resp bool) error {
 		s.goroutine(func() { s.watchTokens(s.quit) })
 	}
 	s.mu.Unlock()
+	// spare is a file kept open to be closed when the process runs out of
+	// files: one connection can then be accepted and told so, instead of
+	// every client waiting in the backlog for a host that says nothing.
+	spare, _ := os.Open(os.DevNull)
+	defer func() { spare.Close() }()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -154,6 +159,17 @@ func (s *Server) serve(ln net.Listener, resp bool) error {
 			s.mu.Unlock()
 			if closing {
 				return ErrServerClosed
+			}
+			if spare != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+				spare.Close()
+				refused := s.refuseNoFiles(ln, resp)
+				spare, _ = os.Open(os.DevNull)
+				if refused {
+					// One waiting client has its answer; the next gets
+					// its own without a back-off delay.
+					delay = 0
+					continue
+				}
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
@@ -174,6 +190,28 @@ func (s *Server) serve(ln net.Listener, resp bool) error {
 			return ErrServerClosed
 		}
 	}
+}
+
+// refuseNoFiles accepts one connection with the file a spare one freed,
+// answers it "ERROR limit" (RESP: "-ERR max number of clients reached")
+// and closes it. It reports whether there was
+// one to accept.
+func (s *Server) refuseNoFiles(ln net.Listener, resp bool) bool {
+	nc, err := ln.Accept()
+	if err != nil {
+		return false
+	}
+	s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
+	s.cfg.Logf("refused connection from %s: the host is out of open files (raise ulimit -n)", nc.RemoteAddr())
+	nc.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	msg := "the host has run out of open files and cannot serve another connection: try again later"
+	if resp {
+		nc.Write(respRefusal(msg))
+	} else {
+		nc.Write(proto.AppendError(nil, proto.CodeLimit, msg))
+	}
+	nc.Close()
+	return true
 }
 
 // keepAlive makes the kernel probe an idle connection after 5 s, every

@@ -269,7 +269,7 @@ func run(ctx context.Context, o options) error {
 	rep.env.loadEnd = loadAvg()
 	rep.env.took = time.Since(l.start).Round(time.Second)
 
-	md := rep.markdown() + respMarkdown(rep.resp, o.rounds)
+	md := rep.markdown() + respMarkdown(rep.resp, o.rounds) + l.pythonSection(ctx, root, o.quick)
 	fmt.Println(rep.summaryText())
 	if len(rep.resp) > 0 {
 		fmt.Println("\nredis-benchmark, Redis protocol:\n\n" + respTable(rep.resp))
