@@ -83,6 +83,8 @@ type conn struct {
 	// run holds the requests served back to back since c.now, all of one
 	// command: they are timed and counted together when it ends.
 	run run
+	// resp is set on the RESP listener's connections (resp_conn.go).
+	resp *respConn
 
 	// wmu serialises writes to the socket: reply batches and event frames
 	// never interleave.
@@ -164,6 +166,10 @@ func (c *conn) serve() {
 			return
 		}
 		tc.SetDeadline(time.Time{})
+	}
+	if c.resp != nil {
+		c.serveRESP()
+		return
 	}
 	cur, err := c.s.h.Default()
 	if err != nil {
@@ -282,7 +288,7 @@ func (c *conn) fill() bool {
 	} else if c.partial.IsZero() {
 		c.partial = c.now
 	}
-	need := int(c.p.Need())
+	need := int(c.need())
 	if need < c.w-c.r+1 {
 		need = c.w - c.r + 1
 	}
@@ -290,7 +296,7 @@ func (c *conn) fill() bool {
 		// Nothing but AUTH, PING and QUIT may run before AUTH, and those
 		// carry no payload: do not buffer a stranger's megabytes.
 		c.s.cfg.Metrics.AuthFailures.Inc()
-		c.out = proto.AppendError(c.out[:0], proto.CodeUnauthorized,
+		c.out = c.appendError(c.out[:0], proto.CodeUnauthorized,
 			"authentication required: send AUTH <token> before any request with data (the connection is closed)")
 		c.flush()
 		return false
@@ -335,7 +341,7 @@ func (c *conn) fill() bool {
 			// Checked here too: this goroutine may have re-armed its
 			// deadline after recheck set it to now.
 			c.s.cfg.Metrics.AuthFailures.Inc()
-			c.out = proto.AppendError(c.out[:0], proto.CodeUnauthorized, revokedMsg)
+			c.out = c.appendError(c.out[:0], proto.CodeUnauthorized, revokedMsg)
 			c.flush()
 			return false
 		}
@@ -378,7 +384,7 @@ func (c *conn) fill() bool {
 		}
 		c.s.cfg.Metrics.LimitRefusals.Get(limit).Inc()
 		c.s.cfg.Logf("closing connection from %s: too long %s", c.nc.RemoteAddr(), what)
-		c.out = proto.AppendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
+		c.out = c.appendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
 		c.flush()
 		return false
 	}

@@ -66,6 +66,8 @@ type Config struct {
 	// Logf logs connection events (default: discard). It is never called
 	// with a lock held.
 	Logf func(format string, args ...any)
+	// RESP configures the Redis protocol listener (ServeRESP).
+	RESP RESPConfig
 }
 
 // DefaultBusyPoll is the BusyPoll of "shmgr host" and of the GUI's host
@@ -117,7 +119,7 @@ func New(h *host.Host, cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = &metrics.Host{}
 	}
-	cfg.Metrics.CommandNames = commandNames()
+	cfg.Metrics.CommandNames = append(commandNames(), respFamilyNames[:]...)
 	cfg.Metrics.OutcomeNames = outcomeNames()
 	s := &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now()}
 	s.dedup.newSession()
@@ -127,7 +129,10 @@ func New(h *host.Host, cfg Config) *Server {
 
 // Serve accepts connections on ln until Shutdown. It always returns a
 // non-nil error: ErrServerClosed after Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// serve is Serve, for the shmgr protocol or (resp) the Redis protocol.
+func (s *Server) serve(ln net.Listener, resp bool) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -157,7 +162,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			if spare != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
 				spare.Close()
-				refused := s.refuseNoFiles(ln)
+				refused := s.refuseNoFiles(ln, resp)
 				spare, _ = os.Open(os.DevNull)
 				if refused {
 					// One waiting client has its answer; the next gets
@@ -180,7 +185,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			tc.SetKeepAliveConfig(keepAlive)
 			tc.SetNoDelay(true)
 		}
-		if !s.track(nc) {
+		if !s.track(nc, resp) {
 			nc.Close()
 			return ErrServerClosed
 		}
@@ -188,9 +193,10 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // refuseNoFiles accepts one connection with the file a spare one freed,
-// answers it "ERROR limit" and closes it. It reports whether there was
+// answers it "ERROR limit" (RESP: "-ERR max number of clients reached")
+// and closes it. It reports whether there was
 // one to accept.
-func (s *Server) refuseNoFiles(ln net.Listener) bool {
+func (s *Server) refuseNoFiles(ln net.Listener, resp bool) bool {
 	nc, err := ln.Accept()
 	if err != nil {
 		return false
@@ -198,7 +204,12 @@ func (s *Server) refuseNoFiles(ln net.Listener) bool {
 	s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
 	s.cfg.Logf("refused connection from %s: the host is out of open files (raise ulimit -n)", nc.RemoteAddr())
 	nc.SetDeadline(time.Now().Add(100 * time.Millisecond))
-	nc.Write(proto.AppendError(nil, proto.CodeLimit, "the host has run out of open files and cannot serve another connection: try again later"))
+	msg := "the host has run out of open files and cannot serve another connection: try again later"
+	if resp {
+		nc.Write(respRefusal(msg))
+	} else {
+		nc.Write(proto.AppendError(nil, proto.CodeLimit, msg))
+	}
 	nc.Close()
 	return true
 }
@@ -222,7 +233,7 @@ var errNever = errors.New("never")
 
 // track registers a connection and starts its goroutine, unless the
 // server is shutting down.
-func (s *Server) track(nc net.Conn) bool {
+func (s *Server) track(nc net.Conn, resp bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -239,12 +250,20 @@ func (s *Server) track(nc net.Conn) bool {
 		go func() {
 			defer s.wg.Done()
 			nc.SetDeadline(time.Now().Add(time.Second))
-			nc.Write(proto.AppendError(nil, proto.CodeLimit, fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)))
+			msg := fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)
+			if resp {
+				nc.Write(respRefusal(msg))
+			} else {
+				nc.Write(proto.AppendError(nil, proto.CodeLimit, msg))
+			}
 			nc.Close()
 		}()
 		return true
 	}
 	c := newConn(s, nc)
+	if resp {
+		c.resp = newRESPConn(c)
+	}
 	s.conns[c] = struct{}{}
 	s.cfg.Metrics.Connections.Add(1)
 	s.wg.Add(1)
