@@ -85,3 +85,23 @@ func Chown(name string, gid int) error {
 	}
 	return os.Chown(p, -1, gid)
 }
+
+func renameNamed(oldName, newName string) error {
+	d, err := namedDir()
+	if err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(d, oldName), filepath.Join(d, newName))
+}
+
+func existsNamed(name string) (bool, error) {
+	p, err := namedPath(name)
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Lstat(p)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	return err == nil && fi.Mode().IsRegular(), err
+}
