@@ -230,7 +230,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 				logger.Debug(fmt.Sprintf(format, args...))
 			}
 		},
-		RESP:         server.RESPConfig{NoCreate: !f.respCreate},
+		RESP: server.RESPConfig{NoCreate: !f.respCreate},
 	})
 	def, err := h.Default()
 	if err != nil {
