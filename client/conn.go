@@ -96,6 +96,12 @@ type Options struct {
 	// this machine (its host_id is this machine's): the CLI offers the
 	// local host's own token this way, never to another machine.
 	LocalToken string
+	// LocalInstance, if set, narrows LocalToken to the one host whose
+	// data directory the token came from: the host whose objects are
+	// named "shmgr-<LocalInstance>-..." (the instance id in the data
+	// directory's registry.json). Another host on this machine, with
+	// another data directory, is not offered the token.
+	LocalInstance string
 	// TLS, if set, connects with TLS using this configuration. For a host
 	// with a self-signed certificate, use PinnedTLS with the fingerprint it
 	// prints.
@@ -168,6 +174,12 @@ const (
 	StateReconnecting
 	// StateClosed: Close was called.
 	StateClosed
+	// StateUnreachable: the host cannot be reached, and a region this
+	// Conn has mapped (ModeLocal) keeps working: reads, writes and local
+	// watches go through the mapping, not the host. Only a Conn with a
+	// mapped region open reports it; the Conn re-dials in the background
+	// and is StateConnected again when the host answers.
+	StateUnreachable
 )
 
 func (s State) String() string {
@@ -176,6 +188,8 @@ func (s State) String() string {
 		return "connected"
 	case StateReconnecting:
 		return "reconnecting"
+	case StateUnreachable:
+		return "host unreachable"
 	}
 	return "closed"
 }
@@ -205,8 +219,14 @@ type Conn struct {
 	seq     uint64
 	closed  bool
 	lastErr error
-	grant   grant
 	lastIO  time.Time // last request answered
+	// grant is read by every local write (Region.writable), so it is an
+	// atomic and not behind mu: a mapped region's writes never wait for a
+	// request on the network.
+	grant atomic.Pointer[grant]
+	// mon is the liveness check of the host while a mapped region is
+	// open (see hostcheck.go).
+	mon monitor
 	// watched is the cancellable context whose cancellation interrupts
 	// I/O, and unwatch stops that; live is the current connection, for the
 	// cancellation callback.
@@ -242,9 +262,10 @@ func parseGrant(s string) grant {
 // allows reports whether the token lets this client use region id
 // directly (and write it, if write).
 func (c *Conn) allows(id string, write bool) error {
-	c.mu.Lock()
-	g := c.grant
-	c.mu.Unlock()
+	var g grant
+	if p := c.grant.Load(); p != nil {
+		g = *p
+	}
 	if write && g.readOnly {
 		return fmt.Errorf("%w: the token is read-only", ErrForbidden)
 	}
@@ -331,7 +352,8 @@ func (c *Conn) dial(ctx context.Context) error {
 	}
 	if m.Auth == "token" {
 		token := c.opts.Token
-		if token == "" && c.opts.LocalToken != "" && m.HostID == shm.HostID() {
+		if token == "" && c.opts.LocalToken != "" && m.HostID == shm.HostID() &&
+			(c.opts.LocalInstance == "" || instanceOf(m.OSName) == c.opts.LocalInstance) {
 			token = c.opts.LocalToken
 		}
 		if token == "" {
@@ -342,7 +364,8 @@ func (c *Conn) dial(ctx context.Context) error {
 			if rep.Kind != proto.ReplyOK {
 				return unexpected(rep, "OK")
 			}
-			c.grant = parseGrant(string(rep.Text))
+			g := parseGrant(string(rep.Text))
+			c.grant.Store(&g)
 			return nil
 		})
 		if err != nil {
@@ -362,14 +385,15 @@ func (c *Conn) dial(ctx context.Context) error {
 	return nil
 }
 
-// drop closes the network connection after a failure. c.mu is held.
+// drop closes the network connection after a failure. c.mu is held. A
+// Conn already known to be StateUnreachable stays so until a dial works.
 func (c *Conn) drop() {
 	if c.nc != nil {
 		c.nc.Close()
 		c.nc = nil
 		c.live.Store(nil)
 	}
-	if !c.closed {
+	if !c.closed && c.State() != StateUnreachable {
 		c.setState(StateReconnecting)
 	}
 }
@@ -403,6 +427,24 @@ func (c *Conn) redial(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, c.opts.MaxBackoff)
 	}
+}
+
+// instanceOf returns the data directory instance in a host's OS name
+// ("shmgr-<instance>-<hash>", or a durable region's file named so), or "".
+func instanceOf(osName string) string {
+	base := osName
+	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
+		base = base[i+1:]
+	}
+	rest, ok := strings.CutPrefix(base, "shmgr-")
+	if !ok {
+		return ""
+	}
+	inst, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return ""
+	}
+	return inst
 }
 
 func withPort(addr string) string {
@@ -443,6 +485,7 @@ func (c *Conn) Server() string {
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	c.mon.stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

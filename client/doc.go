@@ -41,8 +41,13 @@
 // never applied twice. CREATE and DELETE are not retried once
 // sent; a lost reply is ErrUnknownOutcome too.
 //
-// A region mapped locally keeps working while the host is down. If the
-// host deletes it, the next call notices (a flag in the control block) and
+// A region mapped locally keeps working while the host is down, and its
+// Conn says so: while a mapped region is open, a background check peeks
+// at the connection once a second and PINGs after KeepAlive of silence;
+// Conn.State, Watcher.State and Options.OnState report StateUnreachable
+// within about a second of the host stopping, and StateConnected when it
+// answers again. The check never stands in the way of a local read or
+// write. If the host deletes the region, the next call notices (a flag in the control block) and
 // asks the host again: it maps the region that now has that shm_id, or
 // fails with ErrNotFound.
 package client

@@ -102,6 +102,9 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 	if err == nil {
 		r.cur.Store(m)
 		r.mode = ModeLocal
+		// Nothing goes to the host while the region is used through the
+		// mapping: a background check keeps Conn.State true.
+		c.holdMonitor()
 		return r, nil
 	}
 	if c.opts.Mode == ModeLocal {
@@ -258,6 +261,9 @@ func (r *Region) Close() error {
 	}
 	r.old = nil
 	r.mu.Unlock()
+	if r.mode == ModeLocal {
+		r.conn.releaseMonitor()
+	}
 	if r.owned {
 		return r.conn.Close()
 	}

@@ -105,8 +105,17 @@ func (w *Watcher) setState(s State) {
 	}
 }
 
-// State returns the watcher's connection state.
-func (w *Watcher) State() State { return State(w.state.Load()) }
+// State returns the watcher's connection state. A watcher of a mapped
+// region needs no connection of its own: it reports its Conn's state
+// (StateUnreachable while the host is down; the watch goes on, woken by
+// the region's writers).
+func (w *Watcher) State() State {
+	s := State(w.state.Load())
+	if w.r.mode == ModeLocal && s == StateConnected {
+		return w.r.conn.State()
+	}
+	return s
+}
 
 // Close ends the watch.
 func (w *Watcher) Close() error {

@@ -27,7 +27,9 @@ done
 step "go test -race"
 short=()
 [ -n "${SHORT:-}" ] && short=(-short)
-go test -race -count=1 -timeout 15m "${short[@]}" ./...
+# -json through scripts/testsummary: the same output as plain go test,
+# then the skipped tests with their reasons, then the result lines again.
+go test -race -count=1 -timeout 15m -json "${short[@]}" ./... | go run ./scripts/testsummary
 
 step "python client (python/tests) on Python 3.8 and the newest interpreter present"
 # The Python suite drives the real host and the Go helper; build both once.

@@ -60,7 +60,7 @@ Stop it with Ctrl-C: a host it runs stops too, and its regions stay in place.`,
 }
 
 func runGUI(ctx context.Context, f *guiFlags, stdout, stderr io.Writer) error {
-	logger, err := newLogger(stderr, "text", f.quiet)
+	logger, err := newLogger(stderr, "text", "info", f.quiet)
 	if err != nil {
 		return err
 	}

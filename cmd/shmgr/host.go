@@ -37,6 +37,7 @@ type hostFlags struct {
 	readTimeout  time.Duration
 	writeTimeout time.Duration
 	logFormat    string
+	logLevel     string
 	quiet        bool
 	token        string
 	rotateToken  bool
@@ -92,7 +93,8 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "close connections that take longer than this to send one request")
 	c.Flags().DurationVar(&f.writeTimeout, "write-timeout", 30*time.Second, "close connections that do not take their replies for this long")
 	c.Flags().StringVar(&f.logFormat, "log-format", "text", "log format on standard error: text or json")
-	c.Flags().BoolVar(&f.quiet, "quiet", false, "log only warnings and errors")
+	c.Flags().BoolVar(&f.quiet, "quiet", false, "log only warnings and errors (--log-level warn)")
+	c.Flags().StringVar(&f.logLevel, "log-level", "info", "log from this level up: debug (also every client's connection opening and closing), info, warn or error")
 	c.Flags().StringVar(&f.token, "token", "", "the admin token (env "+tokenEnv+"; default: made on first start and kept in <data-dir>/tokens.json)")
 	c.Flags().BoolVar(&f.rotateToken, "rotate-token", false, "replace the admin token with a new one")
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "serve a non-loopback address without tokens (not recommended)")
@@ -115,8 +117,11 @@ saves the registry and leaves the regions in place for its next start.`,
 }
 
 func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error {
-	logger, err := newLogger(stderr, f.logFormat, f.quiet)
+	logger, err := newLogger(stderr, f.logFormat, f.logLevel, f.quiet)
 	if err != nil {
+		return err
+	}
+	if err := checkDefaultSize(f); err != nil {
 		return err
 	}
 	dir := f.dataDir
@@ -220,7 +225,12 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		Insecure:     sec.insecure,
 		Metrics:      m,
 		Logf:         func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
-		RESP:         server.RESPConfig{NoCreate: !f.respCreate},
+		Debugf: func(format string, args ...any) {
+			if logger.Enabled(context.Background(), slog.LevelDebug) {
+				logger.Debug(fmt.Sprintf(format, args...))
+			}
+		},
+		RESP: server.RESPConfig{NoCreate: !f.respCreate},
 	})
 	def, err := h.Default()
 	if err != nil {
@@ -300,10 +310,39 @@ func connLimit(want int, logger *slog.Logger) int {
 	return n
 }
 
-func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
-	level := slog.LevelInfo
-	if quiet {
+// checkDefaultSize refuses a --default-size no region could have: the
+// default region has the utf8 layout (a 5-byte header, then data), and
+// it must fit --max-region-size.
+func checkDefaultSize(f *hostFlags) error {
+	const min = region.DataOffset + 1 // the header and one byte of data
+	most, why := f.maxRegion, "--max-region-size"
+	if int64(region.MaxUTF8Size) < most {
+		// The utf8 layout's length field is 32 bits.
+		most, why = int64(region.MaxUTF8Size), "the utf8 layout's 4 GiB of data and its header"
+	}
+	if f.defaultSize < min || f.defaultSize > most {
+		return usageError{fmt.Errorf("--default-size %d: the default region (utf8 layout) needs at least %d bytes (5 of header, 1 of data) and at most %d (%s, %s)",
+			f.defaultSize, min, most, humanBytes(most), why)}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format, levelName string, quiet bool) (*slog.Logger, error) {
+	var level slog.Level
+	switch levelName {
+	case "debug":
+		level = slog.LevelDebug
+	case "info", "":
+		level = slog.LevelInfo
+	case "warn":
 		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", levelName)}
+	}
+	if quiet {
+		level = max(level, slog.LevelWarn)
 	}
 	o := &slog.HandlerOptions{Level: level}
 	switch format {

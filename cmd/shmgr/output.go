@@ -19,14 +19,11 @@ func goVersion() string { return runtime.Version() }
 
 func platform() string { return runtime.GOOS + "/" + runtime.GOARCH }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal (not merely a character
+// device: /dev/null is one too).
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && isTerminalFd(f.Fd())
 }
 
 // humanBytes formats n as a short size.

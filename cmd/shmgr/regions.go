@@ -19,7 +19,9 @@ type readResult struct {
 	ShmID   string `json:"shm_id"`
 	Version uint64 `json:"version"`
 	Length  int    `json:"length"`
-	Content string `json:"content,omitempty"`
+	// Content is always present: "" for an empty region, and for content
+	// that is not valid UTF-8 (then in ContentBase64).
+	Content string `json:"content"`
 	// ContentBase64 holds content that is not valid UTF-8.
 	ContentBase64 string `json:"content_base64,omitempty"`
 	Mode          string `json:"mode"`
@@ -38,6 +40,12 @@ is added only when standard output is a terminal).`,
   shmgr read --id big --offset 4096 --length 64 > part.bin`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if off < 0 {
+				return usageError{fmt.Errorf("--offset %d: must be 0 or more", off)}
+			}
+			if c.Flags().Changed("length") && n < 0 {
+				return usageError{fmt.Errorf("--length %d: must be 0 or more (leave it out to read to the end)", n)}
+			}
 			ctx, cancel := g.withTimeout(c.Context())
 			defer cancel()
 			r, err := g.dial(ctx)
@@ -48,6 +56,9 @@ is added only when standard output is a terminal).`,
 			var b []byte
 			var v uint64
 			if c.Flags().Changed("offset") || c.Flags().Changed("length") {
+				if !c.Flags().Changed("length") {
+					n = -1 // to the end
+				}
 				b, v, err = r.ReadAt(ctx, off, n)
 			} else {
 				b, v, err = r.ReadVersion(ctx)
@@ -76,7 +87,8 @@ is added only when standard output is a terminal).`,
 	}
 	addClientFlags(c, g, true)
 	c.Flags().Int64Var(&off, "offset", 0, "read from this byte offset of the content")
-	c.Flags().Int64Var(&n, "length", -1, "read at most this many bytes (-1: to the end)")
+	c.Flags().Int64Var(&n, "length", 0, "read at most this many bytes")
+	c.Flags().Lookup("length").DefValue = "to the end"
 	return c
 }
 
@@ -98,7 +110,10 @@ func newWriteCmd(g *globals) *cobra.Command {
 		Long: `Replace a region's content with TEXT, the content of --file, or standard
 input (when TEXT is "-" or missing). The bytes are written exactly as
 given. A write that does not fit (4091 bytes in the default region) or is
-not UTF-8 (utf8 layout) is refused, and the region keeps its content.`,
+not UTF-8 (utf8 layout) is refused, and the region keeps its content.
+
+Empty standard input (an empty pipe, or /dev/null) writes empty content,
+and says so on standard error.`,
 		Example: `  shmgr write "hello world"
   echo -n "from a pipe" | shmgr write
   shmgr write --file config.json --id settings
@@ -106,9 +121,12 @@ not UTF-8 (utf8 layout) is refused, and the region keeps its content.`,
   shmgr write --id big --offset 4096 --file patch.bin`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			p, err := writeInput(c, args, file)
+			p, fromStdin, err := writeInput(c, args, file)
 			if err != nil {
 				return err
+			}
+			if fromStdin && len(p) == 0 {
+				fmt.Fprintln(c.ErrOrStderr(), "shmgr write: standard input was empty: writing empty content (0 bytes)")
 			}
 			ctx, cancel := g.withTimeout(c.Context())
 			defer cancel()
@@ -161,24 +179,28 @@ func writeHint(err error, r *client.Region) string {
 // the protocol's payload limit).
 const maxInput = 1<<30 + 64<<10
 
-func writeInput(c *cobra.Command, args []string, file string) ([]byte, error) {
+// writeInput returns the content to write, and whether it came from
+// standard input.
+func writeInput(c *cobra.Command, args []string, file string) ([]byte, bool, error) {
 	switch {
 	case file != "" && len(args) > 0:
-		return nil, usageError{errors.New("give the content as TEXT or --file, not both")}
+		return nil, false, usageError{errors.New("give the content as TEXT or --file, not both")}
 	case file != "":
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, fmt.Errorf("write: %w", err)
+			return nil, false, fmt.Errorf("write: %w", err)
 		}
 		defer f.Close()
-		return readAll(f, file)
+		b, err := readAll(f, file)
+		return b, false, err
 	case len(args) == 1 && args[0] != "-":
-		return []byte(args[0]), nil
+		return []byte(args[0]), false, nil
 	}
 	if isTerminal(c.InOrStdin()) {
 		fmt.Fprintln(c.ErrOrStderr(), "reading the content from standard input; end it with Ctrl-D")
 	}
-	return readAll(c.InOrStdin(), "standard input")
+	b, err := readAll(c.InOrStdin(), "standard input")
+	return b, true, err
 }
 
 func readAll(r io.Reader, what string) ([]byte, error) {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +44,13 @@ type globals struct {
 	fingerprint string
 	caFile      string
 	dataDir     string
+
+	// Where the token options() chose came from, for the hint when a
+	// host refuses it (set by options).
+	tokenFrom string // "--token", tokenEnv, or the tokens.json path
+	// localTokenFile is the tokens.json whose admin token was found but
+	// is offered only to the host of that data directory.
+	localTokenFile string
 }
 
 // run executes the command line and returns the exit code: 0 success,
@@ -136,18 +147,30 @@ func (g *globals) options() (client.Options, error) {
 		return o, usageError{err}
 	}
 	o.Mode = m
+	if err := checkHostAddr(g.host); err != nil {
+		return o, err
+	}
 	dir := g.dataDir
 	if dir == "" {
 		dir, _ = host.DefaultDataDir()
 	}
-	o.Token = g.token
+	o.Token, g.tokenFrom = g.token, "--token"
 	if o.Token == "" {
-		o.Token = os.Getenv(tokenEnv)
+		o.Token, g.tokenFrom = os.Getenv(tokenEnv), tokenEnv
+	}
+	if o.Token == "" {
+		g.tokenFrom = ""
 	}
 	if o.Token == "" && dir != "" {
 		// On the host's own machine the CLI may read the host's token. It
-		// is offered only to a host on this machine (same host_id).
-		o.LocalToken, _ = auth.ReadAdmin(dir)
+		// is offered only to the host of that data directory: on this
+		// machine (same host_id), with that directory's instance id.
+		if tok, err := auth.ReadAdmin(dir); err == nil {
+			if inst := dataDirInstance(dir); inst != "" {
+				o.LocalToken, o.LocalInstance = tok, inst
+				g.localTokenFile = filepath.Join(dir, auth.FileName)
+			}
+		}
 	}
 	fp := g.fingerprint
 	if fp == "" {
@@ -180,6 +203,39 @@ func (g *globals) options() (client.Options, error) {
 	return o, nil
 }
 
+// dataDirInstance returns the instance id of the data directory's
+// registry ("" if it has none yet).
+func dataDirInstance(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "registry.json"))
+	if err != nil {
+		return ""
+	}
+	var reg struct {
+		Instance string `json:"instance"`
+	}
+	if json.Unmarshal(b, &reg) != nil {
+		return ""
+	}
+	return reg.Instance
+}
+
+// checkHostAddr refuses a --host that names no port a host could have.
+func checkHostAddr(addr string) error {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		bracketed := strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") // [::1]: the default port
+		if strings.Count(addr, ":") == 1 || strings.HasPrefix(addr, "[") && !bracketed {
+			return usageError{fmt.Errorf("--host %q: %v: use HOST or HOST:PORT, such as 127.0.0.1:%d or [::1]:%d", addr, err, client.DefaultPort, client.DefaultPort)}
+		}
+		return nil // a bare host (or IPv6 address): the default port
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return usageError{fmt.Errorf("--host %q: port %q is not a TCP port: use 1 to 65535, such as %s", addr, p, net.JoinHostPort(h, strconv.Itoa(client.DefaultPort)))}
+	}
+	return nil
+}
+
 // connect dials the host, with a hint when nobody answers.
 func (g *globals) connect(ctx context.Context) (*client.Conn, error) {
 	o, err := g.options()
@@ -188,7 +244,7 @@ func (g *globals) connect(ctx context.Context) (*client.Conn, error) {
 	}
 	c, err := client.Connect(ctx, g.host, o)
 	if err != nil {
-		return nil, withHint(err, g.host)
+		return nil, g.withHint(err)
 	}
 	return c, nil
 }
@@ -201,20 +257,26 @@ func (g *globals) dial(ctx context.Context) (*client.Region, error) {
 	}
 	r, err := client.Dial(ctx, g.host, g.id, o)
 	if err != nil {
-		return nil, withHint(err, g.host)
+		return nil, g.withHint(err)
 	}
 	return r, nil
 }
 
-func withHint(err error, host string) error {
+// withHint adds what to do to a failure to reach the host or the region.
+func (g *globals) withHint(err error) error {
+	host := g.host
 	s := err.Error()
 	switch {
 	case strings.Contains(s, "connection refused"):
 		return fmt.Errorf("%w\nno host is listening at %s: start one with 'shmgr host', or pass --host ADDR", err, host)
 	case errors.Is(err, client.ErrNotFound):
-		return fmt.Errorf("%w\nlist the host's regions with 'shmgr ls --host %s'", err, host)
+		id := g.id
+		if id == "" {
+			id = "ID"
+		}
+		return fmt.Errorf("%w\ncreate it with 'shmgr create %s --host %s', or list the host's regions with 'shmgr ls --host %s'", err, id, host, host)
 	case errors.Is(err, client.ErrUnauthorized):
-		return fmt.Errorf("%w\npass the host's token with --token or %s", err, tokenEnv)
+		return fmt.Errorf("%w\n%s", err, g.tokenHint(err))
 	case strings.Contains(s, "certificate"):
 		return fmt.Errorf("%w\nfor a host with a self-signed certificate, pass the fingerprint it prints: --tls-fingerprint SHA256", err)
 	case strings.Contains(s, "first record does not look like a TLS handshake"):
@@ -227,6 +289,25 @@ func withHint(err error, host string) error {
 		return fmt.Errorf("%w\nthe host at %s did not answer in time: check the address and firewall", err, host)
 	}
 	return err
+}
+
+// tokenHint says where the token a host refused came from, or why none
+// was offered, and how to pass the right one.
+func (g *globals) tokenHint(err error) string {
+	var ce *client.Error
+	sent := errors.As(err, &ce) // the host answered AUTH: a token was sent
+	how := "pass the token the host printed at start ('token:' line) with --token or " + tokenEnv
+	switch {
+	case sent && g.tokenFrom == "--token":
+		return "the host refused the token given with --token: " + how
+	case sent && g.tokenFrom == tokenEnv:
+		return "the host refused the token in $" + tokenEnv + ": " + how
+	case sent && g.localTokenFile != "":
+		return fmt.Sprintf("the token came from %s (the data directory of a host on this machine), and this host refused it: %s, or --data-dir with this host's data directory", g.localTokenFile, how)
+	case g.localTokenFile != "":
+		return fmt.Sprintf("the admin token in %s was not offered: it belongs to the host of that data directory, not to this one. %s, or --data-dir with this host's data directory", g.localTokenFile, how)
+	}
+	return how
 }
 
 // withTimeout applies --timeout to ctx.

@@ -1269,7 +1269,7 @@ func TestLimitWriteTimeoutMemory(t *testing.T) {
 func TestJSONLogs(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
-	args := []string{"--listen", "0.0.0.0:0", "--log-format", "json", "--max-connections", "2", "--read-timeout", "300ms"}
+	args := []string{"--listen", "0.0.0.0:0", "--log-format", "json", "--log-level", "debug", "--max-connections", "2", "--read-timeout", "300ms"}
 	h := startHostAt(t, dir, args...)
 	addr, token := loopback(t, h), bannerValue(t, h, "token")
 
@@ -1336,9 +1336,9 @@ func TestJSONLogs(t *testing.T) {
 		}
 		t.Errorf("no %s record containing %q; %s records:\n%s", level, substr, level, strings.Join(levels[level], "\n"))
 	}
-	find("INFO", "connection from 127.0.0.1:")
+	find("DEBUG", "connection from 127.0.0.1:")
 	find("INFO", "auth failure from 127.0.0.1:")
-	find("INFO", `authenticated with token "admin"`)
+	find("DEBUG", `authenticated with token "admin"`)
 	find("INFO", "refused connection from 127.0.0.1:")
 	find("INFO", "too long sending one request")
 	find("WARN", "took back the lock from a dead writer")

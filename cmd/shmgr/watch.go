@@ -19,7 +19,9 @@ type watchEvent struct {
 	Version uint64 `json:"version"`
 	Skipped uint64 `json:"skipped"`
 	Length  int    `json:"length"`
-	Content string `json:"content,omitempty"`
+	// Content is always present: "" for empty content, and for content
+	// that is not valid UTF-8 (then in ContentBase64).
+	Content string `json:"content"`
 	// ContentBase64 holds content that is not valid UTF-8.
 	ContentBase64 string `json:"content_base64,omitempty"`
 }
@@ -61,7 +63,7 @@ A watcher that falls behind gets the latest state, not every version:
 			r, err := client.Dial(dctx, g.host, g.id, o)
 			if err != nil {
 				cancel()
-				return withHint(err, g.host)
+				return g.withHint(err)
 			}
 			defer r.Close()
 			w, err := r.Watch(dctx, client.WatchOptions{From: from, HasFrom: c.Flags().Changed("from")})

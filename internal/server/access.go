@@ -35,7 +35,7 @@ func (c *conn) authenticate(req *proto.Request) {
 	c.grant = &g
 	c.authed.Store(&authed{secret: string(req.ID), grant: g})
 	c.authName.Store(g.Name)
-	c.s.cfg.Logf("connection from %s authenticated with token %q", c.nc.RemoteAddr(), g.Name)
+	c.s.cfg.Debugf("connection from %s authenticated with token %q", c.nc.RemoteAddr(), g.Name)
 	c.out = proto.AppendOKText(c.out, grantText(g))
 }
 

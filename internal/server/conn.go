@@ -154,8 +154,8 @@ func (c *conn) stop() {
 func (c *conn) serve() {
 	defer c.close()
 	remote := c.nc.RemoteAddr().String()
-	c.s.cfg.Logf("connection from %s", remote)
-	defer c.s.cfg.Logf("connection from %s closed", remote)
+	c.s.cfg.Debugf("connection from %s", remote)
+	defer c.s.cfg.Debugf("connection from %s closed", remote)
 
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// A client that never finishes the handshake must not hold the

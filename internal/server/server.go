@@ -63,9 +63,14 @@ type Config struct {
 	Insecure bool
 	// Metrics, if set, counts requests, connections and refusals.
 	Metrics *metrics.Host
-	// Logf logs connection events (default: discard). It is never called
+	// Logf logs connection events worth an operator's attention: refusals,
+	// limits, failed authentication (default: discard). It is never called
 	// with a lock held.
 	Logf func(format string, args ...any)
+	// Debugf logs the routine events of ordinary clients: a connection
+	// opening, authenticating and closing, three lines per CLI call
+	// (default: discard). It is never called with a lock held.
+	Debugf func(format string, args ...any)
 	// RESP configures the Redis protocol listener (ServeRESP).
 	RESP RESPConfig
 }
@@ -103,6 +108,9 @@ func New(h *host.Host, cfg Config) *Server {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Debugf == nil {
+		cfg.Debugf = func(string, ...any) {}
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 30 * time.Second

@@ -335,7 +335,7 @@ func (s *Server) target(req writeRequest) (target, error) {
 		if err != nil {
 			return nil, err
 		}
-		return clientTarget{r: r}, nil
+		return clientTarget{cs: cs, r: r}, nil
 	}
 	return nil, errorf(http.StatusBadRequest, "bad_request", "target %q: use host or client", req.Target)
 }

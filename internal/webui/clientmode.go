@@ -22,6 +22,16 @@ const (
 	stateConnected    = "connected"
 	stateReconnecting = "reconnecting"
 	stateFailed       = "failed"
+	// stateUnreachable: the host does not answer, and the region is
+	// mapped on this machine, so it stays readable and writable.
+	stateUnreachable = "unreachable"
+)
+
+// Lock waits: a write of the page that has waited lockCheckAfter asks the
+// host who holds the region's lock, and again every lockCheckEvery.
+const (
+	lockCheckAfter = 300 * time.Millisecond
+	lockCheckEvery = 500 * time.Millisecond
 )
 
 // connectTimeout bounds connecting: dialling, the metadata line, opening
@@ -50,6 +60,9 @@ type clientSession struct {
 	notify func()
 	done   chan struct{} // closed when run returns
 	latest atomic.Pointer[client.Event]
+	// lockOwner is who holds the region's lock while a write of the page
+	// waits for it (nil otherwise).
+	lockOwner atomic.Pointer[string]
 
 	// mu protects the fields below.
 	mu      sync.Mutex
@@ -80,7 +93,7 @@ func newClientSession(req connectRequest, notify func()) (*clientSession, error)
 		port = client.DefaultPort
 	}
 	if port < 1 || port > 65535 {
-		return nil, errorf(http.StatusBadRequest, "bad_port", "port %d: use 1 to 65535", port)
+		return nil, &apiError{Status: http.StatusBadRequest, Code: "bad_port", Message: fmt.Sprintf("port %d: use 1 to 65535", port), Extra: map[string]any{"port": port}}
 	}
 	o := client.DefaultOptions()
 	o.DialTimeout = connectTimeout
@@ -203,6 +216,9 @@ type clientStatus struct {
 	Size        int64  `json:"size,omitempty"`
 	Max         int64  `json:"max,omitempty"`
 	OSName      string `json:"os_name,omitempty"`
+	// LockOwner is who holds the region's lock while a write of the page
+	// waits for it.
+	LockOwner string `json:"lock_owner,omitempty"`
 }
 
 func (cs *clientSession) status() clientStatus {
@@ -213,8 +229,15 @@ func (cs *clientSession) status() clientStatus {
 		st.Code, st.Reason = cs.err.Code, cs.err.Message
 	}
 	if cs.r != nil && cs.state == stateConnected {
-		if cs.w.State() == client.StateReconnecting {
+		switch cs.w.State() {
+		case client.StateReconnecting:
 			st.State, st.Code, st.Reason = stateReconnecting, "reconnecting", "the connection to the host was lost: reconnecting"
+		case client.StateUnreachable:
+			st.State, st.Code, st.Reason = stateUnreachable, "host_unreachable",
+				"the host does not answer (stopped?): the region is mapped on this machine and stays readable and writable; reconnecting in the background"
+		}
+		if o := cs.lockOwner.Load(); o != nil {
+			st.LockOwner = *o
 		}
 		in := cs.r.Info()
 		st.Mode, st.WhyNotLocal = cs.r.Mode().String(), cs.r.WhyNotLocal()
@@ -242,8 +265,69 @@ func (cs *clientSession) shmID() string {
 	return cs.id
 }
 
+// watchLock asks the host, once a write has waited lockCheckAfter and
+// then every lockCheckEvery, who holds the region's lock, for the page to
+// show; stop ends it and waits for it. It asks on a connection of its
+// own: the write may hold the session's.
+func (cs *clientSession) watchLock(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTimer(lockCheckAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if owner, ok := cs.lockHolder(ctx); ok {
+				cs.lockOwner.Store(&owner)
+				cs.notify()
+			}
+			t.Reset(lockCheckEvery)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if cs.lockOwner.Swap(nil) != nil {
+			cs.notify()
+		}
+	}
+}
+
+// lockHolder names who holds the region's lock ("" if nobody does).
+func (cs *clientSession) lockHolder(ctx context.Context) (string, bool) {
+	o := cs.opts
+	o.OnState, o.Mode = nil, client.ModeTCP
+	ctx, cancel := context.WithTimeout(ctx, lockCheckEvery)
+	defer cancel()
+	c, err := client.Connect(ctx, cs.addr, o)
+	if err != nil {
+		return "", false
+	}
+	defer c.Close()
+	in, err := c.Info(ctx, cs.shmID())
+	switch {
+	case err != nil:
+		return "", false
+	case !in.Locked:
+		return "", true
+	case in.LockOwner != "":
+		return in.LockOwner, true
+	case in.LockPID != 0:
+		return fmt.Sprintf("pid %d", in.LockPID), true
+	}
+	return "a program outside shmgr (the flag at offset 0)", true
+}
+
 // clientTarget is the Client mode region.
-type clientTarget struct{ r *client.Region }
+type clientTarget struct {
+	cs *clientSession
+	r  *client.Region
+}
 
 func (t clientTarget) describe() (layout string, max int64) {
 	in := t.r.Info()
@@ -251,6 +335,7 @@ func (t clientTarget) describe() (layout string, max int64) {
 }
 
 func (t clientTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {
+	defer t.cs.watchLock(ctx)()
 	if ifVersion != nil {
 		return t.r.WriteIf(ctx, p, *ifVersion)
 	}
@@ -258,6 +343,7 @@ func (t clientTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (u
 }
 
 func (t clientTarget) writeAt(ctx context.Context, off int64, p []byte, ifVersion *uint64) (uint64, error) {
+	defer t.cs.watchLock(ctx)()
 	if ifVersion != nil {
 		return t.r.WriteAtIf(ctx, off, p, *ifVersion)
 	}

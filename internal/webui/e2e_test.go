@@ -226,7 +226,9 @@ func (b *browser) waitFor(t *testing.T, timeout time.Duration, cond string) time
 	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(5*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
-		state := eval[string](t, b, `JSON.stringify({host: document.getElementById("h-msg").textContent, client: document.getElementById("c-msg").textContent, reason: document.getElementById("client-reason").textContent, hostErr: document.getElementById("host-error").textContent})`)
+		state := eval[string](t, b, `JSON.stringify({host: document.getElementById("h-msg").textContent, client: document.getElementById("c-msg").textContent, reason: document.getElementById("client-reason").textContent, hostErr: document.getElementById("host-error").textContent,
+			hVersion: document.getElementById("h-version").textContent, hText: document.getElementById("h-text").value.slice(0, 80), hNotice: document.getElementById("h-notice").hidden ? "" : document.getElementById("h-notice-text").textContent,
+			cVersion: document.getElementById("c-version").textContent, cText: document.getElementById("c-text").value.slice(0, 80), cNotice: document.getElementById("c-notice").hidden ? "" : document.getElementById("c-notice-text").textContent})`)
 		t.Fatalf("waiting %v for %s: %v\npage: %s", timeout, cond, err, state)
 	}
 	return time.Since(start)
@@ -255,7 +257,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
 	// No focus ring or caret in the picture.
-	chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+	chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)`))
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -346,7 +348,10 @@ func TestBrowserHostMode(t *testing.T) {
 	if c := eval[string](t, b, `document.getElementById("h-counter").textContent`); !strings.Contains(c, "4092 / 4091") {
 		t.Errorf("counter = %q, want 4092 / 4091", c)
 	}
-	b.do(t, chromedp.Click(chromedp.ID("h-write")))
+	// Write is disabled and says why before the click; Ctrl+Enter gets
+	// the refusal.
+	b.waitFor(t, 2*time.Second, `document.getElementById("h-write").disabled && document.getElementById("h-write").title.startsWith("Over the limit by 1 bytes")`)
+	b.do(t, chromedp.Focus(chromedp.ID("h-text")), chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	b.waitFor(t, 5*time.Second, `document.getElementById("h-msg").textContent.includes("4091")`)
 	msg := eval[string](t, b, `document.getElementById("h-msg").textContent`)
 	if !strings.Contains(msg, "4092") || !strings.Contains(msg, "Not written") {
@@ -517,7 +522,8 @@ func TestBrowserClientMode(t *testing.T) {
 		t.Errorf("shmgr read = %q, want the page's write", got)
 	}
 	b.setText(t, "c-text", strings.Repeat("é", 2046)) // 4092 bytes
-	b.do(t, chromedp.Click(chromedp.ID("c-write")))
+	b.waitFor(t, 2*time.Second, `document.getElementById("c-write").disabled && document.getElementById("c-write").title.startsWith("Over the limit")`)
+	b.do(t, chromedp.Focus(chromedp.ID("c-text")), chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	b.waitFor(t, 5*time.Second, `document.getElementById("c-msg").textContent.includes("4091")`)
 	if got := h.MustCLI(t, "read"); got != "from the client page" {
 		t.Errorf("after the refusal shmgr read = %d bytes, want the content before", len(got))

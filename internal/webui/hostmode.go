@@ -32,6 +32,9 @@ type hostSession struct {
 	served  chan error
 	label   []byte // the lock owner label of the GUI's writes
 	dataDir string
+	// reachable is Server.reachable at start (interfaces rarely change
+	// while a host runs; the stream asks every second).
+	reachable []string
 
 	// mu protects stopped. Streams hold RLock while they subscribe, so
 	// that no subscription starts while the host closes.
@@ -56,7 +59,7 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 		bind = "127.0.0.1"
 	}
 	if req.Port < 0 || req.Port > 65535 {
-		return nil, errorf(http.StatusBadRequest, "bad_port", "port %d: use 1 to 65535, or 0 for a free port", req.Port)
+		return nil, &apiError{Status: http.StatusBadRequest, Code: "bad_port", Message: fmt.Sprintf("port %d: use 1 to 65535, or 0 for a free port", req.Port), Extra: map[string]any{"port": req.Port}}
 	}
 	listen := func(port int) (net.Listener, error) {
 		return server.Listen(net.JoinHostPort(bind, strconv.Itoa(port)))
@@ -80,13 +83,20 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 	h, report, err := host.Open(cfg)
 	if err != nil {
 		ln.Close()
+		if errors.Is(err, host.ErrBusy) {
+			// Most often "shmgr host" runs on this data directory already:
+			// Client mode reaches it.
+			return nil, &apiError{Status: http.StatusConflict, Code: "data_dir_busy",
+				Message: fmt.Sprintf("another host uses %s: connect to it in Client mode, or start the GUI with another --data-dir", s.cfg.DataDir),
+				Extra:   map[string]any{"dir": s.cfg.DataDir}}
+		}
 		return nil, errorf(http.StatusInternalServerError, "host", "%v", err)
 	}
 	for _, line := range report {
 		s.cfg.Logf("host: %s", line)
 	}
 	hs := &hostSession{h: h, addr: addr, bind: bind, notice: notice, from: from, served: make(chan error, 1),
-		label: []byte(fmt.Sprintf("shmgr gui pid %d", os.Getpid())), dataDir: s.cfg.DataDir}
+		label: []byte(fmt.Sprintf("shmgr gui pid %d", os.Getpid())), dataDir: s.cfg.DataDir, reachable: s.reachable()}
 	// As "shmgr host" does: a host reachable from other machines requires
 	// the admin token of its data directory.
 	var store *auth.Store
@@ -173,9 +183,16 @@ type hostStatus struct {
 	Notice    string   `json:"notice,omitempty"`
 	// FallbackFrom is the port asked for when it was busy (Port is the
 	// one used instead).
-	FallbackFrom int                 `json:"fallback_from,omitempty"`
-	Regions      []regionView        `json:"regions"`
-	Clients      []server.ClientInfo `json:"clients"`
+	FallbackFrom int `json:"fallback_from,omitempty"`
+	// Reachable lists the addresses other machines use to reach this
+	// one (non-loopback), whatever the host binds: the page says to bind
+	// 0.0.0.0 to serve them.
+	Reachable []string `json:"reachable"`
+	// Label is the lock owner label of the GUI's own writes, so that the
+	// page can tell a lock it waits for from its own.
+	Label   string              `json:"label,omitempty"`
+	Regions []regionView        `json:"regions"`
+	Clients []server.ClientInfo `json:"clients"`
 }
 
 // regionView is one region in the list.
@@ -200,12 +217,24 @@ func viewOf(in host.Info) regionView {
 
 // stoppedStatus is Host mode with no host running.
 func (s *Server) stoppedStatus() hostStatus {
-	return hostStatus{DataDir: s.cfg.DataDir, Regions: []regionView{}, Clients: []server.ClientInfo{}}
+	return hostStatus{DataDir: s.cfg.DataDir, Reachable: s.reachable(), Regions: []regionView{}, Clients: []server.ClientInfo{}}
+}
+
+// reachable lists this machine's addresses that other machines can use.
+func (s *Server) reachable() []string {
+	out := []string{}
+	for _, a := range server.Addresses(net.IPv4zero) {
+		if ip := net.ParseIP(a); ip != nil && !ip.IsLoopback() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (hs *hostSession) status() hostStatus {
 	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: server.Addresses(hs.addr.IP),
-		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.token, Notice: hs.notice, FallbackFrom: hs.from, Regions: []regionView{}, Clients: hs.srv.Clients()}
+		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.token, Notice: hs.notice, FallbackFrom: hs.from, Reachable: hs.reachable,
+		Label: string(hs.label), Regions: []regionView{}, Clients: hs.srv.Clients()}
 	for _, in := range hs.h.List() {
 		st.Regions = append(st.Regions, viewOf(in))
 	}

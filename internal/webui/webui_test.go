@@ -21,6 +21,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/shmgr/shmgr/client"
+	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shmtest"
 	"github.com/shmgr/shmgr/internal/webui/dist"
@@ -917,4 +919,63 @@ func TestTranslations(t *testing.T) {
 			t.Errorf("index.html asks for %q, which i18n.js lacks", m[1])
 		}
 	}
+}
+
+// TestDataDirBusy: Host mode on a data directory another host uses says
+// so once (not "data directory in use: data directory ...") and points to
+// Client mode.
+func TestDataDirBusy(t *testing.T) {
+	ts := newTestServer(t)
+	s := ts.login(t)
+	h, _, err := host.Open(host.DefaultConfig(ts.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	resp, out := s.post("/api/host/start", map[string]any{"bind": "127.0.0.1", "port": 0})
+	wantError(t, "start on a data directory in use", resp, out, http.StatusConflict, "data_dir_busy")
+	msg, _ := out["error"].(string)
+	if !strings.Contains(msg, "Client mode") || strings.Count(msg, ts.dir) != 1 || strings.Contains(msg, "data directory in use") || out["dir"] != ts.dir {
+		t.Errorf("refusal = %v, want the directory named once (also as dir) and Client mode suggested", out)
+	}
+}
+
+// TestClientLockOwner: a Client mode write that waits for a lock held by
+// another program shows who holds it (the client state's lock_owner),
+// and the write goes through once the lock is released.
+func TestClientLockOwner(t *testing.T) {
+	ts := newTestServer(t)
+	s := ts.login(t)
+	st := s.startHost()
+	port := int(num(st["port"]))
+	ch := s.openStream("")
+	s.mustPost("/api/client/connect", map[string]any{"host": "127.0.0.1", "port": port, "shm_id": "default", "mode": "tcp"})
+	waitEvent(t, ch, "clientContent", func(d map[string]any) bool { return d["region"] == "default" })
+
+	// Another program on this machine holds the lock (a lease).
+	other, err := client.Dial(t.Context(), "127.0.0.1:"+strconv.Itoa(port), "", client.Options{Mode: client.ModeLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l, err := other.Lock(t.Context(), client.LockOptions{Lease: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan map[string]any, 1)
+	go func() {
+		_, out := s.post("/api/write", map[string]any{"target": "client", "content": "after the lock"})
+		done <- out
+	}()
+	ev := waitEvent(t, ch, "client", func(d map[string]any) bool { o, _ := d["lock_owner"].(string); return o != "" })
+	if o := ev.data["lock_owner"].(string); !strings.Contains(o, "shmgr client pid") {
+		t.Errorf("lock_owner = %q, want the holder's label", o)
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-done; out["version"] == nil {
+		t.Fatalf("the write after the lock was released = %v", out)
+	}
+	waitEvent(t, ch, "client", func(d map[string]any) bool { return d["lock_owner"] == nil })
 }

@@ -167,6 +167,9 @@
   // it. Content pushed while the user has unsaved edits never replaces
   // them: it is kept in latest and a notice offers Reload or Overwrite.
   const norm = (s) => s.replace(/\r\n?/g, "\n"); // what a textarea makes of s
+  // lockWaitAfter (ms): a write busy this long says who holds the lock, if
+  // someone does (a shorter one only met a lock taken in passing).
+  const lockWaitAfter = 300;
   class Editor {
     constructor(p, target) {
       this.p = p;
@@ -187,6 +190,10 @@
       this.want = 0;
       this.hexOff = 0;
       this.size = 0;
+      // lockOwner is who holds the region's lock while a write waits.
+      this.lockOwner = "";
+      this.gutter = $(p + "-gutter");
+      this.text.addEventListener("scroll", () => { this.gutter.scrollTop = this.text.scrollTop; });
       $(p + "-kbd").textContent = isMac ? "⌘↩" : "Ctrl+Enter";
       this.text.addEventListener("input", () => { this.msg = null; this.render(); });
       this.text.addEventListener("keydown", (e) => {
@@ -263,6 +270,9 @@
       } else if (ev.version === this.base.version) {
         // Nothing new; but after a raw write, the window it made.
         if (this.raw && !this.dirty()) this.load(ev);
+      } else if (ev.version < this.base.version) {
+        // Older than what the page shows (a write's reply got here
+        // first): the base only moves forward.
       } else if (!this.dirty() || this.text.value === norm(ev.content)) {
         this.load(ev);
       } else if (!this.latest || ev.version > this.latest.version) {
@@ -271,13 +281,22 @@
       }
       if (this.raw && (!this.msg || this.msg.kind === "muted")) {
         const to = Math.min(this.size, this.hexOff + (ev.hex || "").length / 2);
-        this.msg = { key: "rawHelp", p: { size: this.size, from: this.hexOff, to: to }, kind: "muted" };
+        this.msg = { key: "rawHelp", p: { size: this.size, from: this.hexOff, last: Math.max(this.hexOff, to - 1) }, kind: "muted" };
       }
       this.render();
     }
     async write(ifVersion) {
       if (!this.base || this.readOnly || this.busy) return;
       const content = this.text.value;
+      if (!this.raw) {
+        // Refused here (the button is disabled, but Ctrl+Enter is not).
+        const n = utf8.encode(content).length;
+        if (n > this.max) {
+          this.msg = { err: { code: "too_large", size: n, max: this.max }, kind: "error" };
+          this.render();
+          return;
+        }
+      }
       const v = ifVersion !== undefined ? ifVersion : this.base.version;
       const body = { target: this.target, region: this.base.region, content: content, if_version: v };
       if (this.raw) {
@@ -288,14 +307,25 @@
         body.offset = this.hexOff;
       }
       this.busy = true;
+      this.busySince = Date.now();
       this.msg = { key: "writing", kind: "muted" };
       this.render();
+      // A write that takes longer may be waiting for a lock: say whose.
+      const slow = setTimeout(() => this.render(), lockWaitAfter);
       try {
         const r = await api("/api/write", body);
-        this.base = { region: this.base.region, version: r.version, shown: content };
+        // The reply and the pushes race: a push may have moved the base
+        // past this write already. The base only moves forward.
+        if (this.base && this.base.region === body.region && r.version > this.base.version) {
+          this.base = { region: this.base.region, version: r.version, shown: content };
+        }
         // A raw write patches a window: show the whole window it made.
         if (this.raw && this.latest && this.latest.version === r.version) this.load(this.latest);
-        if (this.latest && this.latest.version <= r.version) this.latest = null;
+        if (this.latest && this.base && this.latest.version <= this.base.version) this.latest = null;
+        // A newer version pushed while the write was in flight is taken
+        // as it is, unless the user typed since clicking Write: nothing
+        // of theirs is lost, so there is nothing to resolve.
+        if (this.latest && this.text.value === content) this.load(this.latest);
         this.noticeKey = this.latest ? "notice" : "";
         this.msg = { key: "written", p: { v: r.version }, kind: "ok" };
       } catch (e) {
@@ -310,6 +340,7 @@
           this.msg = { err: e, extra: { id: this.base.region }, kind: "error" };
         }
       } finally {
+        clearTimeout(slow);
         this.busy = false;
         if (this.latest && !this.noticeKey) this.noticeKey = "notice";
         this.render();
@@ -348,6 +379,7 @@
       // Byte counter against the region's maximum.
       const counter = $(this.p + "-counter");
       let blocked = false;
+      let overBy = 0;
       if (this.base && this.raw) {
         const h = this.rawState();
         blocked = h.bad || h.over || h.n === 0;
@@ -358,6 +390,8 @@
       } else if (this.base && !this.readOnly) {
         const n = utf8.encode(text.value).length;
         const over = n > this.max;
+        blocked = over;
+        overBy = n - this.max;
         counter.textContent = over ? t("over", { n: n, max: this.max, over: n - this.max }) : t("bytes", { n: n, max: this.max });
         counter.classList.toggle("over", over);
         text.setAttribute("aria-invalid", String(over));
@@ -365,7 +399,22 @@
         counter.textContent = "";
         text.removeAttribute("aria-invalid");
       }
-      $(this.p + "-write").disabled = !editable || this.busy || blocked;
+      const wb = $(this.p + "-write");
+      wb.disabled = !editable || this.busy || blocked;
+      // Say why Write is disabled before anyone clicks.
+      wb.title = !editable || this.busy ? "" : blocked && this.raw ? t("blockedTitle") : blocked ? t("overTitle", { over: overBy }) : "";
+      // The offset of each line of a raw region's hex.
+      this.gutter.hidden = !this.raw || this.base === null;
+      if (!this.gutter.hidden) {
+        let off = this.hexOff;
+        this.gutter.textContent = text.value.split("\n").map((line) => {
+          const s = String(off);
+          off += Math.floor(line.replace(/\s+/g, "").length / 2);
+          return s;
+        }).join("\n");
+        this.gutter.scrollTop = text.scrollTop;
+        this.gutter.title = t("hexGutter");
+      }
       // The conflict notice.
       const notice = $(this.p + "-notice");
       notice.hidden = !(this.noticeKey && this.latest);
@@ -374,6 +423,10 @@
       const m = $(this.p + "-msg");
       m.className = "msg" + (this.msg ? " " + this.msg.kind : "");
       m.textContent = !this.msg ? "" : this.msg.err ? errText(this.msg.err, this.msg.extra) : t(this.msg.key, this.msg.p);
+      if (this.busy && this.msg && this.msg.key === "writing" && this.lockOwner && Date.now() - this.busySince >= lockWaitAfter) {
+        // The write waits for a lock someone else holds: say who.
+        m.textContent = t("waitingLock", { owner: this.lockOwner });
+      }
     }
   }
   // fmtHex lays hex digits out as the raw editor shows them: bytes in
@@ -429,6 +482,17 @@
       $("host-port").value = st.port;
     }
     $("host-datadir").textContent = st.data_dir || "–";
+    // Where other machines reach this one, and what it takes.
+    const bind = st.running ? st.bind : $("host-bind").value.trim() || "127.0.0.1";
+    const local = isLoopback(bind);
+    const addrs = (st.reachable || []).join(", ");
+    setText($("host-bind-hint"), local ? "bindHintLocal" : "bindHintAll", { bind: bind, port: st.running ? st.port : $("host-port").value });
+    setText($("host-reachable"), addrs ? "reachableAt" : "reachableNone", { addrs: addrs });
+    // While it runs, the facts and the note below say it.
+    $("host-bind-hint").hidden = $("host-reachable").hidden = st.running;
+    const lb = $("host-loopback");
+    lb.hidden = !(st.running && local && addrs);
+    if (!lb.hidden) setText(lb, "loopbackOnly", { bind: bind, addrs: addrs });
     const notice = $("host-notice");
     notice.hidden = !(st.running && st.fallback_from);
     if (!notice.hidden) setText(notice, "portFallback", { from: st.fallback_from, port: st.port });
@@ -481,10 +545,10 @@
       lock.title = reg.locked ? (reg.lock_owner ? t("lockHeld", { owner: reg.lock_owner }) : t("lockFlag")) : "";
       li.querySelector(".rtag").hidden = reg.id !== st.default;
       li.querySelector(".rtag").textContent = t("defaultTag");
-      // The default region cannot be deleted; its invisible button keeps
-      // the rows aligned.
+      // The default region cannot be deleted: no button, and its item
+      // spans the card.
       const del = li.querySelector(".del");
-      del.classList.toggle("invisible", reg.id === st.default);
+      del.hidden = reg.id === st.default;
       del.disabled = reg.id === st.default;
       if (!del.dataset.confirm) del.textContent = t("delete");
       del.setAttribute("aria-label", t("delete") + " " + reg.id);
@@ -517,8 +581,18 @@
     // The editor's lock line and state.
     $("h-lock").textContent = r ? (r.locked ? (r.lock_owner ? t("lockHeld", { owner: r.lock_owner }) : t("lockFlag")) : t("lockFree")) : "";
     $("h-lock").classList.toggle("held", !!(r && r.locked));
+    const owner = r && r.locked && r.lock_owner !== st.label ? (r.lock_owner || t("lockFlag")) : "";
+    if (owner !== hostEd.lockOwner) {
+      hostEd.lockOwner = owner;
+      hostEd.render();
+    }
     if (!st.running && (hostEd.base || !hostEd.msg)) hostEd.reset("hostOff");
   }
+
+  function isLoopback(a) {
+    return a === "localhost" || a === "::1" || a === "[::1]" || /^127\./.test(a);
+  }
+  $("host-bind").addEventListener("input", () => { if (lastHost && !lastHost.running) renderHost(lastHost); });
 
   function regionItem(id) {
     const li = document.createElement("li");
@@ -616,7 +690,8 @@
     const badge = $("client-badge");
     badge.dataset.state = state;
     setText(badge, state);
-    const active = state === "connected" || state === "reconnecting" || state === "connecting";
+    const usable = state === "connected" || state === "reconnecting" || state === "unreachable";
+    const active = usable || state === "connecting";
     $("client-disconnect").hidden = !active && state !== "failed";
     if (st.addr && !formFilled) {
       // Another page (or an earlier load) connected: show where to.
@@ -636,12 +711,16 @@
     else { delete reg.dataset.i18n; reg.textContent = st.shm_id || "–"; }
     const reason = $("client-reason");
     reason.hidden = !st.reason || state === "connected";
-    if (!reason.hidden) reason.textContent = errText({ code: st.code, error: st.reason }, { id: st.shm_id, addr: st.addr });
-    reason.className = state === "reconnecting" ? "note" : "error";
+    if (!reason.hidden) reason.textContent = errText(Object.assign({}, st.extra || {}, { code: st.code, error: st.reason }), { id: st.shm_id, addr: st.addr });
+    reason.className = state === "reconnecting" || state === "unreachable" ? "note" : "error";
+    if ((st.lock_owner || "") !== clientEd.lockOwner) {
+      clientEd.lockOwner = st.lock_owner || "";
+      clientEd.render();
+    }
     const why = $("client-why");
     why.hidden = !(st.mode === "tcp" && st.why_not_local);
     if (!why.hidden) why.textContent = t("whyNotLocal", { why: st.why_not_local });
-    if (state !== "connected" && state !== "reconnecting") {
+    if (!usable) {
       if (clientEd.base || !clientEd.msg) clientEd.reset("clientOff");
     }
   }
@@ -666,7 +745,7 @@
         }));
       } catch (err) {
         if (err.code === "network" || err.code === "csrf" || err.code === "no_session" || err.code === "bad_port" || err.code === "bad_fingerprint" || err.code === "bad_mode") {
-          renderClient({ state: "failed", code: err.code, reason: err.error });
+          renderClient({ state: "failed", code: err.code, reason: err.error, extra: err });
         }
         // Connection failures arrive as the session's state too.
       }
