@@ -588,7 +588,11 @@ func TestReadTimeout(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
-	const idle = 300 * time.Millisecond
+	// The busy connection's requests come every idle/8, so only a stall
+	// of 7/8 of the idle timeout (525 ms, in a race-enabled binary beside
+	// the package's other parallel tests on two CPUs) could make it look
+	// idle; with requests every idle/4 of 300 ms, a 225 ms stall did.
+	const idle = 600 * time.Millisecond
 	ts := startServer(t, Config{IdleTimeout: idle}, nil, nil)
 	quiet := dial(t, ts.addr)
 	busy := dial(t, ts.addr)
@@ -597,7 +601,7 @@ func TestIdleTimeout(t *testing.T) {
 	var busyErr atomic.Value
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(idle / 4)
+		tick := time.NewTicker(idle / 8)
 		defer tick.Stop()
 		for time.Since(start) < 4*idle {
 			<-tick.C
@@ -622,7 +626,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	<-done
 	if e := busyErr.Load(); e != nil {
-		t.Errorf("a connection sending a request every %v was cut: %v", idle/4, e)
+		t.Errorf("a connection sending a request every %v was cut: %v", idle/8, e)
 	}
 	if n := ts.refusals()["idle_timeout"]; n != 1 {
 		t.Errorf("limit refusals for idle_timeout = %d, want 1", n)
