@@ -490,7 +490,7 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 }
 
 func (h *Host) wrap(e registry.Entry, data, ctl *shm.Mapping) (*Region, error) {
-	rr, err := region.Attach(data.Bytes(), ctl.Bytes())
+	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err != nil {
 		data.Close()
 		ctl.Close()
@@ -521,9 +521,11 @@ func (h *Host) chgrp(e registry.Entry) error {
 func removeObject(durable bool, name string) {
 	if durable {
 		os.Remove(name)
+		region.RemoveLocks(name)
 		return
 	}
 	shm.Remove(name)
+	region.RemoveLocks(shm.Path(name))
 }
 
 func removeObjects(e registry.Entry) {
@@ -532,6 +534,7 @@ func removeObjects(e registry.Entry) {
 }
 
 func (r *Region) unmap() {
+	r.r.Close() // the host's owner slot, before the mapping goes
 	r.data.Close()
 	r.ctl.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/region"
@@ -71,15 +72,33 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 		return nil, "", err
 	}
 	ctl, err := open(e.CtlName, region.CtlSize(e.Size))
+	upgraded := ""
+	if err == nil {
+		// A control block of an older format is upgraded in place (under
+		// its own lock), or, if an older writer still holds it, the host
+		// refuses to start with what to do.
+		if v1 := string(ctl.Bytes()[:8]) == region.MagicV1; v1 {
+			rolled, uerr := region.Upgrade(data.Bytes(), ctl.Bytes())
+			if uerr != nil {
+				data.Close()
+				ctl.Close()
+				return nil, "", uerr
+			}
+			upgraded = fmt.Sprintf("region %q: upgraded its control block to format %d", e.ID, region.FormatVersion)
+			if rolled {
+				upgraded += " (an interrupted write was rolled back)"
+			}
+		}
+	}
 	if err == nil {
 		if r, err := h.wrap(e, data, ctl); err == nil {
 			if r.r.Nonce() != e.Nonce {
 				r.unmap()
 				return nil, "", fmt.Errorf("control block %s belongs to another region (nonce mismatch)", e.CtlName)
 			}
-			note := ""
+			note := upgraded
 			if rec, _ := r.r.Recover(); rec {
-				note = fmt.Sprintf("region %q: took back the lock from a dead writer (an interrupted write was rolled back)", e.ID)
+				note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("region %q: took back the lock from a dead writer (an interrupted write was rolled back)", e.ID)
 			}
 			return r, note, nil
 		} else {

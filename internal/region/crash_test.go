@@ -25,13 +25,16 @@ import (
 // TestCrashHelper). Its value is "<data object>,<k0>,<lease 0|1>".
 const crashEnv = "SHMGR_REGION_CRASH_HELPER"
 
-// Control block offsets the crash test reads raw (docs/ARCHITECTURE.md).
-const (
-	ctlSeq       = 64
-	ctlLock      = 128
-	ctlUndoState = 192
-	ctlFence     = 272
-)
+// lockOwnerPID returns the pid recorded in the owner slot that the lock
+// word names, or 0 if the lock is free.
+func lockOwnerPID(ctl []byte) uint32 {
+	w := binary.LittleEndian.Uint64(ctl[ctlLock:])
+	s := int(w & 0xff)
+	if s == 0 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(ctl[ctlSlots+(s-1)*ctlSlotSize+4:])
+}
 
 // namedRegion is a real region whose object names a helper process can
 // open.
@@ -98,7 +101,7 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := region.Attach(data.Bytes(), ctl.Bytes())
+	r, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +266,7 @@ func crashLoop(t *testing.T, l region.Layout, size int64, lease bool, maxIters i
 			helper: uint32(h.cmd.Process.Pid),
 		}
 		w := binary.LittleEndian.Uint64(nr.ctl[ctlLock:])
-		st.pid, st.commit = uint32(w), w>>63 != 0
+		st.pid, st.commit = lockOwnerPID(nr.ctl), w>>63 != 0
 		if l == region.UTF8 {
 			st.flag = nr.data[0]
 		}

@@ -85,3 +85,11 @@ func Chown(name string, gid int) error {
 	}
 	return os.Chown(p, -1, gid)
 }
+
+func namedObjectPath(name string) string {
+	p, err := namedPath(name)
+	if err != nil {
+		return name
+	}
+	return p
+}

@@ -57,3 +57,5 @@ func Chown(name string, gid int) error {
 	}
 	return os.Chown(dir+name, -1, gid)
 }
+
+func namedObjectPath(name string) string { return dir + name }
