@@ -86,8 +86,8 @@ func TestCrashHelper(t *testing.T) {
 		t.Skip("helper process for TestCrashLoop")
 	}
 	parts := strings.Split(spec, ",")
-	if len(parts) != 3 {
-		t.Fatalf("%s=%q: want <name>,<k0>,<lease>", crashEnv, spec)
+	if len(parts) != 4 {
+		t.Fatalf("%s=%q: want <name>,<k0>,<lease>,<mode>", crashEnv, spec)
 	}
 	k0, err := strconv.ParseUint(parts[1], 10, 64)
 	if err != nil {
@@ -106,6 +106,15 @@ func TestCrashHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.SetLabel("crash helper")
+	buf := make([]byte, r.MaxContent())
+	if parts[3] == "once" {
+		// A restarted program: one write, within the lock timeout.
+		if _, err := r.Write(crashValue(buf, r.Layout(), k0), region.WriteOptions{Timeout: 5 * time.Second}); err != nil {
+			t.Fatalf("write %d: %v", k0, err)
+		}
+		fmt.Println("wrote")
+		return
+	}
 	var o region.WriteOptions
 	if parts[2] == "1" {
 		token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"), nil)
@@ -114,7 +123,6 @@ func TestCrashHelper(t *testing.T) {
 		}
 		o = region.WriteOptions{Fenced: true, Fence: token}
 	}
-	buf := make([]byte, r.MaxContent())
 	ppid := os.Getppid()
 	stop := time.Now().Add(30 * time.Second)
 	fmt.Println("writing")
@@ -141,34 +149,50 @@ type helper struct {
 // it is still running.
 func startHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool) *helper {
 	t.Helper()
+	h, err := launchHelper(t, nr, k0, lease, "loop", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// launchHelper starts a crash helper in mode ("loop": write flat out;
+// "once": one write, then exit), under the command prefix wrap if any
+// (such as unshare), and waits for its first line ("writing" or "wrote").
+// start, if not nil, starts the command (to arrange its pid).
+func launchHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool, mode string, wrap []string, start func(*exec.Cmd) error) (*helper, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	h := &helper{cancel: cancel}
-	h.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1", "-test.timeout=60s")
+	args := append(append([]string{}, wrap...), os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1", "-test.timeout=60s")
+	h.cmd = exec.CommandContext(ctx, args[0], args[1:]...)
 	l := "0"
 	if lease {
 		l = "1"
 	}
-	h.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%s", crashEnv, nr.name, k0, l))
+	h.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%s,%s", crashEnv, nr.name, k0, l, mode))
 	h.cmd.Stderr = &h.stderr
 	out, err := h.cmd.StdoutPipe()
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		return nil, err
 	}
-	if err := h.cmd.Start(); err != nil {
+	if start == nil {
+		start = (*exec.Cmd).Start
+	}
+	if err := start(h.cmd); err != nil {
 		cancel()
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(h.kill)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if sc.Text() == "writing" {
-			return h
+		if line := sc.Text(); line == "writing" || line == "wrote" {
+			return h, nil
 		}
 	}
 	h.kill()
-	t.Fatalf("crash helper did not start writing: %v\nstderr:\n%s", h.cmd.ProcessState, h.stderr.String())
-	return nil
+	return nil, fmt.Errorf("crash helper did not start writing: %v\nstderr:\n%s", h.cmd.ProcessState, h.stderr.String())
 }
 
 // kill sends SIGKILL and reaps the process, so that its pid is dead (a
