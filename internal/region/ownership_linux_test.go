@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -81,8 +82,8 @@ func killHolding(t *testing.T, nr *namedRegion, k0 uint64, lease bool, wrap []st
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 1000 && binary.LittleEndian.Uint64(nr.ctl[ctlLock:])&0xff == 0; i++ {
-		}
+		// A random moment, as in TestCrashLoop.
+		time.Sleep(mrand.N(5*time.Millisecond + 1))
 		h.kill()
 		if binary.LittleEndian.Uint64(nr.ctl[ctlLock:])&0xff != 0 {
 			return h.cmd.Process.Pid
@@ -206,7 +207,10 @@ func TestPIDNamespaces(t *testing.T) {
 		t.Skip("running as a crash helper")
 	}
 	wrap := unshareCmd(t)
-	const size = 4 << 20
+	size := int64(4 << 20)
+	if raceEnabled {
+		size = 256 << 10
+	}
 	reads, budget := 3000, 20*time.Second
 	if testing.Short() {
 		reads, budget = 500, 5*time.Second
