@@ -384,6 +384,12 @@ func (h *Host) persistLocked() error {
 				if err := r.ctl.Sync(); err != nil && firstErr == nil {
 					firstErr = err
 				}
+				// The data file may be torn on disk after a power loss
+				// (the kernel flushes its pages in any order): the
+				// checkpoint is a whole committed version beside it.
+				if _, _, err := r.r.WriteCheckpoint(region.CheckpointPath(r.entry.OSName), nil); err != nil && firstErr == nil {
+					firstErr = err
+				}
 			}
 		}
 	}
@@ -521,6 +527,7 @@ func (h *Host) chgrp(e registry.Entry) error {
 func removeObject(durable bool, name string) {
 	if durable {
 		os.Remove(name)
+		os.Remove(region.CheckpointPath(name))
 		region.RemoveLocks(name)
 		return
 	}

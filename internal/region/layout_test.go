@@ -2,6 +2,7 @@ package region_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"os"
 	"strconv"
 	"strings"
@@ -115,5 +116,17 @@ func TestArchitectureByteMap(t *testing.T) {
 	}
 	if rows[0].off != 0 || rows[0].text != "magic `"+region.Magic+"`" {
 		t.Errorf("documented magic %q, want magic `%s`", rows[0].text, region.Magic)
+	}
+}
+
+func putU64(b []byte, v uint64) { binary.LittleEndian.PutUint64(b, v) }
+func putU32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
