@@ -43,4 +43,3 @@ func describeValue(got, want []byte) string {
 	}
 	return fmt.Sprintf("differs at byte %d of %d: got %#x, want %#x", i, len(got), got[i], want[i])
 }
-
