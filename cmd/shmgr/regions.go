@@ -419,6 +419,10 @@ func printRegion(w io.Writer, in client.Info) {
 	fmt.Fprintf(tw, "version:\t%d\n", in.Version)
 	fmt.Fprintf(tw, "os name:\t%s (%s)\n", in.OSName, in.OSKind)
 	fmt.Fprintf(tw, "durable:\t%v\n", in.Durable)
+	if in.Footprint > 0 {
+		// The undo area: a region costs about twice its size.
+		fmt.Fprintf(tw, "footprint:\t%s (data, control block and undo area)\n", humanBytes(in.Footprint))
+	}
 	lock := "free"
 	if in.Locked {
 		lock = "held"

@@ -278,7 +278,7 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 	if err := h.table.Save(h.cfg.DataDir); err != nil {
 		return nil, err
 	}
-	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v)", id, r.entry.Size, r.entry.Layout, r.entry.Durable)
+	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v; %d bytes of shared memory with its control block and undo area)", id, r.entry.Size, r.entry.Layout, r.entry.Durable, region.Footprint(r.entry.Size))
 	return r, nil
 }
 
