@@ -29,6 +29,11 @@ short=()
 [ -n "${SHORT:-}" ] && short=(-short)
 go test -race -count=1 -timeout 15m "${short[@]}" ./...
 
+step "go test the macOS slot locks (flock) on Linux"
+# internal/region's flock(2) owner slots are what macOS runs; the tag
+# shmgr_flock selects them on Linux, where they can run here.
+go test -race -count=1 -short -tags shmgr_flock ./internal/region
+
 step "go test on arm64 under emulation (internal/region, client)"
 # The seqlock's fences and the lock's assembly are arm64 code: run it, not
 # only compile it. qemu-user runs with the host's memory ordering, so this

@@ -125,7 +125,7 @@ func (r *Region) lock(timeout time.Duration, label []byte, stop <-chan struct{})
 	if r.flag == nil || inherited {
 		return nil
 	}
-	if err := r.takeFlag(time.Now().Add(timeout), stop); err != nil {
+	if err := r.takeFlag(timeout, stop); err != nil {
 		r.releaseWord()
 		return err
 	}
@@ -138,9 +138,11 @@ func (r *Region) lock(timeout time.Duration, label []byte, stop <-chan struct{})
 const flagWaiting = 1 << 63
 
 // takeFlag takes the offset-0 flag for the lock this Region holds,
-// waiting (until deadline, or stop) for a program outside shmgr that
-// holds it, and records the holder.
-func (r *Region) takeFlag(deadline time.Time, stop <-chan struct{}) error {
+// waiting (up to timeout from the first wait, or until stop) for a
+// program outside shmgr that holds it, and records the holder. The clock
+// is read only once it has to wait.
+func (r *Region) takeFlag(timeout time.Duration, stop <-chan struct{}) error {
+	var deadline time.Time
 	for i := 0; ; i++ {
 		f := r.flag.Load()
 		if f&0xff == 0 && r.flag.CompareAndSwap(f, f|1) {
@@ -154,6 +156,7 @@ func (r *Region) takeFlag(deadline time.Time, stop <-chan struct{}) error {
 		// owner, saying so for whoever recovers this lock if we die.
 		if i == 1 {
 			*r.flagBy = r.lockw.Load()&^commitBit | flagWaiting
+			deadline = time.Now().Add(timeout)
 		}
 		if err := r.waitFlag(deadline, stop); err != nil {
 			*r.flagBy = 0

@@ -59,6 +59,7 @@ func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
 		ctl.Close()
 		shm.Remove(name)
 		shm.Remove(name + "-c")
+		region.RemoveLocks(nr.path)
 	})
 	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 7, 0); err != nil {
 		t.Fatal(err)

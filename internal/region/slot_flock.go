@@ -1,4 +1,4 @@
-//go:build unix && !linux
+//go:build (unix && !linux) || (linux && shmgr_flock)
 
 package region
 
@@ -11,6 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// This is the macOS (and other Unix) implementation; on Linux the tag
+// shmgr_flock selects it too, so that its tests run where CI runs.
+
 // slotFile holds the per-slot lock files this Region opened. macOS has no
 // open-file-description byte-range locks, and its POSIX record locks
 // (fcntl F_SETLK) belong to the process, not to a description: another
@@ -20,21 +23,33 @@ import (
 // description, as Linux's OFD locks do: they conflict between two
 // descriptions in one process, the kernel drops them when the process
 // dies, and an exec'd program does not inherit them (close-on-exec). They
-// lock whole files, so each slot is its own file beside the control
-// object: <control>.slot<N>.
+// lock whole files, so each slot is its own file, in a directory beside
+// the control object: <control>.slots/<N>. (A directory, not files beside
+// it: the host removes regular files with its prefix that no region
+// names, and removing a held slot's file would hide its lock.)
 type slotFile struct {
 	path string
 	fd   int // the claimed slot's file, -1 before a claim
 }
 
 func openSlots(path string) (*slotFile, error) {
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	// Everyone who may map the region must be able to lock its slots:
+	// the directory gets the control object's permissions, with x where r.
+	perm := st.Mode().Perm()
+	perm |= (perm & 0o444) >> 2
+	if err := os.Mkdir(slotDir(path), perm); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
 	return &slotFile{path: path, fd: -1}, nil
 }
 
-func (f *slotFile) slotPath(s int) string { return fmt.Sprintf("%s.slot%d", f.path, s) }
+func slotDir(path string) string { return path + ".slots" }
+
+func (f *slotFile) slotPath(s int) string { return filepath.Join(slotDir(f.path), fmt.Sprint(s)) }
 
 // lock takes slot s's lock if no one holds it, and reports whether it did.
 func (f *slotFile) lock(s int) (bool, error) {
@@ -89,13 +104,4 @@ func (f *slotFile) close() error {
 
 // RemoveLocks removes the slot lock files of the control object at path
 // (the host calls it when it deletes the region).
-func RemoveLocks(path string) error {
-	names, err := filepath.Glob(path + ".slot*")
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		os.Remove(n)
-	}
-	return nil
-}
+func RemoveLocks(path string) error { return os.RemoveAll(slotDir(path)) }

@@ -1,3 +1,5 @@
+//go:build !shmgr_flock
+
 package region
 
 import (
