@@ -87,8 +87,8 @@ func (r *Region) ownerAlive(w uint64) bool {
 	if o == 0 {
 		return false
 	}
-	if o == r.me {
-		return true
+	if o == r.me || r.slots == nil {
+		return true // ours, or this Region is closed and cannot tell
 	}
 	s := int(o&slotMask) - 1
 	if s >= numSlots {
