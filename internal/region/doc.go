@@ -102,11 +102,12 @@
 // writers do not see them as changes; nothing recovers its own crash (a
 // flag it leaves set stays set, and shmgr writers time out naming "a
 // program outside shmgr"); and it has no undo log, so its crash mid-write
-// leaves a torn value. A reader outside shmgr that copies while the flag
-// is clear may copy during a shmgr write (shmgr holds the flag for the
-// whole of it, so checking the flag before and after the copy, and seq in
-// the control block if it maps that too, is what makes such a copy
-// consistent).
+// leaves a torn value. A reader outside shmgr sees the flag set for the
+// whole of every shmgr write to a utf8 region (and for a whole lease), but
+// a clear flag before and after its copy does not prove the copy whole: a
+// shmgr write may begin and end in between. Taking the flag for the copy
+// does; so does comparing seq (control block offset 64) before and after,
+// for a reader that maps the control block too.
 //
 // # Caveats
 //
