@@ -421,7 +421,11 @@ func printRegion(w io.Writer, in client.Info) {
 	fmt.Fprintf(tw, "durable:\t%v\n", in.Durable)
 	if in.Footprint > 0 {
 		// The undo area: a region costs about twice its size.
-		fmt.Fprintf(tw, "footprint:\t%s (data, control block and undo area)\n", humanBytes(in.Footprint))
+		where := "shared memory"
+		if in.Durable {
+			where = "disk"
+		}
+		fmt.Fprintf(tw, "cost:\t%s of %s (data, control block, undo area)\n", humanBytes(in.Footprint), where)
 	}
 	lock := "free"
 	if in.Locked {

@@ -309,7 +309,7 @@ func TestReleaseBreakRace(t *testing.T) {
 		}
 		return nil
 	}
-	var fenced, released, broken, thirdIn atomic.Int64
+	var fenced, released, renewed, broken, thirdIn atomic.Int64
 	errc := make(chan error, 3)
 	for i := 0; i < rounds; i++ {
 		lease := time.Duration(1+i%3) * time.Millisecond
@@ -366,6 +366,17 @@ func TestReleaseBreakRace(t *testing.T) {
 		}
 		for time.Now().Before(end) {
 		}
+		if i%2 == 1 {
+			// Renew at the edge: it either extends the lease still held or
+			// fails; a renewal landing on the breaker's hold would make
+			// that hold breakable, and the third writer's check would see
+			// two holders.
+			if err := holder.Renew(tok, lease); err == nil {
+				renewed.Add(1)
+			} else if !errors.Is(err, region.ErrFenced) {
+				t.Fatalf("round %d: Renew: %v", i, err)
+			}
+		}
 		switch err := holder.Release(tok); {
 		case err == nil:
 			released.Add(1)
@@ -382,7 +393,7 @@ func TestReleaseBreakRace(t *testing.T) {
 			t.Fatalf("round %d: the old lease still holds after Release and a break", i)
 		}
 	}
-	t.Logf("%d rounds: %d releases won, %d lost to a break; %d fenced writes, %d breaker and %d third writes", rounds, released.Load(), int64(rounds)-released.Load(), fenced.Load(), broken.Load(), thirdIn.Load())
+	t.Logf("%d rounds: %d releases won, %d lost to a break; %d renewals at the edge won; %d fenced writes, %d breaker and %d third writes", rounds, released.Load(), int64(rounds)-released.Load(), renewed.Load(), fenced.Load(), broken.Load(), thirdIn.Load())
 	if ls := holder.LockState(); ls.Held {
 		t.Fatalf("lock held after the rounds: %+v", ls)
 	}
