@@ -34,9 +34,11 @@
 // the answer to a repeated write instead of applying it again. So a write
 // whose reply was lost is applied exactly once, as long as the same host
 // session answers the retry (a host stopped gracefully hands its session
-// to its next start). If the host crashed meanwhile, or the retries run
-// out of time, the write fails with ErrUnknownOutcome: it may or may not
-// have been applied. CREATE and DELETE are not retried once
+// to its next start). If the host crashed meanwhile, the retries run out
+// of time, or more than 4096 other clients have written since (the host
+// then keeps only this client's highest sequence number), the write fails
+// with ErrUnknownOutcome: it may or may not have been applied, and it is
+// never applied twice. CREATE and DELETE are not retried once
 // sent; a lost reply is ErrUnknownOutcome too.
 //
 // A region mapped locally keeps working while the host is down. If the

@@ -53,6 +53,8 @@ type hostFlags struct {
 	group        string
 	cpuProfile   string
 	busyPoll     time.Duration
+	respListen   string // --resp-listen: the Redis protocol listener (off if empty)
+	respCreate   bool   // --resp-create: SET on a missing key creates its region
 }
 
 // maxBusyPoll bounds --busy-poll: a longer spin would cost more CPU than
@@ -75,6 +77,7 @@ saves the registry and leaves the regions in place for its next start.`,
 		Example: `  shmgr host
   shmgr host --listen 127.0.0.1:9410
   shmgr host --listen :7000 --data-dir /var/lib/shmgr
+  shmgr host --resp-listen 127.0.0.1:6380      # also speak Redis: redis-cli -p 6380 GET default
   SHMGR_DATA_DIR=/tmp/shmgr-test shmgr host --listen 127.0.0.1:0`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -104,6 +107,8 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().IntVar(&f.maxWatches, "max-watches", 1024, "most watches per connection")
 	c.Flags().StringVar(&f.group, "group", "", "share regions and the data directory with this group (read-write for its members)")
 	c.Flags().DurationVar(&f.busyPoll, "busy-poll", server.DefaultBusyPoll, "how long a lone client's connection keeps checking for its next request before it sleeps (0: off; at most 1ms)")
+	c.Flags().StringVar(&f.respListen, "resp-listen", "", "also serve the Redis protocol (RESP2/RESP3) on this address, such as 127.0.0.1:6380 (off by default)")
+	c.Flags().BoolVar(&f.respCreate, "resp-create", true, "let SET on a missing key create a utf8 region for it (see \"Redis protocol\" in the README)")
 	c.Flags().StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) to this file until the host stops")
 	c.Flags().MarkHidden("cpu-profile")
 	return c
@@ -134,6 +139,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
+	maxConns := connLimit(f.maxConns, logger)
 	cfg := host.DefaultConfig(dir)
 	cfg.DefaultSize = f.defaultSize
 	cfg.MaxRegions, cfg.MaxRegionSize = f.maxRegions, f.maxRegion
@@ -150,17 +156,41 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		return fmt.Errorf("listen on %s: %w (is another host running? pick another port with --listen)", f.listen, err)
 	}
 	tcpAddr := ln.Addr().(*net.TCPAddr)
-	// Tokens and TLS first: a bad --token must fail before any region is
-	// made.
+	// The RESP listener (--resp-listen) takes the same tokens and TLS: if
+	// it is the one that leaves loopback, it decides that tokens are
+	// required.
+	var respLn net.Listener
+	secAddr := tcpAddr
+	if f.respListen != "" {
+		if respLn, err = server.Listen(f.respListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w (is a Redis server running there? pick another address with --resp-listen)", f.respListen, err)
+		}
+		defer respLn.Close()
+		if ra := respLn.Addr().(*net.TCPAddr); !loopbackOnly(ra) {
+			secAddr = ra
+		}
+	}
+	// The data directory's lock first: a host refused because another
+	// one runs there must not have changed its tokens, TLS files or
+	// registry. Then tokens and TLS: a bad --token must fail before any
+	// region is made.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		ln.Close()
 		return fmt.Errorf("data directory: %w", err)
 	}
-	sec, err := setUpSecurity(f, dir, tcpAddr, logger)
+	lock, err := host.LockDir(dir)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	sec, err := setUpSecurity(f, dir, secAddr, logger)
+	if err != nil {
+		lock.Close()
+		ln.Close()
+		return err
+	}
+	cfg.Lock = lock // host.Open owns it now, and releases it if it fails
 	h, report, err := host.Open(cfg)
 	if err != nil {
 		ln.Close()
@@ -171,6 +201,9 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	}
 	if sec.tls != nil {
 		ln = tls.NewListener(rawsock.WrapListener(ln), sec.tls)
+		if respLn != nil {
+			respLn = tls.NewListener(rawsock.WrapListener(respLn), sec.tls)
+		}
 	}
 	m := &metrics.Host{}
 	srv := server.New(h, server.Config{
@@ -181,12 +214,13 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		ReadTimeout:  f.readTimeout,
 		WriteTimeout: f.writeTimeout,
 		BusyPoll:     f.busyPoll,
-		MaxConns:     f.maxConns,
+		MaxConns:     maxConns,
 		MaxWatches:   f.maxWatches,
 		Auth:         sec.store,
 		Insecure:     sec.insecure,
 		Metrics:      m,
 		Logf:         func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
+		RESP:         server.RESPConfig{NoCreate: !f.respCreate},
 	})
 	def, err := h.Default()
 	if err != nil {
@@ -204,10 +238,17 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 		}
 		defer metricsSrv.Close()
 	}
-	printBanner(stdout, tcpAddr, dir, def.Info(), sec)
+	var respAddr *net.TCPAddr
+	if respLn != nil {
+		respAddr = respLn.Addr().(*net.TCPAddr)
+	}
+	printBanner(stdout, tcpAddr, respAddr, dir, def.Info(), sec)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if respLn != nil {
+		go func() { errc <- srv.ServeRESP(respLn) }()
+	}
 	select {
 	case err = <-errc:
 		logger.Error("serve", "err", err)
@@ -232,6 +273,33 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	return err
 }
 
+// fileReserve is the open files a host keeps for itself beside its
+// connections: listeners, the registry's and tokens' saves, durable
+// regions, metrics, logs.
+const fileReserve = 64
+
+// connLimit raises the open-file limit as far as it goes and returns how
+// many connections the host can serve: --max-connections, or fewer if the
+// limit does not allow them (said in a warning). Connections past it get
+// "ERROR limit", not a wait in the accept backlog.
+func connLimit(want int, logger *slog.Logger) int {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		logger.Warn(fmt.Sprintf("could not raise the open-file limit to its hard limit: %v", err))
+	}
+	if limit >= uint64(want)+fileReserve {
+		return want
+	}
+	n := 1
+	if limit > 2*fileReserve {
+		n = int(limit - fileReserve)
+	} else if limit > 1 {
+		n = int(limit / 2)
+	}
+	logger.Warn(fmt.Sprintf("the open-file limit is %d, too low for --max-connections %d: serving at most %d connections (the others get ERROR limit); raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to serve more", limit, want, n))
+	return n
+}
+
 func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
 	level := slog.LevelInfo
 	if quiet {
@@ -248,7 +316,7 @@ func newLogger(w io.Writer, format string, quiet bool) (*slog.Logger, error) {
 }
 
 // printBanner prints what a client needs to connect, as the original did.
-func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec security) {
+func printBanner(w io.Writer, addr, respAddr *net.TCPAddr, dir string, in host.Info, sec security) {
 	port := strconv.Itoa(addr.Port)
 	ips := server.Addresses(addr.IP)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -273,6 +341,9 @@ func printBanner(w io.Writer, addr *net.TCPAddr, dir string, in host.Info, sec s
 	if sec.tls != nil {
 		fmt.Fprintf(tw, "tls sha256:\t%s\n", sec.fingerprint)
 		flags += " --tls-fingerprint " + sec.fingerprint
+	}
+	if respAddr != nil {
+		fmt.Fprintf(tw, "redis:\t%s (redis-cli -h %s -p %d)\n", respAddr, server.Addresses(respAddr.IP)[0], respAddr.Port)
 	}
 	fmt.Fprintf(tw, "connect:\tshmgr read --host %s%s\n", net.JoinHostPort(ips[0], port), flags)
 	tw.Flush()

@@ -148,7 +148,7 @@ func checkRegistryVersions(t *testing.T, dataDir string, want map[string]info) {
 // stopped, as a reboot does, and plants an orphan object with the host's
 // prefix: on restart the host recreates what vanished (reporting it),
 // rebuilds a lost control block around surviving content, keeps durable
-// regions, and removes the orphan (reporting it).
+// regions, and quarantines the orphan (reporting it, content kept).
 func TestRestartAfterReboot(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -205,13 +205,14 @@ func TestRestartAfterReboot(t *testing.T) {
 			if err := os.WriteFile(orphanPath, make([]byte, 4096), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { os.Remove(orphanPath) })
+			quarantined := filepath.Join(shmDir, "orphan-"+strings.TrimPrefix(orphan, "shmgr-"))
+			t.Cleanup(func() { os.Remove(orphanPath); os.Remove(quarantined) })
 
 			h.Restart(t)
 			// The host logs its repairs before its banner, but on another
 			// pipe: wait until the last one (the orphan) has arrived.
-			shmtest.CheckFor(t, 10*time.Second, "the restarted host never logged removing the orphan "+orphan, func() bool {
-				return strings.Contains(h.Stderr(), "removed orphan object")
+			shmtest.CheckFor(t, 10*time.Second, "the restarted host never logged quarantining the orphan "+orphan, func() bool {
+				return strings.Contains(h.Stderr(), "quarantined orphan object")
 			})
 			warnings := logMessages(t, h.Stderr(), "WARN")
 
@@ -219,13 +220,16 @@ func TestRestartAfterReboot(t *testing.T) {
 			if strings.Contains(wantLog, "%s") {
 				wantLog = fmt.Sprintf(wantLog, notes.OSName)
 			}
-			for _, want := range []string{wantLog, "removed orphan object " + orphan} {
+			for _, want := range []string{wantLog, "quarantined orphan object " + orphan} {
 				if !slices.ContainsFunc(warnings, func(m string) bool { return strings.HasPrefix(m, want) }) {
 					t.Errorf("host warnings lack %q:\n%s", want, strings.Join(warnings, "\n"))
 				}
 			}
 			if exists(t, orphanPath) {
 				t.Errorf("orphan %s still exists after the host started", orphanPath)
+			}
+			if !exists(t, quarantined) {
+				t.Errorf("orphan %s was not kept as %s", orphanPath, quarantined)
 			}
 
 			after := listRegions(t, h)

@@ -222,7 +222,7 @@ func withHint(err error, host string) error {
 	case errors.Is(err, client.ErrProtocol) && strings.Contains(s, "metadata"):
 		return fmt.Errorf("%w\nif the host runs with --tls, pass --tls", err)
 	case strings.Contains(s, "reading metadata line") && (errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "i/o timeout")):
-		return fmt.Errorf("%w\nthe host at %s accepted the connection but sent nothing: if it runs with --tls, pass --tls (or --tls-fingerprint)", err, host)
+		return fmt.Errorf("%w\nthe host at %s accepted the connection but sent nothing. Likely: the host is stopped (SIGSTOP, a debugger) or overloaded (at its connection or open-file limit: see its log); it serves TLS (pass --tls or --tls-fingerprint); or %s is not a shmgr host's port (check --host)", err, host, host)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "i/o timeout"):
 		return fmt.Errorf("%w\nthe host at %s did not answer in time: check the address and firewall", err, host)
 	}

@@ -58,6 +58,8 @@ func checkHostFlags(f *hostFlags) error {
 func loopbackOnly(addr *net.TCPAddr) bool { return addr.IP.IsLoopback() }
 
 // setUpSecurity decides whether clients need a token, and sets up TLS.
+// IMPORTANT: it may write tokens.json and the TLS files, so the caller
+// holds the data directory's lock (host.LockDir).
 // A host bound to loopback only may run open; any other address needs
 // tokens unless the operator passes --insecure.
 func setUpSecurity(f *hostFlags, dir string, addr *net.TCPAddr, logger *slog.Logger) (security, error) {
@@ -79,6 +81,10 @@ func setUpSecurity(f *hostFlags, dir string, addr *net.TCPAddr, logger *slog.Log
 			if f.rotateToken {
 				logger.Warn("admin token rotated: clients need the new one")
 			}
+		} else if made, err := store.EnsureAdmin(); err != nil {
+			return sec, fmt.Errorf("tokens: %w", err)
+		} else if made {
+			logger.Warn(fmt.Sprintf("%s held no admin token: made a new one (printed below); its other tokens are kept", store.Path()))
 		}
 		sec.store, sec.token = store, store.Admin()
 	} else if !loopbackOnly(addr) {

@@ -3,6 +3,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +37,17 @@ func Write(dir, name string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
+
+// ErrNotDurable: Write replaced the file (readers see the new content)
+// but could not make the rename durable; a crash of the machine may bring
+// the old file back. A caller undoing what the new content records would
+// make its state disagree with the file: it should go on and warn.
+var ErrNotDurable = errors.New("file replaced, but the replacement may not survive a crash of the machine")
 
 // Remove removes dir/name and fsyncs dir, so that the removal survives a
 // crash. A file that does not exist is not an error.

@@ -88,6 +88,9 @@ type Store struct {
 	gen    uint64      // counts the times the tokens were (re)read
 }
 
+// errRepair ends the message of a token file that cannot be used.
+var errRepair = errors.New(`fix it (a JSON object {"tokens": [...]}), or move it aside to have the host make a new admin token (clients then need the new one)`)
+
 // Errors.
 var (
 	// ErrNoToken: a token was required and none was given.
@@ -111,6 +114,20 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
+// EnsureAdmin makes a fresh admin token if the file holds none (it was
+// removed by hand, or the list is empty), keeping every other token, and
+// reports whether it did: a host without an admin token could print no
+// token for its operator.
+func (s *Store) EnsureAdmin() (bool, error) {
+	if s.Admin() != "" {
+		return false, nil
+	}
+	if _, err := s.Add(Token{Name: AdminName, Access: ReadWrite}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Path returns the token file's path.
 func (s *Store) Path() string { return s.path }
 
@@ -131,11 +148,21 @@ func (s *Store) reload() error {
 	if err != nil {
 		return err
 	}
-	var f file
-	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("token file %s: %v", s.path, err)
+	var f struct {
+		Tokens *[]Token `json:"tokens"`
 	}
-	for i, t := range f.Tokens {
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("token file %s: %v: %w", s.path, err, errRepair)
+	}
+	if f.Tokens == nil {
+		// Not an empty list: a file that does not say which tokens it
+		// holds may be a hand edit gone wrong, and is not guessed at.
+		return fmt.Errorf("token file %s: \"tokens\" is missing or null: %w", s.path, errRepair)
+	}
+	for i, t := range *f.Tokens {
+		if t.Name == "" {
+			return fmt.Errorf("token file %s: token %d has no name: %w", s.path, i, errRepair)
+		}
 		if err := checkSecret(t.Secret); err != nil {
 			return fmt.Errorf("token file %s: token %d (%q): %v", s.path, i, t.Name, err)
 		}
@@ -143,7 +170,7 @@ func (s *Store) reload() error {
 			return fmt.Errorf("token file %s: token %q: access %q: use %q or %q", s.path, t.Name, t.Access, ReadWrite, ReadOnly)
 		}
 	}
-	s.tokens, s.seen = f.Tokens, st
+	s.tokens, s.seen = *f.Tokens, st
 	s.gen++
 	if s.tokens == nil {
 		s.tokens = []Token{}

@@ -420,6 +420,13 @@ func TestBadFile(t *testing.T) {
 		{"short-secret", `{"tokens":[{"name":"admin","token":"tooshort","access":"rw"}]}`, []string{FileName, `"admin"`, "shorter than 16"}},
 		{"bad-access", `{"tokens":[{"name":"a","token":"0123456789abcdef","access":"root"}]}`, []string{FileName, `"root"`, `"rw"`, `"ro"`}},
 		{"missing-access", `{"tokens":[{"name":"a","token":"0123456789abcdef"}]}`, []string{FileName, "access"}},
+		{"empty", "", []string{FileName, "move it aside"}},
+		{"garbage", "\x00\x01\xfe", []string{FileName, "move it aside"}},
+		{"array", `[]`, []string{FileName, "move it aside"}},
+		{"tokens-null", `{"tokens":null}`, []string{FileName, `"tokens" is missing or null`, "move it aside"}},
+		{"tokens-missing", `{"token":[{"name":"admin","token":"0123456789abcdef","access":"rw"}]}`, []string{FileName, `"tokens" is missing or null`}},
+		{"missing-name", `{"tokens":[{"token":"0123456789abcdef","access":"rw"}]}`, []string{FileName, "no name"}},
+		{"missing-secret", `{"tokens":[{"name":"admin","access":"rw"}]}`, []string{FileName, `"admin"`, "shorter than 16"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -452,11 +459,12 @@ func TestBadFile(t *testing.T) {
 		}
 	})
 
-	// A valid file without tokens is an empty store, not a fresh admin.
+	// A valid file without tokens is an empty store, not a fresh admin;
+	// EnsureAdmin then makes one and keeps the others.
 	t.Run("empty-list", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		writeFile(t, dir, []byte(`{"tokens":null}`))
+		writeFile(t, dir, []byte(`{"tokens":[]}`))
 		s, err := Open(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -466,6 +474,27 @@ func TestBadFile(t *testing.T) {
 		}
 		if _, err := s.Check("0123456789abcdef"); !errors.Is(err, ErrBadToken) {
 			t.Errorf("Check on an empty store = %v, want ErrBadToken", err)
+		}
+		if made, err := s.EnsureAdmin(); !made || err != nil || s.Admin() == "" {
+			t.Errorf("EnsureAdmin on an empty store = %v, %v (admin %q); want a new admin token", made, err, s.Admin())
+		}
+		if made, err := s.EnsureAdmin(); made || err != nil {
+			t.Errorf("EnsureAdmin with an admin token = %v, %v; want nothing done", made, err)
+		}
+	})
+	t.Run("no-admin", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		writeFile(t, dir, []byte(`{"tokens":[{"name":"dash","token":"0123456789abcdef","access":"ro"}]}`))
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if made, err := s.EnsureAdmin(); !made || err != nil {
+			t.Fatalf("EnsureAdmin = %v, %v; want a new admin token", made, err)
+		}
+		if g, err := s.Check("0123456789abcdef"); err != nil || g.Name != "dash" {
+			t.Errorf("Check(dash) after EnsureAdmin = %+v, %v; want the other token kept", g, err)
 		}
 	})
 }

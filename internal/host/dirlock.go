@@ -11,10 +11,19 @@ import (
 // LockName is the file that marks a data directory as in use by a host.
 const LockName = "host.lock"
 
-// lockDir makes sure only one host uses a data directory at a time: two
-// would overwrite each other's registry and remove each other's regions as
-// orphans. It returns the open lock file, to close when the host stops.
-func lockDir(dir string) (*os.File, error) {
+// DirLock is a data directory's lock: while it is held no other host
+// uses the directory. The kernel drops it when the process dies.
+type DirLock struct {
+	f   *os.File
+	dir string
+}
+
+// LockDir takes the lock of dir, which must exist, without waiting: it
+// fails with ErrBusy (naming the holder's pid) if another host holds it.
+// Two hosts on one directory would overwrite each other's registry and
+// tokens and remove each other's regions, so a host takes the lock before
+// it reads any file there to change it (tokens, TLS, registry, session).
+func LockDir(dir string) (*DirLock, error) {
 	path := filepath.Join(dir, LockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -36,5 +45,15 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
+	return &DirLock{f: f, dir: dir}, nil
+}
+
+// Close releases the lock. It is safe to call more than once.
+func (l *DirLock) Close() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
 }

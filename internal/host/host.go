@@ -16,8 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/atomicfile"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/registry"
 	"github.com/shmgr/shmgr/internal/shm"
@@ -41,6 +43,10 @@ var (
 	ErrBusy = errors.New("data directory in use")
 	// ErrLimit: a host limit (regions, region size) refuses the request.
 	ErrLimit = errors.New("host limit reached")
+	// ErrVanished: the region's object was removed behind the host's back
+	// and could not be restored yet; writes are refused, since nothing
+	// written now would survive a restart.
+	ErrVanished = errors.New("region object removed and not restored")
 )
 
 // Config configures a Host. DefaultConfig fills in every default.
@@ -69,12 +75,21 @@ type Config struct {
 	ShareGroup bool
 	// GID is the group of ShareGroup.
 	GID int
+	// CheckEvery is how often the host looks for region objects removed
+	// behind its back, and restores them from its mappings. Default
+	// DefaultCheckEvery.
+	CheckEvery time.Duration
+	// Lock, if set, is the lock on DataDir taken with LockDir (the caller
+	// took it before touching other files in the directory); Open takes it
+	// otherwise. Either way the host owns it from Open on: Close, or a
+	// failed Open, releases it.
+	Lock *DirLock
 }
 
 // DefaultConfig returns the defaults for a host in dataDir.
 func DefaultConfig(dataDir string) Config {
 	return Config{DataDir: dataDir, DefaultID: "default", DefaultSize: region.DefaultSize, Perm: 0o600, PersistEvery: 2 * time.Second,
-		MaxRegions: 1024, MaxRegionSize: 4 << 30}
+		MaxRegions: 1024, MaxRegionSize: 4 << 30, CheckEvery: DefaultCheckEvery}
 }
 
 // Host owns the regions of one data directory. It is safe for concurrent
@@ -92,7 +107,7 @@ type Host struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
-	lock *os.File // held while the host owns the data directory
+	lock *DirLock // held while the host owns the data directory
 }
 
 // Region is the host's handle on one region. Its methods are safe for
@@ -102,6 +117,7 @@ type Region struct {
 	// Delete and Close take Lock to unmap it.
 	mu     sync.RWMutex
 	gone   bool
+	lost   error // set while a vanished object could not be restored
 	entry  registry.Entry
 	r      *region.Region
 	data   *shm.Mapping
@@ -130,6 +146,9 @@ func Open(cfg Config) (*Host, []string, error) {
 	if cfg.PersistEvery == 0 {
 		cfg.PersistEvery = d.PersistEvery
 	}
+	if cfg.CheckEvery == 0 {
+		cfg.CheckEvery = d.CheckEvery
+	}
 	if cfg.MaxRegions == 0 {
 		cfg.MaxRegions = d.MaxRegions
 	}
@@ -140,14 +159,25 @@ func Open(cfg Config) (*Host, []string, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	if cfg.DataDir == "" {
+		cfg.Lock.Close()
 		return nil, nil, errors.New("host: no data directory given")
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "regions"), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("host: data directory: %w", err)
+	lock := cfg.Lock
+	if lock == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("host: data directory: %w", err)
+		}
+		var err error
+		if lock, err = LockDir(cfg.DataDir); err != nil {
+			return nil, nil, err
+		}
+	} else if lock.dir != cfg.DataDir {
+		lock.Close()
+		return nil, nil, fmt.Errorf("host: the lock given is on %s, not on the data directory %s", lock.dir, cfg.DataDir)
 	}
-	lock, err := lockDir(cfg.DataDir)
-	if err != nil {
-		return nil, nil, err
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "regions"), 0o700); err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("host: data directory: %w", err)
 	}
 	tab, _, err := registry.Load(cfg.DataDir)
 	if err != nil {
@@ -177,8 +207,9 @@ func Open(cfg Config) (*Host, []string, error) {
 		lock.Close()
 		return nil, report, err
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.persistLoop()
+	go h.objectsLoop()
 	return h, report, nil
 }
 
@@ -275,8 +306,21 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.table.Save(h.cfg.DataDir); err != nil {
-		return nil, err
+	// The region exists once the registry names it: until the save
+	// succeeds it is undone, so a refused create leaves nothing (and a
+	// crash before the save leaves an orphan, which the next start
+	// quarantines).
+	if err := h.table.Save(h.cfg.DataDir); errors.Is(err, atomicfile.ErrNotDurable) {
+		h.cfg.Logf("created region %q, but the registry: %v", id, err)
+	} else if err != nil {
+		delete(h.regions, id)
+		h.table.Delete(id)
+		r.mu.Lock()
+		r.gone = true
+		r.unmap()
+		r.mu.Unlock()
+		removeObjects(r.entry)
+		return nil, fmt.Errorf("region %q not created (nothing changed): %w", id, err)
 	}
 	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v; %d bytes of shared memory with its control block and undo area)", id, r.entry.Size, r.entry.Layout, r.entry.Durable, region.Footprint(r.entry.Size))
 	return r, nil
@@ -297,8 +341,19 @@ func (h *Host) Delete(id string) error {
 	if id == h.table.Default {
 		return fmt.Errorf("%w: %q is the host's default region and cannot be deleted", ErrForbidden, id)
 	}
-	delete(h.regions, id)
+	// The registry forgets the region first and its objects go after: a
+	// refused save leaves the region as it was, and a crash between the
+	// two leaves an orphan, never a registered region without content.
+	e, _ := h.table.Get(id)
+	saved := *e
 	h.table.Delete(id)
+	if err := h.table.Save(h.cfg.DataDir); errors.Is(err, atomicfile.ErrNotDurable) {
+		h.cfg.Logf("deleting region %q, but the registry: %v", id, err)
+	} else if err != nil {
+		h.table.Put(saved)
+		return fmt.Errorf("region %q not deleted (nothing changed): %w", id, err)
+	}
+	delete(h.regions, id)
 	r.hub.shutdown(true)
 	r.mu.Lock()
 	r.r.Retire()
@@ -306,9 +361,6 @@ func (h *Host) Delete(id string) error {
 	r.unmap()
 	r.mu.Unlock()
 	removeObjects(r.entry)
-	if err := h.table.Save(h.cfg.DataDir); err != nil {
-		return err
-	}
 	h.cfg.Logf("deleted region %q", id)
 	return nil
 }
@@ -414,6 +466,12 @@ func (h *Host) durablePaths(name string) (string, string) {
 	return filepath.Join(dir, name+".data"), filepath.Join(dir, name+".ctl")
 }
 
+// pageRound rounds n up to whole pages: what an object of n bytes takes.
+func pageRound(n int64) int64 {
+	p := int64(os.Getpagesize())
+	return (n + p - 1) / p * p
+}
+
 func newNonce() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
@@ -443,11 +501,18 @@ func (h *Host) createLocked(id string, o CreateOptions) (*Region, error) {
 		e.OSName, e.CtlName = h.durablePaths(name)
 	} else {
 		e.OSName, e.CtlName = name, name+"-c"
-		if free, err := shm.FreeSpace(); err == nil && free < o.Size+region.CtlSize(o.Size) {
-			return nil, fmt.Errorf("%w: region %q needs %d bytes (data and control block), %d are free", ErrNoSpace, id, o.Size+region.CtlSize(o.Size), free)
+		// Both objects take whole pages.
+		need := pageRound(o.Size) + pageRound(region.CtlSize(o.Size))
+		if free, err := shm.FreeSpace(); err == nil && free < need {
+			return nil, fmt.Errorf("%w: region %q needs %d bytes (data and control block, in whole pages), %d are free", ErrNoSpace, id, need, free)
 		}
 	}
 	r, err := h.makeObjects(e, 0)
+	if errors.Is(err, syscall.ENOSPC) {
+		// The free-space check raced another process, or the file
+		// system counts differently: still a limit, not a fault.
+		return nil, fmt.Errorf("%w: region %q: %w", ErrNoSpace, id, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("region %q: %w", id, err)
 	}

@@ -121,7 +121,8 @@ func TestVanishedAndOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Close()
-	t.Cleanup(func() { shm.Remove(orphan) })
+	quarantined := host.QuarantinePrefix + strings.TrimPrefix(orphan, "shmgr-")
+	t.Cleanup(func() { shm.Remove(orphan); shm.Remove(quarantined) })
 
 	h2, report, err := host.Open(host.DefaultConfig(dir))
 	if err != nil {
@@ -129,7 +130,7 @@ func TestVanishedAndOrphans(t *testing.T) {
 	}
 	t.Cleanup(func() { cleanup(t, h2) })
 	joined := strings.Join(report, "\n")
-	if !strings.Contains(joined, "recreated region \"default\"") || !strings.Contains(joined, "removed orphan object "+orphan) {
+	if !strings.Contains(joined, "recreated region \"default\"") || !strings.Contains(joined, "quarantined orphan object "+orphan) {
 		t.Fatalf("report = %q", report)
 	}
 	def2, _ := h2.Default()
@@ -138,6 +139,11 @@ func TestVanishedAndOrphans(t *testing.T) {
 	}
 	if _, err := shm.Open(orphan, 64); !errors.Is(err, shm.ErrNotFound) {
 		t.Errorf("orphan still there: %v", err)
+	}
+	if m, err := shm.Open(quarantined, 64); err != nil {
+		t.Errorf("orphan not kept as %s: %v", quarantined, err)
+	} else {
+		m.Close()
 	}
 }
 

@@ -37,14 +37,30 @@ func (h *Host) reconcile() ([]string, error) {
 	}
 	for _, n := range names {
 		if !known[n] {
-			if err := shm.Remove(n); err != nil {
-				report = append(report, fmt.Sprintf("orphan object %s: %v", n, err))
-			} else {
-				report = append(report, fmt.Sprintf("removed orphan object %s (no registry entry names it)", n))
-			}
+			report = append(report, quarantine(n))
 		}
 	}
+	if kept, _ := shm.List(QuarantinePrefix + h.table.Instance + "-"); len(kept) > 0 {
+		report = append(report, fmt.Sprintf("%d quarantined orphan objects of this data directory are kept in shared memory (%s...): remove them to free the memory once nothing in them is wanted", len(kept), kept[0]))
+	}
 	return report, nil
+}
+
+// QuarantinePrefix starts the name an orphan object is given instead of
+// being removed: "orphan-<instance>-...", outside the prefix of every
+// host, so no host adopts or touches it again.
+const QuarantinePrefix = "orphan-"
+
+// quarantine renames an orphan object (one that carries this host's
+// prefix but no registry entry names: left by a crash between a save
+// and an unlink, or by a registry restored from an older copy) out of
+// the host's way, keeping its content, and says how to undo it.
+func quarantine(name string) string {
+	to := QuarantinePrefix + strings.TrimPrefix(name, "shmgr-")
+	if err := shm.Rename(name, to); err != nil {
+		return fmt.Sprintf("orphan object %s (no registry entry names it) left in place: quarantine failed: %v", name, err)
+	}
+	return fmt.Sprintf("quarantined orphan object %s as %s (no registry entry names it; content kept): rename it back to restore it, or remove it to free the memory", name, to)
 }
 
 // adopt maps an entry's existing objects, or recreates them.

@@ -1,6 +1,8 @@
 package host
 
 import (
+	"fmt"
+
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
@@ -31,6 +33,22 @@ func (r *Region) Do(fn func(*region.Region) error) error {
 	defer r.mu.RUnlock()
 	if r.gone {
 		return ErrNotFound
+	}
+	return fn(r.r)
+}
+
+// DoWrite is Do for a write: it also fails, with ErrVanished, while the
+// region's object has been removed behind the host's back and not yet
+// restored (see Host.checkObjects), so that no write is acknowledged that
+// the next start would lose.
+func (r *Region) DoWrite(fn func(*region.Region) error) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.gone {
+		return ErrNotFound
+	}
+	if r.lost != nil {
+		return fmt.Errorf("%w: region %q: %v; writes are refused until the host restores it (reads still work)", ErrVanished, r.entry.ID, r.lost)
 	}
 	return fn(r.r)
 }

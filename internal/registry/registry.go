@@ -21,6 +21,10 @@ import (
 // FileName is the registry's file in the data directory.
 const FileName = "registry.json"
 
+// ErrInvalid: the registry file exists but cannot be used as it is (not
+// JSON, or incomplete). The host refuses to start rather than guess.
+var ErrInvalid = errors.New("registry file invalid")
+
 // formatVersion is the version of the file format.
 const formatVersion = 1
 
@@ -115,30 +119,72 @@ func Load(dir string) (t *Table, ok bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("registry: %w", err)
 	}
-	var f file
+	// A registry is valid only if it is complete: one that does not name
+	// its regions would have the host treat every region as an orphan.
+	var f struct {
+		Format   int      `json:"format"`
+		Instance string   `json:"instance"`
+		Default  string   `json:"default"`
+		Entries  *[]Entry `json:"regions"`
+	}
+	refuse := func(format string, args ...any) (*Table, bool, error) {
+		return nil, false, fmt.Errorf("registry %s: %s: %w; the file and every region's objects are kept as they are: restore the file from a backup, or move it aside to start afresh (the old regions are then left alone)",
+			path, fmt.Sprintf(format, args...), ErrInvalid)
+	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, false, fmt.Errorf("registry %s: not valid JSON (%v): move it aside to start afresh", path, err)
+		return refuse("not valid JSON (%v)", err)
 	}
 	if f.Format != formatVersion {
-		return nil, false, fmt.Errorf("registry %s: format %d, this build reads %d", path, f.Format, formatVersion)
+		return refuse("format %d, this build reads %d", f.Format, formatVersion)
 	}
 	if len(f.Instance) != 8 {
-		return nil, false, fmt.Errorf("registry %s: bad instance %q", path, f.Instance)
+		return refuse("bad instance %q", f.Instance)
 	}
-	t = &Table{Instance: f.Instance, Default: f.Default, entries: make(map[string]*Entry, len(f.Entries))}
-	for i := range f.Entries {
-		e := f.Entries[i]
-		if e.ID == "" || e.OSName == "" || e.Size <= 0 {
-			return nil, false, fmt.Errorf("registry %s: entry %d is incomplete", path, i)
+	if _, err := hex.DecodeString(f.Instance); err != nil {
+		return refuse("bad instance %q: want 8 hex digits", f.Instance)
+	}
+	if f.Entries == nil {
+		return refuse(`"regions" is missing or null`)
+	}
+	if f.Default == "" {
+		return refuse(`"default" is missing or empty`)
+	}
+	t = &Table{Instance: f.Instance, Default: f.Default, entries: make(map[string]*Entry, len(*f.Entries))}
+	for i, e := range *f.Entries {
+		if err := e.check(); err != nil {
+			return refuse("region %d (%q): %v", i, e.ID, err)
+		}
+		if _, dup := t.entries[e.ID]; dup {
+			return refuse("region %q is listed twice", e.ID)
 		}
 		t.entries[e.ID] = &e
+	}
+	if _, ok := t.entries[f.Default]; !ok {
+		return refuse("the default region %q is not listed (a registry always lists it)", f.Default)
 	}
 	return t, true, nil
 }
 
+// check reports what an entry read from a file lacks.
+func (e *Entry) check() error {
+	switch {
+	case e.ID == "":
+		return errors.New(`"id" is missing`)
+	case e.OSName == "" || e.CtlName == "":
+		return errors.New(`"os_name" or "ctl_name" is missing`)
+	case e.Size <= 0:
+		return fmt.Errorf(`"size" %d: must be positive`, e.Size)
+	case e.Layout != "utf8" && e.Layout != "raw":
+		return fmt.Errorf(`"layout" %q: want "utf8" or "raw"`, e.Layout)
+	case e.Nonce == 0:
+		return errors.New(`"nonce" is missing`)
+	}
+	return nil
+}
+
 // Save writes the table to dir atomically.
 func (t *Table) Save(dir string) error {
-	f := file{Format: formatVersion, Instance: t.Instance, Default: t.Default}
+	f := file{Format: formatVersion, Instance: t.Instance, Default: t.Default, Entries: []Entry{}}
 	for _, e := range t.Entries() {
 		f.Entries = append(f.Entries, *e)
 	}

@@ -48,6 +48,7 @@ type conn struct {
 	out          []byte
 	scratch      []byte
 	cur          *host.Region
+	session      string // the session announced in the metadata line (see dedup)
 	label        []byte
 	quit         bool
 	stopping     atomic.Bool
@@ -82,6 +83,8 @@ type conn struct {
 	// run holds the requests served back to back since c.now, all of one
 	// command: they are timed and counted together when it ends.
 	run run
+	// resp is set on the RESP listener's connections (resp_conn.go).
+	resp *respConn
 
 	// wmu serialises writes to the socket: reply batches and event frames
 	// never interleave.
@@ -164,12 +167,17 @@ func (c *conn) serve() {
 		}
 		tc.SetDeadline(time.Time{})
 	}
+	if c.resp != nil {
+		c.serveRESP()
+		return
+	}
 	cur, err := c.s.h.Default()
 	if err != nil {
 		c.nc.Write(proto.AppendError(nil, proto.CodeUnavailable, "host is shutting down"))
 		return
 	}
 	c.cur = cur
+	c.session = c.s.dedup.sessionID()
 	c.out = proto.AppendMeta(c.out, c.meta(cur))
 	if !c.flush() {
 		return
@@ -280,7 +288,7 @@ func (c *conn) fill() bool {
 	} else if c.partial.IsZero() {
 		c.partial = c.now
 	}
-	need := int(c.p.Need())
+	need := int(c.need())
 	if need < c.w-c.r+1 {
 		need = c.w - c.r + 1
 	}
@@ -288,7 +296,7 @@ func (c *conn) fill() bool {
 		// Nothing but AUTH, PING and QUIT may run before AUTH, and those
 		// carry no payload: do not buffer a stranger's megabytes.
 		c.s.cfg.Metrics.AuthFailures.Inc()
-		c.out = proto.AppendError(c.out[:0], proto.CodeUnauthorized,
+		c.out = c.appendError(c.out[:0], proto.CodeUnauthorized,
 			"authentication required: send AUTH <token> before any request with data (the connection is closed)")
 		c.flush()
 		return false
@@ -304,10 +312,13 @@ func (c *conn) fill() bool {
 		// per request.
 		need = max(need, readBufSize)
 	}
-	if need > len(c.in) {
-		// A large payload: grow to hold it whole (the parser has already
-		// bounded it by the payload limit).
-		bigger := make([]byte, need)
+	if need > len(c.in) && (c.w == len(c.in) || len(c.in) < readBufSize) {
+		// A large payload: grow towards holding it whole (the parser has
+		// bounded it by the payload limit), but only as its bytes arrive,
+		// doubling a full buffer: the buffer stays within twice what the
+		// client has sent (or readBufSize), whatever length it announced.
+		// The copies this costs add up to less than the payload.
+		bigger := make([]byte, min(need, max(2*len(c.in), readBufSize)))
 		c.w = copy(bigger, c.in[c.r:c.w])
 		c.r = 0
 		c.in = bigger
@@ -330,7 +341,7 @@ func (c *conn) fill() bool {
 			// Checked here too: this goroutine may have re-armed its
 			// deadline after recheck set it to now.
 			c.s.cfg.Metrics.AuthFailures.Inc()
-			c.out = proto.AppendError(c.out[:0], proto.CodeUnauthorized, revokedMsg)
+			c.out = c.appendError(c.out[:0], proto.CodeUnauthorized, revokedMsg)
 			c.flush()
 			return false
 		}
@@ -373,7 +384,7 @@ func (c *conn) fill() bool {
 		}
 		c.s.cfg.Metrics.LimitRefusals.Get(limit).Inc()
 		c.s.cfg.Logf("closing connection from %s: too long %s", c.nc.RemoteAddr(), what)
-		c.out = proto.AppendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
+		c.out = c.appendError(c.out[:0], proto.CodeLimit, "connection closed: too long "+what)
 		c.flush()
 		return false
 	}
@@ -696,23 +707,29 @@ func (c *conn) get(req *proto.Request) {
 // first answer again.
 func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 	if req.ClientID != nil {
-		w := c.s.dedup.client(req.ClientID)
-		w.mu.Lock()
+		w, session := c.s.dedup.acquire(req.ClientID)
 		defer w.mu.Unlock()
-		if o, known, tooOld := w.lookup(req.Seq); known {
+		o, known, unknown := w.lookup(req.Seq)
+		if session != c.session {
+			// The connection is closed after this answer: its client
+			// reconnects, sees the new session, and does not resend a
+			// write whose answer it lost.
+			known, unknown = false, fmt.Sprintf("the host ended session %s, which this connection began in, and forgot its writes' outcomes: reconnect (session %s)", c.session, session)
+			c.quit = true
+		}
+		if known {
 			if o.code != proto.CodeUnknown {
 				c.out = proto.AppendError(c.out, o.code, o.msg)
 			} else {
 				c.out = proto.AppendOKVersion(c.out, o.version)
 			}
 			return
-		} else if tooOld {
-			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, fmt.Sprintf(
-				"seq %d of client %s is older than its last %d writes: the host cannot tell whether it was applied", req.Seq, w.id, dedupWindow))
+		} else if unknown != "" {
+			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, unknown)
 			return
 		}
 		v, err := c.apply(hr, req)
-		o := outcome{seq: req.Seq, version: v}
+		o = outcome{seq: req.Seq, version: v}
 		if err != nil {
 			o.code, o.msg = classify(err)
 			c.out = proto.AppendError(c.out, o.code, o.msg)
@@ -745,7 +762,7 @@ func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 		o.Fenced, o.Fence = true, req.Fence
 	}
 	var v uint64
-	err := hr.Do(func(r *region.Region) (err error) {
+	err := hr.DoWrite(func(r *region.Region) (err error) {
 		if req.HasAt {
 			v, err = r.WriteAt(req.Offset, req.Payload, o)
 		} else {
@@ -792,7 +809,7 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		ShmID: in.ShmID, Size: in.Size, Layout: in.Layout,
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
-		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.s.session,
+		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.session,
 		Features: features,
 	}
 }
@@ -861,6 +878,8 @@ func classify(err error) (proto.Code, string) {
 		return proto.CodeLimit, err.Error()
 	case errors.Is(err, host.ErrClosed):
 		return proto.CodeUnavailable, "host is shutting down"
+	case errors.Is(err, host.ErrVanished):
+		return proto.CodeUnavailable, err.Error()
 	case errors.Is(err, region.ErrFenced):
 		return proto.CodeFenced, err.Error()
 	case errors.Is(err, region.ErrStopped):

@@ -6,14 +6,14 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/auth"
@@ -66,6 +66,8 @@ type Config struct {
 	// Logf logs connection events (default: discard). It is never called
 	// with a lock held.
 	Logf func(format string, args ...any)
+	// RESP configures the Redis protocol listener (ServeRESP).
+	RESP RESPConfig
 }
 
 // DefaultBusyPoll is the BusyPoll of "shmgr host" and of the GUI's host
@@ -88,8 +90,7 @@ type Server struct {
 	wg        sync.WaitGroup // every connection goroutine
 	started   time.Time
 	accepted  atomic.Uint64
-	dedup     dedup
-	session   string // random, per server: changes when the host restarts
+	dedup     dedup // and the session id: random, changes when the host restarts
 }
 
 // New returns a server for h.
@@ -118,16 +119,20 @@ func New(h *host.Host, cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = &metrics.Host{}
 	}
-	cfg.Metrics.CommandNames = commandNames()
+	cfg.Metrics.CommandNames = append(commandNames(), respFamilyNames[:]...)
 	cfg.Metrics.OutcomeNames = outcomeNames()
-	var b [8]byte
-	rand.Read(b[:])
-	return &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now(), session: hex.EncodeToString(b[:])}
+	s := &Server{h: h, cfg: cfg, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, quit: make(chan struct{}), started: time.Now()}
+	s.dedup.newSession()
+	s.dedup.logf = cfg.Logf
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown. It always returns a
 // non-nil error: ErrServerClosed after Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// serve is Serve, for the shmgr protocol or (resp) the Redis protocol.
+func (s *Server) serve(ln net.Listener, resp bool) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -140,6 +145,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.goroutine(func() { s.watchTokens(s.quit) })
 	}
 	s.mu.Unlock()
+	// spare is a file kept open to be closed when the process runs out of
+	// files: one connection can then be accepted and told so, instead of
+	// every client waiting in the backlog for a host that says nothing.
+	spare, _ := os.Open(os.DevNull)
+	defer func() { spare.Close() }()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -149,6 +159,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 			if closing {
 				return ErrServerClosed
+			}
+			if spare != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+				spare.Close()
+				refused := s.refuseNoFiles(ln, resp)
+				spare, _ = os.Open(os.DevNull)
+				if refused {
+					// One waiting client has its answer; the next gets
+					// its own without a back-off delay.
+					delay = 0
+					continue
+				}
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
@@ -164,11 +185,33 @@ func (s *Server) Serve(ln net.Listener) error {
 			tc.SetKeepAliveConfig(keepAlive)
 			tc.SetNoDelay(true)
 		}
-		if !s.track(nc) {
+		if !s.track(nc, resp) {
 			nc.Close()
 			return ErrServerClosed
 		}
 	}
+}
+
+// refuseNoFiles accepts one connection with the file a spare one freed,
+// answers it "ERROR limit" (RESP: "-ERR max number of clients reached")
+// and closes it. It reports whether there was
+// one to accept.
+func (s *Server) refuseNoFiles(ln net.Listener, resp bool) bool {
+	nc, err := ln.Accept()
+	if err != nil {
+		return false
+	}
+	s.cfg.Metrics.LimitRefusals.Get("connections").Inc()
+	s.cfg.Logf("refused connection from %s: the host is out of open files (raise ulimit -n)", nc.RemoteAddr())
+	nc.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	msg := "the host has run out of open files and cannot serve another connection: try again later"
+	if resp {
+		nc.Write(respRefusal(msg))
+	} else {
+		nc.Write(proto.AppendError(nil, proto.CodeLimit, msg))
+	}
+	nc.Close()
+	return true
 }
 
 // keepAlive makes the kernel probe an idle connection after 5 s, every
@@ -190,7 +233,7 @@ var errNever = errors.New("never")
 
 // track registers a connection and starts its goroutine, unless the
 // server is shutting down.
-func (s *Server) track(nc net.Conn) bool {
+func (s *Server) track(nc net.Conn, resp bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -207,12 +250,20 @@ func (s *Server) track(nc net.Conn) bool {
 		go func() {
 			defer s.wg.Done()
 			nc.SetDeadline(time.Now().Add(time.Second))
-			nc.Write(proto.AppendError(nil, proto.CodeLimit, fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)))
+			msg := fmt.Sprintf("the host has %d connections open, the most it allows: try again later", n)
+			if resp {
+				nc.Write(respRefusal(msg))
+			} else {
+				nc.Write(proto.AppendError(nil, proto.CodeLimit, msg))
+			}
 			nc.Close()
 		}()
 		return true
 	}
 	c := newConn(s, nc)
+	if resp {
+		c.resp = newRESPConn(c)
+	}
 	s.conns[c] = struct{}{}
 	s.cfg.Metrics.Connections.Add(1)
 	s.wg.Add(1)

@@ -99,6 +99,13 @@ func (c *countingConn) Read(p []byte) (int, error) {
 // of the host removed, when the test ends.
 func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.Config) *testServer {
 	t.Helper()
+	return startServing(t, cfg, tune, tlsCfg, false)
+}
+
+// startServing is startServer, serving the Redis protocol (ServeRESP)
+// if resp.
+func startServing(t testing.TB, cfg Config, tune func(*host.Config), tlsCfg *tls.Config, resp bool) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	hc := host.DefaultConfig(dir)
 	if tune != nil {
@@ -136,7 +143,11 @@ func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.
 	cfg.Metrics, cfg.Logf = ts.m, ts.log.logf
 	ts.srv = New(h, cfg)
 	served := make(chan error, 1)
-	go func() { served <- ts.srv.Serve(l) }()
+	serve := ts.srv.Serve
+	if resp {
+		serve = ts.srv.ServeRESP
+	}
+	go func() { served <- serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -154,7 +165,7 @@ func startServer(t *testing.T, cfg Config, tune func(*host.Config), tlsCfg *tls.
 }
 
 // instance returns the host's instance id from registry.json.
-func instance(t *testing.T, dir string) string {
+func instance(t testing.TB, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "registry.json"))
 	if err != nil {
@@ -1057,8 +1068,9 @@ func TestMetricsCounted(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", strings.TrimSpace(want), text)
 		}
 	}
-	// The names tables cover every command and every error code.
-	if got := ts.m.CommandNames; len(got) != int(proto.CmdUnlock)+1 || got[proto.CmdRead] != "READ" || got[proto.CmdUnlock] != "UNLOCK" {
+	// The names tables cover every command (the RESP families follow
+	// the shmgr commands) and every error code.
+	if got := ts.m.CommandNames; len(got) != int(proto.CmdUnlock)+1+int(numRESPFamilies) || got[proto.CmdRead] != "READ" || got[proto.CmdUnlock] != "UNLOCK" || len(got) > metrics.MaxKinds {
 		t.Errorf("CommandNames = %v", got)
 	}
 	if got := ts.m.OutcomeNames; got[0] != "ok" || got[proto.CodeFenced] != "fenced" || len(got) > metrics.MaxKinds {

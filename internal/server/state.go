@@ -22,15 +22,29 @@ import (
 type State struct {
 	// Session is the session id of the process that saved the state.
 	Session string `json:"session"`
+	// Key is the key of the forgotten clients' hashes (32 hex digits).
+	Key string `json:"key"`
 	// Clients are the remembered client ids, least recently used first.
 	Clients []ClientState `json:"clients"`
+	// Forgotten is the compact record of the client ids evicted in this
+	// session: hash and highest seq (see dedup).
+	Forgotten []ForgottenState `json:"forgotten"`
 }
 
 // ClientState is one client id's recent write outcomes.
 type ClientState struct {
-	ID      string         `json:"id"`
-	MaxSeq  uint64         `json:"max_seq"`
+	ID     string `json:"id"`
+	MaxSeq uint64 `json:"max_seq"`
+	// Floor is the highest seq the client used before its id was evicted
+	// (0: never evicted).
+	Floor   uint64         `json:"floor,omitempty"`
 	Results []OutcomeState `json:"results"`
+}
+
+// ForgottenState is one evicted client id: its hash and highest seq.
+type ForgottenState struct {
+	Hash   uint64 `json:"h"`
+	MaxSeq uint64 `json:"seq"`
 }
 
 // OutcomeState is one write's answer: a version, or an error code
@@ -45,14 +59,14 @@ type OutcomeState struct {
 // State returns the server's session and remembered write outcomes. Call
 // it after Shutdown, when no write can change them any more.
 func (s *Server) State() State {
-	st := State{Session: s.session, Clients: []ClientState{}}
 	d := &s.dedup
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	st := State{Session: d.session, Key: hex.EncodeToString(d.key[:]), Clients: []ClientState{}, Forgotten: make([]ForgottenState, 0, len(d.forgotten))}
 	for e := d.lru.Back(); e != nil; e = e.Prev() {
 		w := e.Value.(*window)
 		w.mu.Lock()
-		cs := ClientState{ID: w.id, MaxSeq: w.maxSeq}
+		cs := ClientState{ID: w.id, MaxSeq: w.maxSeq, Floor: w.floor, Results: []OutcomeState{}}
 		for _, o := range w.results {
 			if !o.set {
 				continue
@@ -66,22 +80,35 @@ func (s *Server) State() State {
 		w.mu.Unlock()
 		st.Clients = append(st.Clients, cs)
 	}
+	for h, seq := range d.forgotten {
+		st.Forgotten = append(st.Forgotten, ForgottenState{Hash: h, MaxSeq: seq})
+	}
 	return st
 }
 
 // Resume takes over a state saved by State: the session id and the
 // remembered outcomes. Call it before Serve. A state that does not check
-// out changes nothing.
+// out, or lacks a field, changes nothing: resuming a session without all
+// it remembered could apply a retried write twice.
 func (s *Server) Resume(st State) error {
 	if b, err := hex.DecodeString(st.Session); err != nil || len(b) != 8 {
 		return fmt.Errorf("session %q: want 16 hex digits", st.Session)
 	}
+	var key [16]byte
+	if b, err := hex.DecodeString(st.Key); err != nil || len(b) != len(key) {
+		return fmt.Errorf("key %q: want 32 hex digits", st.Key)
+	} else {
+		copy(key[:], b)
+	}
+	if st.Clients == nil || st.Forgotten == nil {
+		return fmt.Errorf(`"clients" or "forgotten" is missing or null`)
+	}
 	windows := make([]*window, 0, len(st.Clients))
 	for _, cs := range st.Clients {
-		if cs.ID == "" || len(cs.Results) > dedupWindow {
-			return fmt.Errorf("client %q: %d results, want an id and at most %d", cs.ID, len(cs.Results), dedupWindow)
+		if cs.ID == "" || cs.Results == nil || len(cs.Results) > dedupWindow {
+			return fmt.Errorf("client %q: want an id and a list of at most %d results", cs.ID, dedupWindow)
 		}
-		w := &window{id: cs.ID, maxSeq: cs.MaxSeq}
+		w := &window{id: cs.ID, maxSeq: cs.MaxSeq, floor: cs.Floor}
 		for _, oc := range cs.Results {
 			o := outcome{seq: oc.Seq, version: oc.Version, msg: oc.Msg}
 			if oc.Code != "" {
@@ -96,7 +123,11 @@ func (s *Server) Resume(st State) error {
 	d := &s.dedup
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s.session = st.Session
+	d.newSession()
+	d.session, d.key = st.Session, key
+	for _, f := range st.Forgotten {
+		d.forgotten[f.Hash] = max(d.forgotten[f.Hash], f.MaxSeq)
+	}
 	for _, w := range windows {
 		d.insert(w)
 	}

@@ -67,6 +67,22 @@ func (c *conn) unwatch(req *proto.Request) {
 	c.out = proto.AppendOK(c.out)
 }
 
+// pushWrite writes frames a pusher made (EVENT frames, RESP keyspace
+// messages) between reply batches. A failed write closes the connection
+// (the reader sees it and ends it) and returns false.
+func (c *conn) pushWrite(buf []byte) bool {
+	c.wmu.Lock()
+	c.setWriteDeadline(time.Now())
+	_, err := c.nc.Write(buf)
+	c.wmu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+		c.nc.Close()
+		return false
+	}
+	return true
+}
+
 // activateWatches lets the pusher serve watches whose WATCH reply has now
 // been written, so that no event precedes its WATCH's reply.
 func (c *conn) activateWatches() {
@@ -147,13 +163,7 @@ func (c *conn) push() {
 		if len(buf) == 0 {
 			continue
 		}
-		c.wmu.Lock()
-		c.setWriteDeadline(time.Now())
-		_, err := c.nc.Write(buf)
-		c.wmu.Unlock()
-		if err != nil {
-			c.writeFailed(err)
-			c.nc.Close() // the reader sees it and ends the connection
+		if !c.pushWrite(buf) {
 			return
 		}
 		c.smu.Lock()

@@ -182,3 +182,29 @@ func OpenFile(path string, size int64) (*Mapping, error) {
 // Path returns the file system path of the named object name, as
 // Mapping.Path would (Windows: the name itself).
 func Path(name string) string { return namedObjectPath(name) }
+
+// Rename gives a named object another name, keeping its content: the
+// host quarantines orphans this way rather than removing them. Windows
+// returns errors.ErrUnsupported.
+func Rename(oldName, newName string) error {
+	if err := CheckName(oldName); err != nil {
+		return err
+	}
+	if err := CheckName(newName); err != nil {
+		return err
+	}
+	if err := renameNamed(oldName, newName); err != nil {
+		return fmt.Errorf("shm rename %q to %q: %w", oldName, newName, err)
+	}
+	return nil
+}
+
+// Exists reports whether a named object exists, as an object (a
+// directory squatting its name is not one). On Windows, where a section
+// lives while the host holds it, it is always true.
+func Exists(name string) (bool, error) {
+	if err := CheckName(name); err != nil {
+		return false, err
+	}
+	return existsNamed(name)
+}

@@ -93,3 +93,23 @@ func namedObjectPath(name string) string {
 	}
 	return p
 }
+
+func renameNamed(oldName, newName string) error {
+	d, err := namedDir()
+	if err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(d, oldName), filepath.Join(d, newName))
+}
+
+func existsNamed(name string) (bool, error) {
+	p, err := namedPath(name)
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Lstat(p)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	return err == nil && fi.Mode().IsRegular(), err
+}

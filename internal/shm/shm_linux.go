@@ -59,3 +59,13 @@ func Chown(name string, gid int) error {
 }
 
 func namedObjectPath(name string) string { return dir + name }
+
+func renameNamed(oldName, newName string) error { return os.Rename(dir+oldName, dir+newName) }
+
+func existsNamed(name string) (bool, error) {
+	fi, err := os.Lstat(dir + name)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil && fi.Mode().IsRegular(), err
+}

@@ -159,3 +159,11 @@ func FreeSpace() (int64, error) { return 1 << 62, nil }
 func Chown(name string, gid int) error { return errors.ErrUnsupported }
 
 func namedObjectPath(name string) string { return name }
+
+// renameNamed: a named mapping cannot be renamed (nor listed, so no
+// orphan is ever found to quarantine).
+func renameNamed(oldName, newName string) error { return errors.ErrUnsupported }
+
+// existsNamed: a section lives as long as a handle does, and the host
+// holds one, so it cannot vanish behind the host's back.
+func existsNamed(name string) (bool, error) { return true, nil }

@@ -83,6 +83,7 @@ type Host struct {
 	// Banner is what it printed on standard output at start.
 	Banner string
 	args   []string
+	wrap   []string // a command that runs the host (nsenter, prlimit ...)
 	cmd    *exec.Cmd
 	stderr *Buffer
 	done   chan struct{}
@@ -129,10 +130,37 @@ func StartHostIn(t testing.TB, dataDir string, args ...string) *Host {
 	return h
 }
 
+// StartHostWrapped is StartHostIn with the host run by a wrapper
+// command, such as {"nsenter", "-t", pid, "-m", "--"} (a private mount
+// namespace) or {"prlimit", "--nofile=64:64"}. The wrapper must exec the
+// host (not fork it), so that Kill and PID reach the host itself.
+func StartHostWrapped(t testing.TB, dataDir string, wrap []string, args ...string) *Host {
+	t.Helper()
+	h := &Host{DataDir: dataDir, args: args, wrap: wrap}
+	h.start(t, "127.0.0.1:0")
+	t.Cleanup(func() {
+		h.Kill(t)
+		RemoveObjects(t, dataDir)
+	})
+	return h
+}
+
+// PID returns the host process's id (0 if it is not running).
+func (h *Host) PID() int {
+	if h.cmd == nil {
+		return 0
+	}
+	return h.cmd.Process.Pid
+}
+
 func (h *Host) start(t testing.TB, listen string) {
 	t.Helper()
 	args := append([]string{"host", "--listen", listen, "--data-dir", h.DataDir}, h.args...)
-	cmd := exec.Command(Binary(t), args...)
+	name := Binary(t)
+	if len(h.wrap) > 0 {
+		name, args = h.wrap[0], append(append(h.wrap[1:len(h.wrap):len(h.wrap)], name), args...)
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -311,7 +339,8 @@ func (h *Host) MustCLI(t testing.TB, args ...string) string {
 }
 
 // RemoveObjects removes every shared-memory object named by the registry
-// in dataDir, and any other object with its host's prefix.
+// in dataDir, any other object with its host's prefix, and the orphans
+// the host quarantined.
 func RemoveObjects(t testing.TB, dataDir string) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
 	if err != nil {
@@ -323,9 +352,11 @@ func RemoveObjects(t testing.TB, dataDir string) {
 	if json.Unmarshal(b, &reg) != nil || reg.Instance == "" {
 		return
 	}
-	names, _ := shm.List("shmgr-" + reg.Instance + "-")
-	for _, n := range names {
-		shm.Remove(n)
+	for _, prefix := range []string{"shmgr-", "orphan-"} { // orphan-: quarantined by the host
+		names, _ := shm.List(prefix + reg.Instance + "-")
+		for _, n := range names {
+			shm.Remove(n)
+		}
 	}
 }
 

@@ -91,7 +91,10 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 	// the admin token of its data directory.
 	var store *auth.Store
 	if !addr.IP.IsLoopback() {
-		if store, err = auth.Open(s.cfg.DataDir); err != nil {
+		if store, err = auth.Open(s.cfg.DataDir); err == nil {
+			_, err = store.EnsureAdmin() // a token file without one gives a host nobody can use
+		}
+		if err != nil {
 			ln.Close()
 			h.Close()
 			return nil, errorf(http.StatusInternalServerError, "host", "tokens: %v", err)

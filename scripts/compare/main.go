@@ -64,6 +64,7 @@ type options struct {
 	sweepDur    time.Duration // length of one run in the plots' sweeps
 	sweepRounds int           // runs per point of the plots (their median is drawn)
 	quick       bool          // a short smoke run
+	onlyRESP    bool          // --only-resp: just the redis-benchmark section (resp.go)
 	out         string        // where PERFORMANCE.md and the PNGs go ("": nowhere)
 	shmgrBin    string        // a prebuilt shmgr binary ("": build one)
 	noInstall   bool          // never run apt-get
@@ -112,6 +113,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "length of each measured run (after a warm-up of a fifth of it)")
 	fs.DurationVar(&o.sweepDur, "sweep-duration", 500*time.Millisecond, "length of each run of the plots' sweeps")
 	fs.IntVar(&o.sweepRounds, "sweep-rounds", 3, "runs per point of the plots (the plots show their median)")
+	fs.BoolVar(&o.onlyRESP, "only-resp", false, "run only the Redis protocol section (redis-benchmark against Redis and --resp-listen) and print its table")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run of about a minute: 1 round, short runs, fewer points, no docs unless --out is given")
 	fs.StringVar(&o.out, "out", "", "directory for PERFORMANCE.md and the PNG plots (default: docs in the module root; --quick: none)")
 	fs.StringVar(&o.shmgrBin, "shmgr", "", "use this shmgr binary instead of building ./cmd/shmgr")
@@ -229,6 +231,13 @@ func run(ctx context.Context, o options) error {
 	env.nofile = nofile
 	l.logf("%s, %d CPUs, load %s; servers on CPU %v, load generator on CPU %v", env.cpu, len(l.allCPUs), env.loadStart, l.srvCPUs, l.loadCPUs)
 
+	if o.onlyRESP {
+		rows, err := l.respBench(ctx, o)
+		if err == nil {
+			fmt.Println(respMarkdown(rows, o.rounds))
+		}
+		return err
+	}
 	rep := &report{env: env, opts: o, res: map[string][]bench.Result{}}
 	if err := l.measureMemory(ctx, o, rep); err != nil {
 		return err
@@ -254,11 +263,17 @@ func run(ctx context.Context, o options) error {
 	if err := l.sweeps(ctx, o, sv, rep); err != nil {
 		return err
 	}
+	if rep.resp, err = l.respBench(ctx, o); err != nil {
+		return err
+	}
 	rep.env.loadEnd = loadAvg()
 	rep.env.took = time.Since(l.start).Round(time.Second)
 
-	md := rep.markdown()
+	md := rep.markdown() + respMarkdown(rep.resp, o.rounds) + l.pythonSection(ctx, root, o.quick)
 	fmt.Println(rep.summaryText())
+	if len(rep.resp) > 0 {
+		fmt.Println("\nredis-benchmark, Redis protocol:\n\n" + respTable(rep.resp))
+	}
 	if o.out == "" {
 		l.logf("no --out: PERFORMANCE.md and the plots are not written")
 		return saveJSON(l, o, rep)
@@ -1692,6 +1707,7 @@ type report struct {
 	opts options
 	res  map[string][]bench.Result
 	mem  []memResult
+	resp []respRow // the Redis protocol section (resp.go)
 }
 
 // field returns one field of the results under k, round by round.

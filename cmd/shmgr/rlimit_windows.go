@@ -1,0 +1,7 @@
+package main
+
+import "math"
+
+// raiseFileLimit: Windows has no per-process limit on open sockets worth
+// raising.
+func raiseFileLimit() (uint64, error) { return math.MaxUint64, nil }
