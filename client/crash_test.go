@@ -65,12 +65,24 @@ func hostPID(t *testing.T, h *shmtest.Host) uint32 {
 	return uint32(pid)
 }
 
-// waitLocked spins until the lock word names pid, at most timeout, and
-// reports whether it did.
-func waitLocked(word *uint32, pid uint32, timeout time.Duration) bool {
+// lockOwnerPID returns the pid recorded in the owner slot the control
+// block's lock word names (docs/ARCHITECTURE.md: slot+1 in bits 0-7 of
+// the word at 128, slots of 16 bytes from 2048, the pid at +4), or 0 if
+// the lock is free.
+func lockOwnerPID(cb []byte) uint32 {
+	s := int(atomic.LoadUint64((*uint64)(unsafe.Pointer(&cb[128]))) & 0xff)
+	if s == 0 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(cb[2048+(s-1)*16+4:])
+}
+
+// waitLocked spins until the lock word names pid's slot, at most timeout,
+// and reports whether it did.
+func waitLocked(cb []byte, pid uint32, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for i := 0; ; i++ {
-		if atomic.LoadUint32(word) == pid {
+		if lockOwnerPID(cb) == pid {
 			return true
 		}
 		if i%1024 == 0 && time.Now().After(deadline) {
@@ -169,7 +181,6 @@ func TestHostCrashLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ctlMap.Close() })
-	lockWord := (*uint32)(unsafe.Pointer(&ctlMap.Bytes()[128]))
 
 	start := time.Now()
 	n, held, midWrite, reported, inflightWon, unknown, aimed := 0, 0, 0, 0, 0, 0, 0
@@ -197,7 +208,7 @@ func TestHostCrashLoop(t *testing.T) {
 		pid := hostPID(t, h)
 		if n%2 == 0 {
 			time.Sleep(mrand.N(5*time.Millisecond + 1))
-		} else if waitLocked(lockWord, pid, 200*time.Millisecond) {
+		} else if waitLocked(ctlMap.Bytes(), pid, 200*time.Millisecond) {
 			// Aim at the commit: the lock is held, and the two copies (undo
 			// log, then data) take some 100 µs for 1 MiB. Kill somewhere in
 			// them.
@@ -209,7 +220,7 @@ func TestHostCrashLoop(t *testing.T) {
 
 		// What the dead host left in the control block.
 		cb := ctlMap.Bytes()
-		seq, owner := binary.LittleEndian.Uint64(cb[64:]), binary.LittleEndian.Uint32(cb[128:])
+		seq, owner := binary.LittleEndian.Uint64(cb[64:]), lockOwnerPID(cb)
 		if owner != 0 {
 			held++
 			if owner != pid {

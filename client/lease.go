@@ -52,11 +52,11 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 		return nil, err
 	}
 	if m != nil {
-		wait := r.wo(ctx).Timeout
-		token, err := m.r.Acquire(min(o.Wait, wait), o.Lease, nil, nil)
+		wo := r.wo(ctx)
+		token, err := m.r.Acquire(min(o.Wait, wo.Timeout), o.Lease, nil, wo.Stop)
 		if err != nil {
 			m.release()
-			return nil, err
+			return nil, localLockErr(ctx, err)
 		}
 		l := &Lease{r: r, m: m, token: token}
 		r.mu.Lock()
@@ -85,6 +85,19 @@ func (r *Region) Lock(ctx context.Context, o LockOptions) (*Lease, error) {
 		return nil, fmt.Errorf("lock %q: %w", r.id, err)
 	}
 	return &Lease{r: r, token: token}, nil
+}
+
+// localLockErr gives a local lock wait's error the meaning it has over
+// TCP: a lease past the maximum is ErrLimit (the host answers limit), and
+// a wait stopped by ctx is ctx's error.
+func localLockErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, region.ErrLeaseTooLong):
+		return fmt.Errorf("%w: %w", ErrLimit, err)
+	case errors.Is(err, region.ErrStopped) && ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
 }
 
 // Token returns the lease's fencing token. A later lease on the same
@@ -143,7 +156,7 @@ func (l *Lease) Renew(ctx context.Context, d time.Duration) error {
 		d = region.DefaultLease
 	}
 	if l.m != nil {
-		return l.m.r.Renew(l.token, d)
+		return localLockErr(ctx, l.m.r.Renew(l.token, d))
 	}
 	return l.r.conn.do(ctx, retrySafe, func(b []byte) []byte {
 		return proto.AppendRenew(b, []byte(l.r.id), l.token, max(d.Milliseconds(), 1))

@@ -53,6 +53,7 @@ func (m *localMap) close() {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	m.r.Close() // its owner slot, before the mapping goes
 	m.data.Close()
 	m.ctl.Close()
 }
@@ -132,7 +133,7 @@ func attach(in Info) (*localMap, error) {
 		data.Close()
 		return nil, err
 	}
-	lr, err := region.Attach(data.Bytes(), ctl.Bytes())
+	lr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err == nil && fmt.Sprintf("%016x", lr.Nonce()) != in.Nonce {
 		err = errors.New("the object found under its name belongs to another region (nonce mismatch)")
 	}
@@ -140,6 +141,9 @@ func attach(in Info) (*localMap, error) {
 		err = errors.New("the region is being deleted")
 	}
 	if err != nil {
+		if lr != nil {
+			lr.Close()
+		}
 		data.Close()
 		ctl.Close()
 		return nil, err
@@ -275,13 +279,14 @@ func (r *Region) Close() error {
 func (r *Region) writable() error { return r.conn.allows(r.id, true) }
 
 // wo returns the options of a local write: the lock timeout, shortened to
-// ctx's deadline.
+// ctx's deadline, and ctx's cancellation as the wait's stop channel (nil
+// for a context that cannot be cancelled: no cost then).
 func (r *Region) wo(ctx context.Context) region.WriteOptions {
 	to := r.lockTO
 	if dl, ok := ctx.Deadline(); ok {
 		to = max(min(to, time.Until(dl)), time.Microsecond)
 	}
-	return region.WriteOptions{Timeout: to}
+	return region.WriteOptions{Timeout: to, Stop: ctx.Done()}
 }
 
 // Read returns the region's content.
@@ -361,10 +366,14 @@ func (r *Region) put(ctx context.Context, p []byte, o proto.SetOptions) (uint64,
 		defer m.release()
 		wo := r.wo(ctx)
 		wo.Conditional, wo.IfVersion = o.HasIfVer, o.IfVersion
+		var v uint64
+		var err error
 		if o.HasAt {
-			return m.r.WriteAt(o.At, p, wo)
+			v, err = m.r.WriteAt(o.At, p, wo)
+		} else {
+			v, err = m.r.Write(p, wo)
 		}
-		return m.r.Write(p, wo)
+		return v, localLockErr(ctx, err)
 	}
 	return r.conn.set(ctx, r.id, p, o)
 }
@@ -395,7 +404,8 @@ func (r *Region) Update(ctx context.Context, fn func(cur []byte) ([]byte, error)
 		}
 		defer m.release()
 		l := m.r
-		return l.Update(r.wo(ctx), fn)
+		v, err := l.Update(r.wo(ctx), fn)
+		return v, localLockErr(ctx, err)
 	}
 	for {
 		cur, v, err := r.ReadVersion(ctx)

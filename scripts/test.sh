@@ -31,6 +31,22 @@ short=()
 # then the skipped tests with their reasons, then the result lines again.
 go test -race -count=1 -timeout 15m -json "${short[@]}" ./... | go run ./scripts/testsummary
 
+step "go test the macOS slot locks (flock) on Linux"
+# internal/region's flock(2) owner slots are what macOS runs; the tag
+# shmgr_flock selects them on Linux, where they can run here.
+go test -race -count=1 -short -tags shmgr_flock ./internal/region
+
+step "go test on arm64 under emulation (internal/region, client)"
+# The seqlock's fences and the lock's assembly are arm64 code: run it, not
+# only compile it. qemu-user runs with the host's memory ordering, so this
+# shows the arm64 build works, not that a fence is present (doc.go argues
+# each one). .ci/run sets up qemu-user-static and binfmt_misc.
+if [ "$(cat /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null | head -1)" = "enabled" ]; then
+  GOARCH=arm64 go test -count=1 -timeout 15m "${short[@]}" ./internal/region ./client
+else
+  echo "SKIPPED: arm64 emulation is not available (no enabled qemu-aarch64 entry in /proc/sys/fs/binfmt_misc; .ci/run sets it up)"
+fi
+
 step "python client (python/tests) on Python 3.8 and the newest interpreter present"
 # The Python suite drives the real host and the Go helper; build both once.
 pybin=$(mktemp -d)

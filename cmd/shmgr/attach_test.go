@@ -182,13 +182,14 @@ func checkControlBlock(t *testing.T, path string, in info, version uint64) {
 		name      string
 		got, want any
 	}{
-		{"magic (0)", string(c[0:8]), "SHMGRCB1"},
-		{"format (8)", u32(8), uint64(1)},
+		{"magic (0)", string(c[0:8]), "SHMGRCB2"},
+		{"format (8)", u32(8), uint64(2)},
 		{"layout (12)", u32(12), uint64(1)},
 		{"data size (16)", u64(16), uint64(in.Size)},
 		{"nonce (24)", fmt.Sprintf("%016x", u64(24)), in.Nonce},
 		{"seq (64)", u64(64), 2 * version},
-		{"lock word (128)", u32(128), uint64(0)},
+		{"lock word's owner (128, bits 0-31)", u32(128), uint64(0)},
+		{"owner slots (48)", u32(48), uint64(128)},
 		{"undo state (192)", u32(192), uint64(0)},
 	}
 	for _, f := range fields {

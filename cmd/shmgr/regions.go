@@ -441,6 +441,14 @@ func printRegion(w io.Writer, in client.Info) {
 	fmt.Fprintf(tw, "version:\t%d\n", in.Version)
 	fmt.Fprintf(tw, "os name:\t%s (%s)\n", in.OSName, in.OSKind)
 	fmt.Fprintf(tw, "durable:\t%v\n", in.Durable)
+	if in.Footprint > 0 {
+		// The undo area: a region costs about twice its size.
+		where := "shared memory"
+		if in.Durable {
+			where = "disk"
+		}
+		fmt.Fprintf(tw, "cost:\t%s of %s (data, control block, undo area)\n", humanBytes(in.Footprint), where)
+	}
 	lock := "free"
 	if in.Locked {
 		lock = "held"

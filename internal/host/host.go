@@ -322,7 +322,7 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 		removeObjects(r.entry)
 		return nil, fmt.Errorf("region %q not created (nothing changed): %w", id, err)
 	}
-	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v)", id, r.entry.Size, r.entry.Layout, r.entry.Durable)
+	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v; %d bytes of shared memory with its control block and undo area)", id, r.entry.Size, r.entry.Layout, r.entry.Durable, region.Footprint(r.entry.Size))
 	return r, nil
 }
 
@@ -434,6 +434,12 @@ func (h *Host) persistLocked() error {
 					firstErr = err
 				}
 				if err := r.ctl.Sync(); err != nil && firstErr == nil {
+					firstErr = err
+				}
+				// The data file may be torn on disk after a power loss
+				// (the kernel flushes its pages in any order): the
+				// checkpoint is a whole committed version beside it.
+				if _, _, err := r.r.WriteCheckpoint(region.CheckpointPath(r.entry.OSName), nil); err != nil && firstErr == nil {
 					firstErr = err
 				}
 			}
@@ -555,7 +561,7 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 }
 
 func (h *Host) wrap(e registry.Entry, data, ctl *shm.Mapping) (*Region, error) {
-	rr, err := region.Attach(data.Bytes(), ctl.Bytes())
+	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err != nil {
 		data.Close()
 		ctl.Close()
@@ -586,9 +592,12 @@ func (h *Host) chgrp(e registry.Entry) error {
 func removeObject(durable bool, name string) {
 	if durable {
 		os.Remove(name)
+		os.Remove(region.CheckpointPath(name))
+		region.RemoveLocks(name)
 		return
 	}
 	shm.Remove(name)
+	region.RemoveLocks(shm.Path(name))
 }
 
 func removeObjects(e registry.Entry) {
@@ -597,6 +606,7 @@ func removeObjects(e registry.Entry) {
 }
 
 func (r *Region) unmap() {
+	r.r.Close() // the host's owner slot, before the mapping goes
 	r.data.Close()
 	r.ctl.Close()
 }

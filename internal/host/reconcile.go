@@ -88,17 +88,42 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 		return nil, "", err
 	}
 	ctl, err := open(e.CtlName, region.CtlSize(e.Size))
+	upgraded := ""
+	if err == nil {
+		// A control block of an older format is upgraded in place (under
+		// its own lock), or, if an older writer still holds it, the host
+		// refuses to start with what to do.
+		if v1 := string(ctl.Bytes()[:8]) == region.MagicV1; v1 {
+			rolled, uerr := region.Upgrade(data.Bytes(), ctl.Bytes())
+			if uerr != nil {
+				data.Close()
+				ctl.Close()
+				return nil, "", uerr
+			}
+			upgraded = fmt.Sprintf("region %q: upgraded its control block to format %d", e.ID, region.FormatVersion)
+			if rolled {
+				upgraded += " (an interrupted write was rolled back)"
+			}
+		}
+	}
 	if err == nil {
 		if r, err := h.wrap(e, data, ctl); err == nil {
 			if r.r.Nonce() != e.Nonce {
 				r.unmap()
 				return nil, "", fmt.Errorf("control block %s belongs to another region (nonce mismatch)", e.CtlName)
 			}
-			note := ""
-			if rec, _ := r.r.Recover(); rec {
-				note = fmt.Sprintf("region %q: took back the lock from a dead writer (an interrupted write was rolled back)", e.ID)
+			notes := []string{}
+			if upgraded != "" {
+				notes = append(notes, upgraded)
 			}
-			return r, note, nil
+			rebooted := r.r.Rebooted()
+			if rec, _ := r.r.Recover(); rec {
+				notes = append(notes, fmt.Sprintf("region %q: took back the lock from a dead writer (an interrupted write was rolled back)", e.ID))
+			}
+			if e.Durable && rebooted {
+				notes = append(notes, restoreCheckpoint(e, r))
+			}
+			return r, strings.Join(notes, "; "), nil
 		} else {
 			// wrap closed both mappings.
 			data, err = open(e.OSName, e.Size)
@@ -132,6 +157,16 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 		return nil, "", err
 	}
 	return r, fmt.Sprintf("region %q: rebuilt its missing or damaged control block (content kept, now at version %d)", e.ID, v), nil
+}
+
+// restoreCheckpoint puts a durable region back to its last checkpoint
+// after a reboot: a power loss may have left the data file torn.
+func restoreCheckpoint(e registry.Entry, r *Region) string {
+	was, now, err := r.r.RestoreCheckpoint(region.CheckpointPath(e.OSName))
+	if err != nil {
+		return fmt.Sprintf("region %q: the machine rebooted and the checkpoint could not be restored (%v): the content is what the data file holds, which a power loss may have torn", e.ID, err)
+	}
+	return fmt.Sprintf("region %q: the machine rebooted: restored the checkpoint of version %d (now version %d)", e.ID, was, now)
 }
 
 // maxWriteRate bounds how fast any region's version can grow: one commit

@@ -67,6 +67,8 @@ func (r *Region) Info() Info {
 		Durable: e.Durable,
 		Created: e.Created,
 		HostID:  r.hostID,
+		// The undo area makes a region cost twice its size: say so.
+		Footprint: region.Footprint(e.Size),
 	}
 	if e.Layout == region.UTF8.String() {
 		in.LockOffset, in.LenOffset, in.DataOffset, in.MaxDataSize = region.LockOffset, region.LenOffset, region.DataOffset, e.Size-region.DataOffset

@@ -158,7 +158,7 @@ func (h *Host) restore(r *Region) error {
 			return fail(err)
 		}
 	}
-	rr, err := region.Attach(data.Bytes(), ctl.Bytes())
+	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err != nil {
 		return fail(err)
 	}

@@ -75,14 +75,17 @@ func mapRegion(t *testing.T, r *host.Region) (*region.Region, []byte) {
 		data.Close()
 		t.Fatal(err)
 	}
+	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
+	if err != nil {
+		data.Close()
+		ctl.Close()
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
+		rr.Close()
 		data.Close()
 		ctl.Close()
 	})
-	rr, err := region.Attach(data.Bytes(), ctl.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
 	return rr, data.Bytes()
 }
 
@@ -227,8 +230,8 @@ func TestHubSurvivesReadError(t *testing.T) {
 	}
 	other, data := mapRegion(t, r)
 	binary.LittleEndian.PutUint32(data[region.LenOffset:], 1<<31) // past the region's end
-	if _, _, err := other.AppendContent(nil); !errors.Is(err, region.ErrBadControl) {
-		t.Fatalf("read of a corrupt length field: err = %v, want ErrBadControl", err)
+	if _, _, err := other.AppendContent(nil); !errors.Is(err, region.ErrCorrupt) {
+		t.Fatalf("read of a corrupt length field: err = %v, want ErrCorrupt", err)
 	}
 	before := runtime.NumGoroutine()
 	ch := make(chan struct{}, 1)

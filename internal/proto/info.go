@@ -20,6 +20,10 @@ type RegionInfo struct {
 	Durable     bool      `json:"durable"`
 	Created     time.Time `json:"created"`
 	HostID      string    `json:"host_id"`
+	// Footprint is what the region costs in shared memory (or on disk,
+	// when durable): the data object and its control block, whose undo
+	// area is as large as the data, so about twice Size.
+	Footprint int64 `json:"footprint,omitempty"`
 	// Locked reports whether the region's lock is held; LockPID and
 	// LockOwner say by whom, when a shmgr process holds it.
 	Locked    bool   `json:"locked"`

@@ -25,51 +25,15 @@ import (
 // TestCrashHelper). Its value is "<data object>,<k0>,<lease 0|1>".
 const crashEnv = "SHMGR_REGION_CRASH_HELPER"
 
-// Control block offsets the crash test reads raw (docs/ARCHITECTURE.md).
-const (
-	ctlSeq       = 64
-	ctlLock      = 128
-	ctlUndoState = 192
-	ctlFence     = 272
-)
-
-// namedRegion is a real region whose object names a helper process can
-// open.
-// crashValue returns value number id for a region: for utf8 one letter
-// repeated, its length varying with id; for raw the whole region filled
-// with the 8-byte pattern id+1. Any mix of two values, and any value of
-// the wrong length, is detectable. buf must hold MaxContent bytes.
-func crashValue(buf []byte, l region.Layout, id uint64) []byte {
-	if l == region.UTF8 {
-		n := 1 + int((id*7919)%uint64(len(buf)))
-		b := buf[:n]
-		b[0] = byte('a' + id%26)
-		for i := 1; i < n; i *= 2 {
-			copy(b[i:], b[:i])
-		}
-		return b
+// lockOwnerPID returns the pid recorded in the owner slot that the lock
+// word names, or 0 if the lock is free.
+func lockOwnerPID(ctl []byte) uint32 {
+	w := binary.LittleEndian.Uint64(ctl[ctlLock:])
+	s := int(w & 0xff)
+	if s == 0 {
+		return 0
 	}
-	b := buf[:len(buf)&^7]
-	binary.LittleEndian.PutUint64(b, id+1)
-	for i := 8; i < len(b); i *= 2 {
-		copy(b[i:], b[:i])
-	}
-	return b
-}
-
-// describeValue says where got first differs from want.
-func describeValue(got, want []byte) string {
-	if len(got) != len(want) {
-		return fmt.Sprintf("%d bytes, want %d", len(got), len(want))
-	}
-	i := 0
-	for i < len(got) && got[i] == want[i] {
-		i++
-	}
-	if i == len(got) {
-		return "equal"
-	}
-	return fmt.Sprintf("differs at byte %d of %d: got %#x, want %#x", i, len(got), got[i], want[i])
+	return binary.LittleEndian.Uint32(ctl[ctlSlots+(s-1)*ctlSlotSize+4:])
 }
 
 // TestCrashHelper is not a test: it is the body of the processes
@@ -83,8 +47,8 @@ func TestCrashHelper(t *testing.T) {
 		t.Skip("helper process for TestCrashLoop")
 	}
 	parts := strings.Split(spec, ",")
-	if len(parts) != 3 {
-		t.Fatalf("%s=%q: want <name>,<k0>,<lease>", crashEnv, spec)
+	if len(parts) != 4 {
+		t.Fatalf("%s=%q: want <name>,<k0>,<lease>,<mode>", crashEnv, spec)
 	}
 	k0, err := strconv.ParseUint(parts[1], 10, 64)
 	if err != nil {
@@ -98,11 +62,20 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := region.Attach(data.Bytes(), ctl.Bytes())
+	r, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.SetLabel("crash helper")
+	buf := make([]byte, r.MaxContent())
+	if parts[3] == "once" {
+		// A restarted program: one write, within the lock timeout.
+		if _, err := r.Write(crashValue(buf, r.Layout(), k0), region.WriteOptions{Timeout: 5 * time.Second}); err != nil {
+			t.Fatalf("write %d: %v", k0, err)
+		}
+		fmt.Println("wrote")
+		return
+	}
 	var o region.WriteOptions
 	if parts[2] == "1" {
 		token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"), nil)
@@ -111,7 +84,6 @@ func TestCrashHelper(t *testing.T) {
 		}
 		o = region.WriteOptions{Fenced: true, Fence: token}
 	}
-	buf := make([]byte, r.MaxContent())
 	ppid := os.Getppid()
 	stop := time.Now().Add(30 * time.Second)
 	fmt.Println("writing")
@@ -138,34 +110,50 @@ type helper struct {
 // it is still running.
 func startHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool) *helper {
 	t.Helper()
+	h, err := launchHelper(t, nr, k0, lease, "loop", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// launchHelper starts a crash helper in mode ("loop": write flat out;
+// "once": one write, then exit), under the command prefix wrap if any
+// (such as unshare), and waits for its first line ("writing" or "wrote").
+// start, if not nil, starts the command (to arrange its pid).
+func launchHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool, mode string, wrap []string, start func(*exec.Cmd) error) (*helper, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	h := &helper{cancel: cancel}
-	h.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1", "-test.timeout=60s")
+	args := append(append([]string{}, wrap...), os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1", "-test.timeout=60s")
+	h.cmd = exec.CommandContext(ctx, args[0], args[1:]...)
 	l := "0"
 	if lease {
 		l = "1"
 	}
-	h.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%s", crashEnv, nr.name, k0, l))
+	h.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%s,%s", crashEnv, nr.name, k0, l, mode))
 	h.cmd.Stderr = &h.stderr
 	out, err := h.cmd.StdoutPipe()
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		return nil, err
 	}
-	if err := h.cmd.Start(); err != nil {
+	if start == nil {
+		start = (*exec.Cmd).Start
+	}
+	if err := start(h.cmd); err != nil {
 		cancel()
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(h.kill)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if sc.Text() == "writing" {
-			return h
+		if line := sc.Text(); line == "writing" || line == "wrote" {
+			return h, nil
 		}
 	}
 	h.kill()
-	t.Fatalf("crash helper did not start writing: %v\nstderr:\n%s", h.cmd.ProcessState, h.stderr.String())
-	return nil
+	return nil, fmt.Errorf("crash helper did not start writing: %v\nstderr:\n%s", h.cmd.ProcessState, h.stderr.String())
 }
 
 // kill sends SIGKILL and reaps the process, so that its pid is dead (a
@@ -263,7 +251,7 @@ func crashLoop(t *testing.T, l region.Layout, size int64, lease bool, maxIters i
 			helper: uint32(h.cmd.Process.Pid),
 		}
 		w := binary.LittleEndian.Uint64(nr.ctl[ctlLock:])
-		st.pid, st.commit = uint32(w), w>>63 != 0
+		st.pid, st.commit = lockOwnerPID(nr.ctl), w>>63 != 0
 		if l == region.UTF8 {
 			st.flag = nr.data[0]
 		}

@@ -65,15 +65,19 @@ const (
 // DefaultTimeout is how long a writer waits for the lock by default.
 const DefaultTimeout = 5 * time.Second
 
-// Control block byte map (see docs/ARCHITECTURE.md).
+// Control block byte map, format 2 (see docs/ARCHITECTURE.md; a test
+// checks the two agree).
 const (
-	ctlMagic      = "SHMGRCB1"
-	ctlFormat     = 1
+	ctlMagic      = "SHMGRCB2"
+	ctlFormat     = 2
 	offMagic      = 0
 	offFormat     = 8
 	offLayout     = 12
 	offSize       = 16
 	offNonce      = 24
+	offBootID     = 32
+	bootIDLen     = 16
+	offNumSlots   = 48
 	offSeq        = 64
 	offLock       = 128
 	offLease      = 136
@@ -82,16 +86,36 @@ const (
 	offUndoState  = 192
 	offUndoOff    = 200
 	offUndoLen    = 208
+	offFlagBy     = 216
 	offWatch      = 256
 	offWaiters    = 260
 	offRetired    = 264
 	offFence      = 272
+	offSlots      = 2048
+	slotSize      = 16
+	numSlots      = 128
 	ctlHeaderSize = 4096
 )
 
+// FormatVersion is the control block format this build writes and reads.
+const FormatVersion = ctlFormat
+
+// Offsets within an owner slot.
+const (
+	slotEpoch = 0
+	slotPID   = 4
+)
+
 // CtlSize returns the size of the control block for a data object of
-// dataSize bytes: a header page and an undo area as large as the data.
+// dataSize bytes: a header page and an undo area as large as the data
+// (a write may replace all of it, and its old bytes must survive a crash
+// until it commits). A region costs Footprint(dataSize) bytes in all.
 func CtlSize(dataSize int64) int64 { return ctlHeaderSize + dataSize + 8 }
+
+// Footprint returns what a region of dataSize bytes costs in shared
+// memory (or on disk, for a durable one): the data object and its control
+// block, about twice the data.
+func Footprint(dataSize int64) int64 { return dataSize + CtlSize(dataSize) }
 
 // Errors returned by this package, matched with errors.Is.
 var (
@@ -114,8 +138,18 @@ var (
 	// lock.
 	ErrStopped = errors.New("stopped waiting for the lock")
 	// ErrCorrupt: the region's bytes break its layout (a length field past
-	// its end), so the operation cannot proceed.
+	// its end), so the operation cannot proceed. It is the one error for a
+	// bad length field; such errors also match ErrOutOfRange, which is what
+	// crosses the wire (proto out_of_range) and what a client matches.
 	ErrCorrupt = errors.New("region content is corrupt")
+	// ErrNoSlot: every owner slot of the control block is held by a live
+	// process, so this process cannot map the region for writing.
+	ErrNoSlot = errors.New("no free owner slot")
+	// ErrOldFormat: the control block was made by an older shmgr (format
+	// 1); the host upgrades it in place when it adopts it (see Upgrade).
+	ErrOldFormat = errors.New("control block of an older format")
+	// ErrLeaseTooLong: a lease longer than MaxLease was asked for.
+	ErrLeaseTooLong = errors.New("lease too long")
 	// ErrFenced: the lease a write or renewal relied on has expired or been
 	// released, or its fencing token is stale; nothing was written.
 	ErrFenced = errors.New("lease lost")
@@ -178,6 +212,9 @@ func Format(data, ctl []byte, l Layout, nonce uint64, version uint64) error {
 	binary.LittleEndian.PutUint32(ctl[offLayout:], uint32(l))
 	binary.LittleEndian.PutUint64(ctl[offSize:], uint64(len(data)))
 	binary.LittleEndian.PutUint64(ctl[offNonce:], nonce)
+	id := bootID()
+	copy(ctl[offBootID:offBootID+bootIDLen], id[:])
+	binary.LittleEndian.PutUint32(ctl[offNumSlots:], numSlots)
 	binary.LittleEndian.PutUint64(ctl[offSeq:], version*2)
 	if l == UTF8 {
 		data[LockOffset] = 0
@@ -210,7 +247,8 @@ func CheckSize(l Layout, size int64) error {
 
 // Region is one mapped region seen through the lock and version protocol.
 // A Region is safe for concurrent use by multiple goroutines, and the
-// protocol makes it safe across processes.
+// protocol makes it safe across processes. Each Region holds an owner
+// slot of the control block from Attach until Close.
 type Region struct {
 	data   []byte
 	ctl    []byte
@@ -220,39 +258,37 @@ type Region struct {
 
 	seq       *atomic.Uint64
 	lockw     *atomic.Uint64 // see lock.go
-	lease     *atomic.Int64  // lease end on the monotonic clock (ns), 0 for none
+	lease     *atomic.Uint64 // see lock.go: lease end (ms) tagged with its generation
 	fence     *atomic.Uint64 // fencing token of the last lease granted
 	flag      *atomic.Uint32 // utf8 only: bytes 0-3 of data; byte 0 is the lock flag
+	flagBy    *uint64        // see lock.go: plain stores, read only after its writer died
 	undoState *atomic.Uint32
 	watch     *atomic.Uint32
 	waiters   *atomic.Uint32 // processes sleeping on watch
 	retired   *atomic.Uint32 // set by the host before it deletes the region
 
+	slots *slotFile // the kernel-held slot locks (see slot.go)
+	slot  int       // this Region's owner slot
+	me    uint64    // the lock word's owner bits naming this Region's slot and epoch
+	boot  [bootIDLen]byte
 	pid   uint32
 	label [labelLen]byte
 	gate  chan struct{} // see gateIn
 }
 
 // Attach checks a control block against its data object and returns a
-// Region over them.
-func Attach(data, ctl []byte) (*Region, error) {
-	if len(ctl) < ctlHeaderSize || string(ctl[offMagic:offMagic+8]) != ctlMagic {
-		return nil, fmt.Errorf("%w: no shmgr control block (magic missing)", ErrBadControl)
-	}
-	if f := binary.LittleEndian.Uint32(ctl[offFormat:]); f != ctlFormat {
-		return nil, fmt.Errorf("%w: control block format %d, this build knows %d", ErrBadControl, f, ctlFormat)
+// Region over them, holding an owner slot of the control block until
+// Close. lockPath is the file system path of the control object (on
+// Windows, its section name when it has no file): the slot locks are
+// taken on it. Attach fails with ErrOldFormat for a format-1 control
+// block (the host upgrades those: see Upgrade) and with ErrNoSlot when
+// every slot is held by a live process.
+func Attach(data, ctl []byte, lockPath string) (*Region, error) {
+	if err := checkHeader(data, ctl); err != nil {
+		return nil, err
 	}
 	l := Layout(binary.LittleEndian.Uint32(ctl[offLayout:]))
-	size := int64(binary.LittleEndian.Uint64(ctl[offSize:]))
-	if size != int64(len(data)) {
-		return nil, fmt.Errorf("%w: control block is for %d bytes, data object has %d", ErrBadControl, size, len(data))
-	}
-	if err := CheckSize(l, size); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadControl, err)
-	}
-	if int64(len(ctl)) != CtlSize(size) {
-		return nil, fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size))
-	}
+	size := int64(len(data))
 	r := &Region{
 		data:      data,
 		ctl:       ctl,
@@ -260,12 +296,14 @@ func Attach(data, ctl []byte) (*Region, error) {
 		layout:    l,
 		seq:       (*atomic.Uint64)(unsafe.Pointer(&ctl[offSeq])),
 		lockw:     (*atomic.Uint64)(unsafe.Pointer(&ctl[offLock])),
-		lease:     (*atomic.Int64)(unsafe.Pointer(&ctl[offLease])),
+		lease:     (*atomic.Uint64)(unsafe.Pointer(&ctl[offLease])),
 		fence:     (*atomic.Uint64)(unsafe.Pointer(&ctl[offFence])),
+		flagBy:    (*uint64)(unsafe.Pointer(&ctl[offFlagBy])),
 		undoState: (*atomic.Uint32)(unsafe.Pointer(&ctl[offUndoState])),
 		watch:     (*atomic.Uint32)(unsafe.Pointer(&ctl[offWatch])),
 		waiters:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offWaiters])),
 		retired:   (*atomic.Uint32)(unsafe.Pointer(&ctl[offRetired])),
+		boot:      bootID(),
 		pid:       uint32(os.Getpid()),
 		gate:      make(chan struct{}, 1),
 	}
@@ -275,8 +313,56 @@ func Attach(data, ctl []byte) (*Region, error) {
 	} else {
 		r.max = size
 	}
+	if err := r.claimSlot(lockPath); err != nil {
+		return nil, err
+	}
 	r.SetLabel(fmt.Sprintf("pid %d", r.pid))
 	return r, nil
+}
+
+// checkHeader checks a format-2 control block's header against its data
+// object.
+func checkHeader(data, ctl []byte) error {
+	if len(ctl) < ctlHeaderSize {
+		return fmt.Errorf("%w: %d bytes is too small for a shmgr control block", ErrBadControl, len(ctl))
+	}
+	switch m := string(ctl[offMagic : offMagic+8]); m {
+	case ctlMagic:
+	case ctlMagicV1:
+		return fmt.Errorf("%w: %w: format 1, this build uses format %d: start the shmgr host of this version once; it upgrades the control block in place (stop older shmgr clients first)", ErrBadControl, ErrOldFormat, ctlFormat)
+	default:
+		return fmt.Errorf("%w: no shmgr control block (magic missing)", ErrBadControl)
+	}
+	if f := binary.LittleEndian.Uint32(ctl[offFormat:]); f != ctlFormat {
+		return fmt.Errorf("%w: control block format %d, this build knows %d: use the shmgr that made it", ErrBadControl, f, ctlFormat)
+	}
+	if n := binary.LittleEndian.Uint32(ctl[offNumSlots:]); n != numSlots {
+		return fmt.Errorf("%w: control block has %d owner slots, this build knows %d", ErrBadControl, n, numSlots)
+	}
+	l := Layout(binary.LittleEndian.Uint32(ctl[offLayout:]))
+	size := int64(binary.LittleEndian.Uint64(ctl[offSize:]))
+	if size != int64(len(data)) {
+		return fmt.Errorf("%w: control block is for %d bytes, data object has %d", ErrBadControl, size, len(data))
+	}
+	if err := CheckSize(l, size); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadControl, err)
+	}
+	if int64(len(ctl)) != CtlSize(size) {
+		return fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size))
+	}
+	return nil
+}
+
+// Close gives up the Region's owner slot. The Region must not be used
+// afterwards; a lease it still holds is left to be taken back (its owner
+// is dead now). Close before unmapping the objects.
+func (r *Region) Close() error {
+	if r.slots == nil {
+		return nil
+	}
+	err := r.slots.close()
+	r.slots = nil
+	return err
 }
 
 // SetLabel sets how this process describes itself as a lock owner (for
@@ -327,9 +413,8 @@ type LockInfo struct {
 
 // LockState returns who holds the lock, if anyone.
 func (r *Region) LockState() LockInfo {
-	pid := ownerOf(r.lockw.Load())
-	if pid != 0 {
-		return LockInfo{Held: true, PID: pid, Label: r.ownerLabel()}
+	if w := r.lockw.Load(); w&ownerMask != 0 {
+		return LockInfo{Held: true, PID: r.ownerPID(w), Label: r.ownerLabel()}
 	}
 	if r.flag != nil && r.flag.Load()&0xff != 0 {
 		return LockInfo{Held: true}
@@ -364,7 +449,7 @@ func (r *Region) contentLen() int64 {
 // shmgr process holds the lock, the flag is its own (a lease keeps it for
 // the whole lease) and its writes move the seq word, which readers check.
 func (r *Region) busy() bool {
-	return r.flag != nil && r.flag.Load()&0xff != 0 && ownerOf(r.lockw.Load()) == 0
+	return r.flag != nil && r.flag.Load()&0xff != 0 && r.lockw.Load()&ownerMask == 0
 }
 
 // checkedLen is contentLen for code about to slice with it: a length field
@@ -373,9 +458,16 @@ func (r *Region) busy() bool {
 func (r *Region) checkedLen() (int64, error) {
 	l := r.contentLen()
 	if l < 0 || l > r.max {
-		return 0, fmt.Errorf("%w: the length field says %d bytes, the region holds at most %d: a program outside shmgr wrote it; a full Write repairs it", ErrCorrupt, l, r.max)
+		return 0, corruptLen(l, r.max)
 	}
 	return l, nil
+}
+
+// corruptLen is the one error for a length field past the region's end.
+// It matches ErrCorrupt and ErrOutOfRange: the second is what crosses
+// the wire.
+func corruptLen(l, max int64) error {
+	return fmt.Errorf("%w: the length field says %d bytes, the region holds at most %d: a program outside shmgr wrote it; a full Write repairs it (%w)", ErrCorrupt, l, max, ErrOutOfRange)
 }
 
 // AppendContent appends the region's current content to dst and returns
@@ -413,6 +505,7 @@ func (r *Region) AppendFramed(dst []byte, off, n int64, hdr Header) ([]byte, uin
 		}
 		var err error
 		dst, err = r.appendLocked(dst[:start], r.contentLen(), off, n, s1/2, hdr)
+		loadFence() // the copy's loads before the re-check (doc.go, fence 2)
 		if r.busy() || r.seq.Load() != s1 {
 			spin(i)
 			continue
@@ -446,6 +539,7 @@ func (r *Region) appendSlow(dst []byte, start int, off, n int64, hdr Header) ([]
 		if s1 := r.seq.Load(); s1&1 == 0 && !r.busy() {
 			var err error
 			dst, err = r.appendLocked(dst[:start], r.contentLen(), off, n, s1/2, hdr)
+			loadFence()
 			if !r.busy() && r.seq.Load() == s1 {
 				if err != nil {
 					dst = dst[:start]
@@ -454,8 +548,7 @@ func (r *Region) appendSlow(dst []byte, start int, off, n int64, hdr Header) ([]
 			}
 		}
 		if waited := time.Since(begin); waited > DefaultTimeout {
-			w := r.lockw.Load()
-			return dst[:start], 0, &LockTimeoutError{Waited: waited, PID: ownerOf(w), Label: r.ownerLabel()}
+			return dst[:start], 0, r.timeoutError(waited)
 		}
 	}
 }
@@ -465,7 +558,7 @@ func (r *Region) appendSlow(dst []byte, start int, off, n int64, hdr Header) ([]
 func (r *Region) appendLocked(dst []byte, l, off, n int64, v uint64, hdr Header) ([]byte, error) {
 	if l < 0 || l > r.max {
 		// Only possible mid-write; the caller's seq check rejects the copy.
-		return dst, fmt.Errorf("%w: length field %d exceeds %d", ErrBadControl, l, r.max)
+		return dst, corruptLen(l, r.max)
 	}
 	if off > l {
 		return dst, fmt.Errorf("%w: offset %d is past the end of the content (%d bytes)", ErrOutOfRange, off, l)
@@ -672,6 +765,7 @@ func (r *Region) commit(off int64, p []byte, replace bool) uint64 {
 
 	s := r.seq.Load()
 	r.seq.Store(s + 1)
+	storeFence() // the odd seq before the data stores (doc.go, fence 1)
 	if r.layout == UTF8 {
 		newLen := off + int64(len(p))
 		if !replace {

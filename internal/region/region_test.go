@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"os/exec"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -27,8 +27,10 @@ func tempRegion(t testing.TB, l region.Layout, size int64) (*region.Region, []by
 // namedRegion is a test region with the OS names of its objects.
 type namedRegion struct {
 	name      string // data object; the control block is name+"-c"
+	path      string // the control block's path, for its slot locks
 	r         *region.Region
 	data, ctl []byte
+	attached  []*region.Region // closed at cleanup
 }
 
 // newNamedRegion creates a region, keeping its names, and removes both
@@ -48,20 +50,34 @@ func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
 		shm.Remove(name)
 		t.Fatal(err)
 	}
+	nr := &namedRegion{name: name, data: data.Bytes(), ctl: ctl.Bytes(), path: ctl.Path()}
 	t.Cleanup(func() {
+		for _, r := range nr.attached {
+			r.Close()
+		}
 		data.Close()
 		ctl.Close()
 		shm.Remove(name)
 		shm.Remove(name + "-c")
+		region.RemoveLocks(nr.path)
 	})
 	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 7, 0); err != nil {
 		t.Fatal(err)
 	}
-	r, err := region.Attach(data.Bytes(), ctl.Bytes())
+	nr.r = nr.attach(t)
+	return nr
+}
+
+// attach maps the region once more in this process, as another Region
+// with its own owner slot (closed when the test ends).
+func (nr *namedRegion) attach(t testing.TB) *region.Region {
+	t.Helper()
+	r, err := region.Attach(nr.data, nr.ctl, nr.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &namedRegion{name: name, r: r, data: data.Bytes(), ctl: ctl.Bytes()}
+	nr.attached = append(nr.attached, r)
+	return r
 }
 
 func content(t testing.TB, r *region.Region) string {
@@ -189,34 +205,29 @@ func TestRangesAndConditional(t *testing.T) {
 }
 
 func TestLockTimeoutNamesOwner(t *testing.T) {
-	r, _, ctl := tempRegion(t, region.UTF8, 4096)
-	// Make a real, live process the owner.
-	cmd := exec.Command("sleep", "30")
-	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep binary:", err)
+	nr := newNamedRegion(t, region.UTF8, 4096)
+	// Another mapping of the region, in this process, with a slot of its
+	// own: a live owner the kernel vouches for.
+	other := nr.attach(t)
+	other.SetLabel("other writer")
+	token, err := other.Acquire(time.Second, 10*time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	binary.LittleEndian.PutUint32(ctl[128:], uint32(cmd.Process.Pid))
-	copy(ctl[144:], "other writer")
-	_, err := r.Write([]byte("x"), region.WriteOptions{Timeout: 50 * time.Millisecond})
+	defer other.Release(token)
+	_, err = nr.r.Write([]byte("x"), region.WriteOptions{Timeout: 50 * time.Millisecond})
 	var lt *region.LockTimeoutError
-	if !errors.As(err, &lt) || lt.PID != uint32(cmd.Process.Pid) || !strings.Contains(err.Error(), "other writer") {
-		t.Fatalf("err = %v, want a lock timeout naming pid %d", err, cmd.Process.Pid)
+	if !errors.As(err, &lt) || lt.PID != uint32(os.Getpid()) || !strings.Contains(err.Error(), "other writer") {
+		t.Fatalf("err = %v, want a lock timeout naming pid %d (other writer)", err, os.Getpid())
 	}
-	if info := r.LockState(); !info.Held || info.PID != uint32(cmd.Process.Pid) {
+	if info := nr.r.LockState(); !info.Held || info.PID != uint32(os.Getpid()) {
 		t.Fatalf("LockState = %+v", info)
 	}
 }
 
-// deadPID returns the pid of a process that has exited.
-func deadPID(t *testing.T) uint32 {
-	t.Helper()
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Skip("no true binary:", err)
-	}
-	return uint32(cmd.Process.Pid)
-}
+// deadOwner returns a lock word naming owner slot 100 (which no process
+// holds) at epoch 1: the lock of a dead process.
+func deadOwner(gen uint64) uint64 { return 101 | 1<<8 | gen<<32 }
 
 func TestRecoverInterruptedWrite(t *testing.T) {
 	r, data, ctl := tempRegion(t, region.UTF8, 4096)
@@ -225,13 +236,14 @@ func TestRecoverInterruptedWrite(t *testing.T) {
 	}
 	v := r.Version()
 	// Simulate a writer that died after step 5 of a write: undo log valid,
-	// seq odd, half of the new bytes written, flag set.
+	// seq odd, half of the new bytes written, flag set and recorded as its.
 	copy(ctl[4096:], data[1:5+11])
 	binary.LittleEndian.PutUint64(ctl[200:], 1)
 	binary.LittleEndian.PutUint64(ctl[208:], 4+11)
 	binary.LittleEndian.PutUint32(ctl[192:], 1)
 	binary.LittleEndian.PutUint64(ctl[64:], v*2+1)
-	binary.LittleEndian.PutUint32(ctl[128:], deadPID(t))
+	binary.LittleEndian.PutUint64(ctl[ctlLock:], deadOwner(50))
+	binary.LittleEndian.PutUint64(ctl[ctlFlagBy:], deadOwner(50))
 	data[0] = 1
 	binary.LittleEndian.PutUint32(data[1:], 20)
 	copy(data[5:], "NEW CONT")
@@ -253,13 +265,40 @@ func TestRecoverInterruptedWrite(t *testing.T) {
 	if _, err := r.Write([]byte("committed"), region.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	binary.LittleEndian.PutUint32(ctl[128:], deadPID(t))
+	binary.LittleEndian.PutUint64(ctl[ctlLock:], deadOwner(60))
+	binary.LittleEndian.PutUint64(ctl[ctlFlagBy:], deadOwner(60))
 	data[0] = 1
 	if _, err := r.Write([]byte("next"), region.WriteOptions{Timeout: time.Second}); err != nil {
 		t.Fatalf("write after dead owner: %v", err)
 	}
 	if got := content(t, r); got != "next" {
 		t.Fatalf("content = %q", got)
+	}
+}
+
+// TestRecoverLeavesForeignFlag: a shmgr writer that died while it waited
+// for a program outside shmgr holding the offset-0 flag must not take
+// that program's flag away (recovery used to clear it).
+func TestRecoverLeavesForeignFlag(t *testing.T) {
+	r, data, ctl := tempRegion(t, region.UTF8, 4096)
+	data[0] = 1 // the outside program's flag
+	binary.LittleEndian.PutUint64(ctl[ctlLock:], deadOwner(7))
+	binary.LittleEndian.PutUint64(ctl[ctlFlagBy:], deadOwner(7)|1<<63) // it waited for it
+	ok, err := r.Recover()
+	if err != nil || !ok {
+		t.Fatalf("Recover = %v, %v; want true", ok, err)
+	}
+	if data[0] != 1 {
+		t.Fatalf("offset-0 flag = %d after Recover, want 1: the outside program still holds it", data[0])
+	}
+	_, err = r.Write([]byte("x"), region.WriteOptions{Timeout: 20 * time.Millisecond})
+	var lt *region.LockTimeoutError
+	if !errors.As(err, &lt) || lt.PID != 0 {
+		t.Fatalf("Write while the outside program holds the flag = %v, want a timeout on the flag", err)
+	}
+	data[0] = 0
+	if _, err := r.Write([]byte("x"), region.WriteOptions{Timeout: time.Second}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -369,11 +408,11 @@ func TestUpdateNoLostIncrement(t *testing.T) {
 
 func TestAttachRejectsMismatch(t *testing.T) {
 	_, data, ctl := tempRegion(t, region.UTF8, 4096)
-	if _, err := region.Attach(data[:100], ctl); !errors.Is(err, region.ErrBadControl) {
+	if _, err := region.Attach(data[:100], ctl, "/dev/null"); !errors.Is(err, region.ErrBadControl) {
 		t.Fatalf("Attach with wrong data size err = %v", err)
 	}
 	bad := make([]byte, len(ctl))
-	if _, err := region.Attach(data, bad); !errors.Is(err, region.ErrBadControl) {
+	if _, err := region.Attach(data, bad, "/dev/null"); !errors.Is(err, region.ErrBadControl) {
 		t.Fatalf("Attach without magic err = %v", err)
 	}
 }

@@ -786,7 +786,7 @@ func TestLockWaitShutdown(t *testing.T) {
 	// region would) takes the lock with a long lease.
 	var token uint64
 	if err := hr.Do(func(r *region.Region) (err error) {
-		token, err = r.Acquire(time.Second, time.Hour, []byte("test holder"), nil)
+		token, err = r.Acquire(time.Second, time.Minute, []byte("test holder"), nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

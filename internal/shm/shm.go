@@ -70,6 +70,7 @@ func CheckName(name string) error {
 // with Close.
 type Mapping struct {
 	name string
+	path string // the file system path (Windows sections: the name)
 	kind Kind
 	b    []byte
 	sys  sysMapping // platform state (handles)
@@ -80,6 +81,12 @@ func (m *Mapping) Bytes() []byte { return m.b }
 
 // Name returns the object's name (or path, for files).
 func (m *Mapping) Name() string { return m.name }
+
+// Path returns the object's path in the file system, for taking file
+// locks on it: /dev/shm/<name> on Linux, the file on macOS and for
+// durable objects. A Windows page-file section has no file: Path returns
+// its name.
+func (m *Mapping) Path() string { return m.path }
 
 // Kind returns how the object is stored.
 func (m *Mapping) Kind() Kind { return m.kind }
@@ -171,6 +178,10 @@ func OpenFile(path string, size int64) (*Mapping, error) {
 	}
 	return m, nil
 }
+
+// Path returns the file system path of the named object name, as
+// Mapping.Path would (Windows: the name itself).
+func Path(name string) string { return namedObjectPath(name) }
 
 // Rename gives a named object another name, keeping its content: the
 // host quarantines orphans this way rather than removing them. Windows

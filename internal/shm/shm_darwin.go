@@ -86,6 +86,14 @@ func Chown(name string, gid int) error {
 	return os.Chown(p, -1, gid)
 }
 
+func namedObjectPath(name string) string {
+	p, err := namedPath(name)
+	if err != nil {
+		return name
+	}
+	return p
+}
+
 func renameNamed(oldName, newName string) error {
 	d, err := namedDir()
 	if err != nil {

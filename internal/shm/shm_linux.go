@@ -58,6 +58,8 @@ func Chown(name string, gid int) error {
 	return os.Chown(dir+name, -1, gid)
 }
 
+func namedObjectPath(name string) string { return dir + name }
+
 func renameNamed(oldName, newName string) error { return os.Rename(dir+oldName, dir+newName) }
 
 func existsNamed(name string) (bool, error) {

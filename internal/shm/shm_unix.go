@@ -42,7 +42,7 @@ func createAt(path, name string, kind Kind, size int64, perm uint32) (*Mapping, 
 	if err != nil {
 		return fail(os.NewSyscallError("mmap", err))
 	}
-	return &Mapping{name: name, kind: kind, b: b}, nil
+	return &Mapping{name: name, path: path, kind: kind, b: b}, nil
 }
 
 // openAt maps an existing file at path, checking its size.
@@ -72,7 +72,7 @@ func openAt(path, name string, kind Kind, size int64) (*Mapping, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("mmap", err)
 	}
-	return &Mapping{name: name, kind: kind, b: b}, nil
+	return &Mapping{name: name, path: path, kind: kind, b: b}, nil
 }
 
 func mapFile(path string, size int64, create bool, perm uint32) (*Mapping, error) {

@@ -73,7 +73,7 @@ func view(section, file windows.Handle, name string, kind Kind, size int64) (*Ma
 		return nil, os.NewSyscallError("MapViewOfFile", err)
 	}
 	b := unsafe.Slice((*byte)(*(*unsafe.Pointer)(unsafe.Pointer(&addr))), int(size))
-	return &Mapping{name: name, kind: kind, b: b, sys: sysMapping{section: section, file: file}}, nil
+	return &Mapping{name: name, path: name, kind: kind, b: b, sys: sysMapping{section: section, file: file}}, nil
 }
 
 func mapFile(path string, size int64, create bool, perm uint32) (*Mapping, error) {
@@ -157,6 +157,8 @@ func FreeSpace() (int64, error) { return 1 << 62, nil }
 // Chown is not supported on Windows: sections are shared by their
 // security descriptor, not by group ownership.
 func Chown(name string, gid int) error { return errors.ErrUnsupported }
+
+func namedObjectPath(name string) string { return name }
 
 // renameNamed: a named mapping cannot be renamed (nor listed, so no
 // orphan is ever found to quarantine).

@@ -2,8 +2,9 @@ package region
 
 import "golang.org/x/sys/windows"
 
-// alive reports whether a process with this pid is still running.
-func alive(pid uint32) bool {
+// pidAlive reports whether a process with this pid is still running. Only
+// Upgrade uses it: format 1 named owners by pid.
+func pidAlive(pid uint32) bool {
 	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, pid)
 	if err != nil {
 		// Access denied means it exists; invalid parameter means it is gone.
