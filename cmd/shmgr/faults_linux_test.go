@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/region"
-	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -205,24 +204,7 @@ func fillDisk(t *testing.T, dir string) func() {
 // Register it before the host starts, so that it runs after the host is
 // killed (a running host restores what is removed).
 func cleanObjects(t *testing.T, regPath *string) {
-	t.Cleanup(func() {
-		b, err := os.ReadFile(*regPath)
-		if err != nil {
-			return
-		}
-		var reg struct {
-			Instance string `json:"instance"`
-		}
-		if json.Unmarshal(b, &reg) != nil || reg.Instance == "" {
-			return
-		}
-		for _, prefix := range []string{"shmgr-", "orphan-"} {
-			names, _ := shm.List(prefix + reg.Instance + "-")
-			for _, n := range names {
-				shm.Remove(n)
-			}
-		}
-	})
+	t.Cleanup(func() { shmtest.RemoveObjects(t, filepath.Dir(*regPath)) })
 }
 
 // TestFaultDataDisk: with the data directory's disk full (a 256 KiB

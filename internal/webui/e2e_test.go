@@ -274,6 +274,15 @@ func (b *browser) screenshot(t *testing.T, name string) {
 
 // open loads the GUI (exchanging the URL's token for the session cookie)
 // in English with the light theme, and waits until the stream is live.
+// startHost starts a host on a free port from the page's Host mode,
+// waits until the page can write to it, and returns its port.
+func (b *browser) startHost(t *testing.T) (port string) {
+	t.Helper()
+	b.do(t, chromedp.SetValue(chromedp.ID("host-port"), "0"), chromedp.Click(chromedp.ID("host-start")))
+	b.waitFor(t, 10*time.Second, `document.getElementById("host-badge").dataset.state === "running" && !document.getElementById("h-text").disabled`)
+	return eval[string](t, b, `document.getElementById("fact-port").textContent`)
+}
+
 func (b *browser) open(t *testing.T, g *guiProc) {
 	t.Helper()
 	b.do(t, chromedp.EmulateViewport(1280, 860), chromedp.Navigate(g.url))
@@ -298,9 +307,7 @@ func TestBrowserHostMode(t *testing.T) {
 	g := startGUI(t)
 	b.open(t, g)
 
-	b.do(t, chromedp.SetValue(chromedp.ID("host-port"), "0"), chromedp.Click(chromedp.ID("host-start")))
-	b.waitFor(t, 10*time.Second, `document.getElementById("host-badge").dataset.state === "running" && !document.getElementById("h-text").disabled`)
-	port := eval[string](t, b, `document.getElementById("fact-port").textContent`)
+	port := b.startHost(t)
 	addr := "127.0.0.1:" + port
 	if id := eval[string](t, b, `document.getElementById("fact-shmid").textContent`); id != "default" {
 		t.Errorf("shm_id shown = %q, want default", id)

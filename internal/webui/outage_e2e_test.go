@@ -63,9 +63,7 @@ func TestBrowserLockWait(t *testing.T) {
 	b := newBrowser(t)
 	g := startGUI(t)
 	b.open(t, g)
-	b.do(t, chromedp.SetValue(chromedp.ID("host-port"), "0"), chromedp.Click(chromedp.ID("host-start")))
-	b.waitFor(t, 10*time.Second, `document.getElementById("host-badge").dataset.state === "running" && !document.getElementById("h-text").disabled`)
-	port := eval[string](t, b, `document.getElementById("fact-port").textContent`)
+	port := b.startHost(t)
 	other, err := client.Dial(t.Context(), "127.0.0.1:"+port, "", client.Options{Mode: client.ModeLocal})
 	if err != nil {
 		t.Fatal(err)

@@ -32,9 +32,7 @@ func TestBrowserWriteRaces(t *testing.T) {
 	b := newBrowser(t)
 	g := startGUI(t)
 	b.open(t, g)
-	b.do(t, chromedp.SetValue(chromedp.ID("host-port"), "0"), chromedp.Click(chromedp.ID("host-start")))
-	b.waitFor(t, 10*time.Second, `document.getElementById("host-badge").dataset.state === "running" && !document.getElementById("h-text").disabled`)
-	addr := "127.0.0.1:" + eval[string](t, b, `document.getElementById("fact-port").textContent`)
+	addr := "127.0.0.1:" + b.startHost(t)
 
 	r, err := client.Dial(t.Context(), addr, "", client.DefaultOptions())
 	if err != nil {
