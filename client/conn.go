@@ -161,6 +161,11 @@ type CreateOptions struct {
 	// Durable regions are backed by a file in the host's data directory
 	// and survive a reboot.
 	Durable bool
+	// MaxWrite is the largest write the region will take, in bytes (raw
+	// regions only; 0: the whole size). The region's undo area holds that
+	// much, so it costs Size + MaxWrite + 4 KiB of shared memory instead of
+	// about twice Size; a larger write fails with ErrTooLarge.
+	MaxWrite int64
 }
 
 // State is a connection's state.
@@ -859,7 +864,7 @@ func (c *Conn) Create(ctx context.Context, id string, o CreateOptions) (Info, er
 		return in, err
 	}
 	err := c.doJSON(ctx, retryNever, func(b []byte) []byte {
-		return proto.AppendCreate(b, []byte(id), proto.CreateOptions{Size: o.Size, Layout: o.Layout, Durable: o.Durable})
+		return proto.AppendCreate(b, []byte(id), proto.CreateOptions{Size: o.Size, Layout: o.Layout, Durable: o.Durable, MaxWrite: o.MaxWrite})
 	}, &in)
 	return in, err
 }

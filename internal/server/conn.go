@@ -774,7 +774,7 @@ func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 }
 
 func (c *conn) create(req *proto.Request) {
-	o := host.CreateOptions{Size: req.Size, Durable: req.Durable}
+	o := host.CreateOptions{Size: req.Size, Durable: req.Durable, MaxWrite: req.MaxWrite}
 	if req.Layout != nil {
 		l, err := region.ParseLayout(string(req.Layout))
 		if err != nil {
