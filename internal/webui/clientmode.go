@@ -329,9 +329,9 @@ type clientTarget struct {
 	r  *client.Region
 }
 
-func (t clientTarget) describe() (layout string, max int64) {
+func (t clientTarget) describe() (layout string, max, maxWrite int64) {
 	in := t.r.Info()
-	return in.Layout, in.MaxDataSize
+	return in.Layout, in.MaxDataSize, in.MaxWrite
 }
 
 func (t clientTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {
