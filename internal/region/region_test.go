@@ -600,3 +600,17 @@ func TestBadUndoCapacity(t *testing.T) {
 	}
 	binary.LittleEndian.PutUint64(nr.ctl[224:], 4096)
 }
+
+// BenchmarkWriteAtRaw4K is a 4 KiB WriteAt into a raw region, the path
+// whose max write check is new (compare with the same benchmark before).
+func BenchmarkWriteAtRaw4K(b *testing.B) {
+	r, _, _ := tempRegion(b, region.Raw, 1<<16)
+	p := bytes.Repeat([]byte("x"), 4096)
+	b.SetBytes(4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.WriteAt(4096, p, region.WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
