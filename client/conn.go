@@ -467,6 +467,7 @@ func infoFromMeta(m proto.Meta) Info {
 		ShmID: m.ShmID, Size: m.Size, Layout: m.Layout, LockOffset: m.LockOffset, LenOffset: m.LenOffset,
 		DataOffset: m.DataOffset, MaxDataSize: m.MaxDataSize, Version: m.Version, OSName: m.OSName,
 		CtlName: m.CtlName, OSKind: m.OSKind, Nonce: m.Nonce, Durable: m.Durable, Created: m.Created, HostID: m.HostID,
+		MaxWrite: m.MaxWrite, Footprint: m.Footprint,
 	}
 }
 

@@ -810,7 +810,7 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
 		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.session,
-		Features: features,
+		Features: features, MaxWrite: in.MaxWrite, Footprint: in.Footprint,
 	}
 }
 

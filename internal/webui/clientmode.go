@@ -216,6 +216,10 @@ type clientStatus struct {
 	Size        int64  `json:"size,omitempty"`
 	Max         int64  `json:"max,omitempty"`
 	OSName      string `json:"os_name,omitempty"`
+	// MaxWrite is the region's max write and Footprint what it costs on
+	// the host's machine (0 from a host older than the fields).
+	MaxWrite  int64 `json:"max_write,omitempty"`
+	Footprint int64 `json:"footprint,omitempty"`
 	// LockOwner is who holds the region's lock while a write of the page
 	// waits for it.
 	LockOwner string `json:"lock_owner,omitempty"`
@@ -242,6 +246,7 @@ func (cs *clientSession) status() clientStatus {
 		in := cs.r.Info()
 		st.Mode, st.WhyNotLocal = cs.r.Mode().String(), cs.r.WhyNotLocal()
 		st.Layout, st.Size, st.Max, st.OSName = in.Layout, in.Size, in.MaxDataSize, in.OSName
+		st.MaxWrite, st.Footprint = in.MaxWrite, in.Footprint
 	}
 	return st
 }

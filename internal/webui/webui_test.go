@@ -610,6 +610,9 @@ func TestClientMode(t *testing.T) {
 	if out["state"] != "connected" || out["mode"] != "local" || out["max"] != float64(4091) {
 		t.Errorf("connect = %v, want connected, local, max 4091", out)
 	}
+	if num(out["max_write"]) != 4096 || int64(num(out["footprint"])) != region.Footprint(4096, 0) {
+		t.Errorf("connect = %v, want max_write 4096 and footprint %d", out, region.Footprint(4096, 0))
+	}
 	ev := waitEvent(t, ch, "clientContent", func(d map[string]any) bool { return d["region"] == "default" })
 	v := num(ev.data["version"])
 	s.mustPost("/api/write", map[string]any{"target": "client", "content": "via the client", "if_version": v})

@@ -757,7 +757,8 @@
     if (st.mode) setText(access, st.mode === "local" ? "accessLocal" : "accessTcp");
     else { delete access.dataset.i18n; access.textContent = "–"; }
     const reg = $("client-region");
-    if (st.max) setText(reg, "regionInfo", { id: st.shm_id, layout: st.layout, max: st.max });
+    if (st.max && st.footprint) setText(reg, "regionInfoCost", { id: st.shm_id, layout: st.layout, max: st.max, total: fmtBytes(st.footprint), mw: fmtBytes(st.max_write) });
+    else if (st.max) setText(reg, "regionInfo", { id: st.shm_id, layout: st.layout, max: st.max });
     else { delete reg.dataset.i18n; reg.textContent = st.shm_id || "–"; }
     const reason = $("client-reason");
     reason.hidden = !st.reason || state === "connected";
