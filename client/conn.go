@@ -161,6 +161,11 @@ type CreateOptions struct {
 	// Durable regions are backed by a file in the host's data directory
 	// and survive a reboot.
 	Durable bool
+	// MaxWrite is the largest write the region will take, in bytes (raw
+	// regions only; 0: the whole size). The region's undo area holds that
+	// much, so it costs Size + MaxWrite + 4 KiB of shared memory instead of
+	// about twice Size; a larger write fails with ErrTooLarge.
+	MaxWrite int64
 }
 
 // State is a connection's state.
@@ -462,6 +467,7 @@ func infoFromMeta(m proto.Meta) Info {
 		ShmID: m.ShmID, Size: m.Size, Layout: m.Layout, LockOffset: m.LockOffset, LenOffset: m.LenOffset,
 		DataOffset: m.DataOffset, MaxDataSize: m.MaxDataSize, Version: m.Version, OSName: m.OSName,
 		CtlName: m.CtlName, OSKind: m.OSKind, Nonce: m.Nonce, Durable: m.Durable, Created: m.Created, HostID: m.HostID,
+		MaxWrite: m.MaxWrite, Footprint: m.Footprint,
 	}
 }
 
@@ -859,7 +865,7 @@ func (c *Conn) Create(ctx context.Context, id string, o CreateOptions) (Info, er
 		return in, err
 	}
 	err := c.doJSON(ctx, retryNever, func(b []byte) []byte {
-		return proto.AppendCreate(b, []byte(id), proto.CreateOptions{Size: o.Size, Layout: o.Layout, Durable: o.Durable})
+		return proto.AppendCreate(b, []byte(id), proto.CreateOptions{Size: o.Size, Layout: o.Layout, Durable: o.Durable, MaxWrite: o.MaxWrite})
 	}, &in)
 	return in, err
 }

@@ -128,7 +128,9 @@ func attach(in Info) (*localMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctl, err := open(in.CtlName, region.CtlSize(in.Size))
+	// MaxWrite sizes the control block's undo area; hosts older than the
+	// field send none (0), and their regions' undo areas are whole-size.
+	ctl, err := open(in.CtlName, region.CtlSize(in.Size, in.MaxWrite))
 	if err != nil {
 		data.Close()
 		return nil, err

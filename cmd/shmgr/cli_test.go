@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +146,71 @@ func TestCLIJSONAndModes(t *testing.T) {
 	}
 }
 
+// TestCLIMaxWrite creates a raw region with --max-write and checks what
+// create, create --json and info say it costs, and that a write over the
+// limit fails (over TCP and locally) naming the limit and --max-write,
+// while one of exactly max write succeeds.
+func TestCLIMaxWrite(t *testing.T) {
+	t.Parallel()
+	h := startHost(t)
+	const size, maxWrite = 1 << 20, 4096
+	footprint := int64(size + 4096 + maxWrite + 8)
+	var got struct {
+		Size      int64 `json:"size"`
+		MaxWrite  int64 `json:"max_write"`
+		Footprint int64 `json:"footprint"`
+	}
+	cliJSON(t, h, &got, "create", "frames", "--layout", "raw", "--size", strconv.Itoa(size), "--max-write", strconv.Itoa(maxWrite), "--json")
+	if got.Size != size || got.MaxWrite != maxWrite || got.Footprint != footprint {
+		t.Errorf("create --json = %+v, want max_write %d footprint %d", got, maxWrite, footprint)
+	}
+	cliJSON(t, h, &got, "create", "whole", "--layout", "raw", "--size", "1024", "--json")
+	if got.MaxWrite != 1024 || got.Footprint != 1024+4096+1024+8 {
+		t.Errorf("create without --max-write = %+v, want max_write 1024 (the whole region)", got)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"create", []string{"create", "small", "--layout", "raw", "--size", "65536", "--max-write", "512"},
+			[]string{`created "small"`, "cost: 68.5 KiB of", "70152 bytes", "64.0 KiB data", "4.5 KiB control block", "writes of up to 512 B"}},
+		{"create/default", []string{"create", "notes", "--size", "65536"},
+			[]string{"cost: 132.0 KiB of", "135176 bytes", "writes of up to 64.0 KiB"}},
+		{"info", []string{"info", "--id", "frames"},
+			[]string{"max write:", "4096 bytes", "--max-write", "cost:", strconv.FormatInt(footprint, 10) + " bytes"}},
+		{"info/default", []string{"info", "--id", "whole"},
+			[]string{"max write:", "1024 bytes (the whole region)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := h.MustCLI(t, tt.args...)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%v output lacks %q:\n%s", tt.args, w, out)
+				}
+			}
+			if runtime.GOOS == "linux" && strings.Contains(out, "cost:") && !strings.Contains(out, "/dev/shm") {
+				t.Errorf("%v output does not say the cost is in /dev/shm:\n%s", tt.args, out)
+			}
+		})
+	}
+
+	for _, mode := range []string{"tcp", "local"} {
+		t.Run("write-over/"+mode, func(t *testing.T) {
+			_, errOut, code := h.CLI(t, make([]byte, maxWrite+1), "write", "--id", "frames", "--mode", mode)
+			if code != 1 || !strings.Contains(errOut, "max write is 4096 bytes") || !strings.Contains(errOut, "--max-write") || strings.Contains(errOut, "create a larger region") {
+				t.Errorf("write of %d bytes: exit %d, stderr %q; want 1 naming the max write and --max-write", maxWrite+1, code, errOut)
+			}
+			_, errOut, code = h.CLI(t, bytes.Repeat([]byte{1}, maxWrite), "write", "--id", "frames", "--mode", mode, "--offset", strconv.Itoa(size-maxWrite))
+			if code != 0 {
+				t.Errorf("write of exactly max write: exit %d, %s", code, errOut)
+			}
+		})
+	}
+}
+
 // TestCLIRegions covers create (utf8 with --size, raw, --durable), ls,
 // info and rm.
 func TestCLIRegions(t *testing.T) {
@@ -235,7 +302,7 @@ func TestCLIRegions(t *testing.T) {
 
 	t.Run("info", func(t *testing.T) {
 		out := h.MustCLI(t, "info")
-		for _, want := range []string{"host:", h.Addr, "default region:", "regions:", "shm_id:   notes", "shmgr/1"} {
+		for _, want := range []string{"host:", h.Addr, "default region:", "regions:", "shm_id:     notes", "shmgr/1"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("info output lacks %q:\n%s", want, out)
 			}
@@ -457,6 +524,18 @@ func TestCLIErrors(t *testing.T) {
 			wantStderr: []string{"3 bytes"}},
 		{name: "create/bad-layout", args: []string{"create", "zipped", "--layout", "zip"}, wantCode: 2,
 			wantStderr: []string{"zip"}},
+		{name: "create/max-write-utf8", args: []string{"create", "mw", "--max-write", "10"}, wantCode: 2,
+			wantStderr: []string{"--max-write", "raw regions only", "--layout raw"}},
+		{name: "create/max-write-zero", args: []string{"create", "mw", "--layout", "raw", "--max-write", "0"}, wantCode: 2,
+			wantStderr: []string{"--max-write 0", "must be 1 to"}},
+		{name: "create/max-write-negative", args: []string{"create", "mw", "--layout", "raw", "--max-write", "-5"}, wantCode: 2,
+			wantStderr: []string{"--max-write -5", "must be 1 to"}},
+		{name: "create/max-write-over-size", args: []string{"create", "mw", "--layout", "raw", "--size", "10", "--max-write", "11"}, wantCode: 2,
+			wantStderr: []string{"--max-write 11", "--size 10"}},
+		{name: "create/max-write-durable", args: []string{"create", "mw", "--layout", "raw", "--durable", "--max-write", "10"}, wantCode: 2,
+			wantStderr: []string{"--max-write", "--durable"}},
+		{name: "create/max-write-not-a-number", args: []string{"create", "mw", "--layout", "raw", "--max-write", "1k"}, wantCode: 2,
+			wantStderr: []string{"max-write", "1k"}},
 		{name: "rm/default", args: []string{"rm", "default"}, wantCode: 1,
 			wantStderr: []string{"default region", "cannot be deleted"}},
 		{name: "rm/not-found", args: []string{"rm", "nope"}, wantCode: 1,

@@ -921,7 +921,7 @@ func TestFaultShmFull(t *testing.T) {
 	free := int64(st.Bavail) * int64(st.Bsize)
 	before, _ := os.ReadDir(shmRoot)
 	// size + CtlSize(size) <= free, but in whole pages they need more.
-	size := (free - region.CtlSize(0)) / 2
+	size := (free - region.CtlSize(0, 0)) / 2
 	p := mustPeer(t, h.Addr)
 	for _, n := range []int64{size, free, 1 << 20} {
 		rep := p.mustDo(t, fmt.Sprintf("CREATE big size=%d layout=raw\n", n))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"text/tabwriter"
 	"unicode/utf8"
 
@@ -145,7 +146,7 @@ and says so on standard error.`,
 				v, err = r.Write(ctx, p)
 			}
 			if err != nil {
-				return fmt.Errorf("write %q: %w%s", r.ID(), err, writeHint(err, r))
+				return fmt.Errorf("write %q: %w%s", r.ID(), err, writeHint(err, r, off+int64(len(p))))
 			}
 			if g.json {
 				return printJSON(c.OutOrStdout(), writeResult{ShmID: r.ID(), Version: v, Length: len(p), Mode: r.Mode().String()})
@@ -163,8 +164,14 @@ and says so on standard error.`,
 	return c
 }
 
-func writeHint(err error, r *client.Region) string {
+// writeHint adds what to do about a failed write that would have ended at
+// byte end.
+func writeHint(err error, r *client.Region, end int64) string {
 	switch {
+	case errors.Is(err, client.ErrTooLarge) && end <= r.MaxContent():
+		// It fits the region but not its undo area: the error names the
+		// max write and --max-write already.
+		return ""
 	case errors.Is(err, client.ErrTooLarge):
 		return fmt.Sprintf("\nthe region holds at most %d bytes: shorten the content or create a larger region (shmgr create ID --size N)", r.MaxContent())
 	case errors.Is(err, client.ErrInvalidUTF8):
@@ -273,10 +280,19 @@ func newCreateCmd(g *globals) *cobra.Command {
 		Long: `Create a region. The utf8 layout is the documented one (lock flag, uint32
 length, UTF-8 data); raw holds bytes, from 1 byte to 1 GiB and more.
 A durable region is backed by a file in the host's data directory and
-keeps its content across reboots.`,
+keeps its content across reboots.
+
+A region costs its size plus a control block in shared memory: the
+control block's undo area keeps the old bytes of a write until it
+commits, and by default holds a write of the whole region, so a region
+costs about twice its size. A raw region whose writes are smaller can
+say so with --max-write N: its undo area holds N bytes (it costs size +
+N + 4 KiB), and any write of more than N bytes is refused. create prints
+what the region costs.`,
 		Example: `  shmgr create sensors
   shmgr create notes --size 65536
   shmgr create frames --layout raw --size 16777216
+  shmgr create frames --layout raw --size 2147483648 --max-write 1048576
   shmgr create config --durable --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -289,6 +305,11 @@ keeps its content across reboots.`,
 			}
 			if o.Size <= 0 {
 				return usageError{fmt.Errorf("--size %d: must be at least 1 byte (6 for utf8)", o.Size)}
+			}
+			if c.Flags().Changed("max-write") {
+				if err := checkMaxWriteFlag(o); err != nil {
+					return usageError{err}
+				}
 			}
 			ctx, cancel := g.withTimeout(c.Context())
 			defer cancel()
@@ -304,7 +325,11 @@ keeps its content across reboots.`,
 			if g.json {
 				return printJSON(c.OutOrStdout(), in)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "created %q: %s, %s layout, up to %d bytes of data (os name %s)\n", in.ShmID, humanBytes(in.Size), in.Layout, in.MaxDataSize, in.OSName)
+			out := c.OutOrStdout()
+			fmt.Fprintf(out, "created %q: %s, %s layout, up to %d bytes of data (os name %s)\n", in.ShmID, humanBytes(in.Size), in.Layout, in.MaxDataSize, in.OSName)
+			if in.Footprint > 0 {
+				fmt.Fprintf(out, "cost: %s\n", costLine(in))
+			}
 			return nil
 		},
 	}
@@ -312,7 +337,40 @@ keeps its content across reboots.`,
 	c.Flags().Int64Var(&o.Size, "size", 4096, "size in bytes")
 	c.Flags().StringVar(&o.Layout, "layout", "utf8", "utf8 (the documented layout) or raw")
 	c.Flags().BoolVar(&o.Durable, "durable", false, "back the region with a file so it survives reboots")
+	c.Flags().Int64Var(&o.MaxWrite, "max-write", 0, "raw only: the largest write in bytes (1 to --size); the undo area holds this much instead of the whole size (default: the whole size)")
 	return c
+}
+
+// checkMaxWriteFlag checks --max-write before anything is sent: 1 to
+// the size, raw and not durable (the host checks the same; saying it here
+// makes it a usage error).
+func checkMaxWriteFlag(o client.CreateOptions) error {
+	switch {
+	case o.Layout != "raw":
+		return fmt.Errorf("--max-write applies to raw regions only (add --layout raw): a utf8 write saves the content up to its end, so a utf8 region's undo area is always its whole size")
+	case o.Durable:
+		return fmt.Errorf("--max-write cannot be used with --durable: a durable region's checkpoint is restored as one write, so its undo area is its whole size")
+	case o.MaxWrite < 1 || o.MaxWrite > o.Size:
+		return fmt.Errorf("--max-write %d: must be 1 to the region's size (--size %d)", o.MaxWrite, o.Size)
+	}
+	return nil
+}
+
+// costLine says what a region costs: in shared memory (/dev/shm on
+// Linux) or on disk, and how that splits into data and control block.
+func costLine(in client.Info) string {
+	where := "shared memory"
+	if runtime.GOOS == "linux" {
+		where = "/dev/shm"
+	}
+	if in.Durable {
+		where = "disk"
+	}
+	s := fmt.Sprintf("%s of %s (%d bytes: %s data + %s control block", humanBytes(in.Footprint), where, in.Footprint, humanBytes(in.Size), humanBytes(in.Footprint-in.Size))
+	if in.MaxWrite > 0 {
+		s += fmt.Sprintf(", whose undo area holds writes of up to %s", humanBytes(in.MaxWrite))
+	}
+	return s + ")"
 }
 
 func newRmCmd(g *globals) *cobra.Command {
@@ -441,13 +499,16 @@ func printRegion(w io.Writer, in client.Info) {
 	fmt.Fprintf(tw, "version:\t%d\n", in.Version)
 	fmt.Fprintf(tw, "os name:\t%s (%s)\n", in.OSName, in.OSKind)
 	fmt.Fprintf(tw, "durable:\t%v\n", in.Durable)
+	switch {
+	case in.MaxWrite <= 0: // a host older than max_write
+	case in.MaxWrite >= in.Size:
+		fmt.Fprintf(tw, "max write:\t%d bytes (the whole region)\n", in.MaxWrite)
+	default:
+		fmt.Fprintf(tw, "max write:\t%d bytes (larger writes are refused: recreate the region with a larger --max-write to change it)\n", in.MaxWrite)
+	}
 	if in.Footprint > 0 {
-		// The undo area: a region costs about twice its size.
-		where := "shared memory"
-		if in.Durable {
-			where = "disk"
-		}
-		fmt.Fprintf(tw, "cost:\t%s of %s (data, control block, undo area)\n", humanBytes(in.Footprint), where)
+		// The undo area: a region costs up to twice its size.
+		fmt.Fprintf(tw, "cost:\t%s\n", costLine(in))
 	}
 	lock := "free"
 	if in.Locked {

@@ -281,6 +281,10 @@ type CreateOptions struct {
 	// Durable regions are backed by files in the data directory and
 	// survive a reboot.
 	Durable bool
+	// MaxWrite is the largest write the region takes (raw only; 0: the
+	// whole size). Its undo area holds that many bytes, so a region
+	// costs Size + MaxWrite + 4 KiB instead of about twice Size.
+	MaxWrite int64
 }
 
 // Create makes a new region.
@@ -322,7 +326,7 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 		removeObjects(r.entry)
 		return nil, fmt.Errorf("region %q not created (nothing changed): %w", id, err)
 	}
-	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v; %d bytes of shared memory with its control block and undo area)", id, r.entry.Size, r.entry.Layout, r.entry.Durable, region.Footprint(r.entry.Size))
+	h.cfg.Logf("created region %q (%d bytes, %s, durable=%v; %d bytes of shared memory with its control block and undo area)", id, r.entry.Size, r.entry.Layout, r.entry.Durable, region.Footprint(r.entry.Size, r.entry.MaxWrite))
 	return r, nil
 }
 
@@ -490,19 +494,31 @@ func (h *Host) createLocked(id string, o CreateOptions) (*Region, error) {
 	if err := region.CheckSize(o.Layout, o.Size); err != nil {
 		return nil, err
 	}
+	if err := region.CheckMaxWrite(o.Layout, o.Size, o.MaxWrite); err != nil {
+		return nil, err
+	}
+	if o.MaxWrite == o.Size {
+		o.MaxWrite = 0 // the whole size: the default, recorded as such
+	}
+	if o.Durable && o.MaxWrite != 0 {
+		// After a reboot the host restores a durable region's checkpoint
+		// as one write of the whole content, which a smaller undo area
+		// could not hold crash-safely.
+		return nil, fmt.Errorf("%w: max write %d: a durable region keeps an undo area of its whole size (a checkpoint is restored as one write); leave max write out", region.ErrBadSize, o.MaxWrite)
+	}
 	name := h.osName(id)
 	for _, e := range h.table.Entries() {
 		if e.OSName == name || filepath.Base(e.OSName) == name+".data" {
 			return nil, fmt.Errorf("region %q: its OS name collides with region %q; choose another shm_id", id, e.ID)
 		}
 	}
-	e := registry.Entry{ID: id, Size: o.Size, Layout: o.Layout.String(), Durable: o.Durable, Nonce: newNonce(), Created: time.Now().UTC().Truncate(time.Second)}
+	e := registry.Entry{ID: id, Size: o.Size, Layout: o.Layout.String(), Durable: o.Durable, MaxWrite: o.MaxWrite, Nonce: newNonce(), Created: time.Now().UTC().Truncate(time.Second)}
 	if o.Durable {
 		e.OSName, e.CtlName = h.durablePaths(name)
 	} else {
 		e.OSName, e.CtlName = name, name+"-c"
 		// Both objects take whole pages.
-		need := pageRound(o.Size) + pageRound(region.CtlSize(o.Size))
+		need := pageRound(o.Size) + pageRound(region.CtlSize(o.Size, o.MaxWrite))
 		if free, err := shm.FreeSpace(); err == nil && free < need {
 			return nil, fmt.Errorf("%w: region %q needs %d bytes (data and control block, in whole pages), %d are free", ErrNoSpace, id, need, free)
 		}
@@ -537,7 +553,7 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctl, err := create(e.CtlName, region.CtlSize(e.Size))
+	ctl, err := create(e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
 	if err != nil {
 		data.Close()
 		removeObject(e.Durable, e.OSName)
@@ -551,7 +567,7 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 			return nil, err
 		}
 	}
-	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, version); err != nil {
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.MaxWrite, e.Nonce, version); err != nil {
 		data.Close()
 		ctl.Close()
 		removeObjects(e)

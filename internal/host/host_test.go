@@ -100,6 +100,93 @@ func TestRestartAdoptsRegions(t *testing.T) {
 	}
 }
 
+// TestRestartKeepsMaxWrite creates a raw region with a small max write
+// and restarts the host: whether it re-adopts both objects, rebuilds a
+// lost control block or recreates both, the control block keeps the
+// undo capacity the region was created with (its size follows from it),
+// and a write over the limit is still refused.
+func TestRestartKeepsMaxWrite(t *testing.T) {
+	const size, maxWrite = 1 << 20, 4096
+	for _, lose := range []string{"nothing", "control block", "both objects"} {
+		t.Run("lose="+lose, func(t *testing.T) {
+			dir := t.TempDir()
+			h, _, err := host.Open(host.DefaultConfig(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := h.Create("frames", host.CreateOptions{Size: size, Layout: region.Raw, MaxWrite: maxWrite})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := r.Info()
+			if in.MaxWrite != maxWrite || in.Footprint != size+4096+maxWrite+8 {
+				t.Fatalf("info: max_write %d footprint %d, want %d and %d", in.MaxWrite, in.Footprint, maxWrite, size+4096+maxWrite+8)
+			}
+			if err := r.Do(func(rr *region.Region) error {
+				_, err := rr.WriteAt(size-maxWrite, []byte("last chunk"), region.WriteOptions{})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			switch lose {
+			case "control block":
+				shm.Remove(in.CtlName)
+			case "both objects":
+				shm.Remove(in.CtlName)
+				shm.Remove(in.OSName)
+			}
+
+			h2, report, err := host.Open(host.DefaultConfig(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cleanup(t, h2) })
+			if lose == "nothing" && len(report) != 0 {
+				t.Errorf("restart report = %q, want nothing to repair", report)
+			}
+			r2, err := h2.Get("frames")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r2.Info(); got.MaxWrite != maxWrite || got.Footprint != in.Footprint {
+				t.Errorf("after restart: max_write %d footprint %d, want %d and %d", got.MaxWrite, got.Footprint, maxWrite, in.Footprint)
+			}
+			ctl, err := shm.Open(in.CtlName, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := int64(len(ctl.Bytes())); n != region.CtlSize(size, maxWrite) {
+				t.Errorf("control block is %d bytes after restart, want %d", n, region.CtlSize(size, maxWrite))
+			}
+			ctl.Close()
+			err = r2.Do(func(rr *region.Region) error {
+				if rr.MaxWrite() != maxWrite {
+					t.Errorf("region's MaxWrite = %d after restart", rr.MaxWrite())
+				}
+				_, err := rr.WriteAt(0, make([]byte, maxWrite+1), region.WriteOptions{})
+				return err
+			})
+			if !errors.Is(err, region.ErrTooLarge) {
+				t.Errorf("write over max write after restart: err = %v, want ErrTooLarge", err)
+			}
+			want := "last chunk"
+			if lose == "both objects" {
+				want = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+			}
+			var got []byte
+			if err := r2.Do(func(rr *region.Region) (err error) {
+				got, _, err = rr.AppendRange(nil, size-maxWrite, 10)
+				return err
+			}); err != nil || string(got) != want {
+				t.Errorf("content after restart = %q, %v; want %q", got, err, want)
+			}
+		})
+	}
+}
+
 func TestVanishedAndOrphans(t *testing.T) {
 	dir := t.TempDir()
 	h, _, err := host.Open(host.DefaultConfig(dir))
@@ -159,6 +246,10 @@ func TestCreateDeleteErrors(t *testing.T) {
 		{"", host.CreateOptions{}, host.ErrBadID},
 		{"-x", host.CreateOptions{}, host.ErrBadID},
 		{"tiny", host.CreateOptions{Size: 5}, region.ErrBadSize},
+		{"mw-utf8", host.CreateOptions{Size: 4096, MaxWrite: 100}, region.ErrBadSize},
+		{"mw-over", host.CreateOptions{Size: 4096, Layout: region.Raw, MaxWrite: 4097}, region.ErrBadSize},
+		{"mw-minus", host.CreateOptions{Size: 4096, Layout: region.Raw, MaxWrite: -1}, region.ErrBadSize},
+		{"mw-durable", host.CreateOptions{Size: 4096, Layout: region.Raw, MaxWrite: 100, Durable: true}, region.ErrBadSize},
 	}
 	for _, tt := range tests {
 		if _, err := h.Create(tt.id, tt.o); !errors.Is(err, tt.want) {

@@ -87,7 +87,7 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	ctl, err := open(e.CtlName, region.CtlSize(e.Size))
+	ctl, err := open(e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
 	upgraded := ""
 	if err == nil {
 		// A control block of an older format is upgraded in place (under
@@ -140,14 +140,14 @@ func (h *Host) adopt(e registry.Entry) (*Region, string, error) {
 	if e.Durable {
 		create = shm.CreateFile
 	}
-	ctl, err = create(e.CtlName, region.CtlSize(e.Size), h.cfg.Perm)
+	ctl, err = create(e.CtlName, region.CtlSize(e.Size, e.MaxWrite), h.cfg.Perm)
 	if err != nil {
 		data.Close()
 		return nil, "", err
 	}
 	l, _ := region.ParseLayout(e.Layout)
 	v := resumeVersion(e)
-	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.Nonce, v); err != nil {
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, e.MaxWrite, e.Nonce, v); err != nil {
 		data.Close()
 		ctl.Close()
 		return nil, "", err

@@ -67,8 +67,9 @@ func (r *Region) Info() Info {
 		Durable: e.Durable,
 		Created: e.Created,
 		HostID:  r.hostID,
-		// The undo area makes a region cost twice its size: say so.
-		Footprint: region.Footprint(e.Size),
+		// The undo area makes a region cost up to twice its size: say so.
+		Footprint: region.Footprint(e.Size, e.MaxWrite),
+		MaxWrite:  region.UndoCap(e.Size, e.MaxWrite),
 	}
 	if e.Layout == region.UTF8.String() {
 		in.LockOffset, in.LenOffset, in.DataOffset, in.MaxDataSize = region.LockOffset, region.LenOffset, region.DataOffset, e.Size-region.DataOffset

@@ -134,7 +134,7 @@ func (h *Host) restore(r *Region) error {
 	if err != nil {
 		return err
 	}
-	ctl, err := create(e.CtlName, region.CtlSize(e.Size))
+	ctl, err := create(e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
 	if err != nil {
 		data.Close()
 		removeObject(e.Durable, e.OSName)

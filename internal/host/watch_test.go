@@ -70,7 +70,7 @@ func mapRegion(t *testing.T, r *host.Region) (*region.Region, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := shm.Open(in.CtlName, region.CtlSize(in.Size))
+	ctl, err := shm.Open(in.CtlName, region.CtlSize(in.Size, in.MaxWrite))
 	if err != nil {
 		data.Close()
 		t.Fatal(err)

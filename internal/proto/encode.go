@@ -270,9 +270,14 @@ type CreateOptions struct {
 	// Durable asks for a file-backed region that survives reboots
 	// (durable=1).
 	Durable bool
+	// MaxWrite is the largest write the region takes (max_write=; raw
+	// only), if not 0: its undo area holds that much instead of the whole
+	// size.
+	MaxWrite int64
 }
 
-// AppendCreate appends "CREATE <id> [size=<n>] [layout=<l>] [durable=1]\n".
+// AppendCreate appends "CREATE <id> [size=<n>] [layout=<l>] [durable=1]
+// [max_write=<n>]\n".
 func AppendCreate(dst, id []byte, o CreateOptions) []byte {
 	dst = append(dst, "CREATE "...)
 	dst = append(dst, id...)
@@ -286,6 +291,10 @@ func AppendCreate(dst, id []byte, o CreateOptions) []byte {
 	}
 	if o.Durable {
 		dst = append(dst, " durable=1"...)
+	}
+	if o.MaxWrite != 0 {
+		dst = append(dst, " max_write="...)
+		dst = strconv.AppendInt(dst, o.MaxWrite, 10)
 	}
 	return append(dst, '\n')
 }

@@ -45,6 +45,8 @@ var requestRoundTrips = []struct {
 	{"create", AppendCreate(nil, b("r2"), CreateOptions{}), Request{Cmd: CmdCreate, ID: b("r2")}},
 	{"create/all", AppendCreate(nil, b("r2"), CreateOptions{Size: 1 << 20, Layout: "raw", Durable: true}),
 		Request{Cmd: CmdCreate, ID: b("r2"), Size: 1 << 20, Layout: b("raw"), Durable: true}},
+	{"create/max-write", AppendCreate(nil, b("r2"), CreateOptions{Size: 1 << 31, Layout: "raw", MaxWrite: 1 << 20}),
+		Request{Cmd: CmdCreate, ID: b("r2"), Size: 1 << 31, Layout: b("raw"), MaxWrite: 1 << 20}},
 	{"delete", AppendDelete(nil, b("r2")), Request{Cmd: CmdDelete, ID: b("r2")}},
 	{"watch", AppendWatch(nil, b("r1"), WatchOptions{}), Request{Cmd: CmdWatch, ID: b("r1")}},
 	{"watch/from", AppendWatch(nil, b("r1"), WatchOptions{HasFrom: true, From: 12}), Request{Cmd: CmdWatch, ID: b("r1"), HasFrom: true, From: 12}},

@@ -38,7 +38,7 @@ func encodeRequest(dst []byte, r Request) []byte {
 	case CmdList:
 		return AppendList(dst)
 	case CmdCreate:
-		return AppendCreate(dst, r.ID, CreateOptions{Size: r.Size, Layout: string(r.Layout), Durable: r.Durable})
+		return AppendCreate(dst, r.ID, CreateOptions{Size: r.Size, Layout: string(r.Layout), Durable: r.Durable, MaxWrite: r.MaxWrite})
 	case CmdDelete:
 		return AppendDelete(dst, r.ID)
 	case CmdWatch:

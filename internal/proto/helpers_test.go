@@ -38,6 +38,9 @@ func fmtReq(r Request) string {
 	if r.Size != 0 {
 		fmt.Fprintf(&b, " size=%d", r.Size)
 	}
+	if r.MaxWrite != 0 {
+		fmt.Fprintf(&b, " max_write=%d", r.MaxWrite)
+	}
 	if r.Layout != nil {
 		fmt.Fprintf(&b, " layout=%q", r.Layout)
 	}

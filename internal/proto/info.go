@@ -22,8 +22,13 @@ type RegionInfo struct {
 	HostID      string    `json:"host_id"`
 	// Footprint is what the region costs in shared memory (or on disk,
 	// when durable): the data object and its control block, whose undo
-	// area is as large as the data, so about twice Size.
+	// area holds MaxWrite bytes, so about twice Size by default.
 	Footprint int64 `json:"footprint,omitempty"`
+	// MaxWrite is the largest write the region takes: the size of its
+	// undo area (the whole Size unless it was created with a smaller
+	// max_write, raw only). Always present; 0 only from hosts older than
+	// the field, whose regions take writes of their whole size.
+	MaxWrite int64 `json:"max_write"`
 	// Locked reports whether the region's lock is held; LockPID and
 	// LockOwner say by whom, when a shmgr process holds it.
 	Locked    bool   `json:"locked"`

@@ -64,6 +64,14 @@ type Meta struct {
 	Nonce string `json:"nonce"`
 	// Durable is set for a file-backed region.
 	Durable bool `json:"durable"`
+	// MaxWrite is the largest write the region takes, the size of its
+	// control block's undo area (a local client maps the control block
+	// at region.CtlSize(Size, MaxWrite)); absent (hosts older than the
+	// field): the whole size.
+	MaxWrite int64 `json:"max_write,omitempty"`
+	// Footprint is what the region costs in shared memory (or on disk,
+	// durable); absent from hosts older than the field.
+	Footprint int64 `json:"footprint,omitempty"`
 	// Created is when the region was created; omitted when zero.
 	Created time.Time `json:"created,omitzero"`
 	// Auth is "none" or "token" (AUTH is required); omitted when empty.

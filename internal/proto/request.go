@@ -106,6 +106,9 @@ type Request struct {
 	Layout []byte
 	// Durable is set for CREATE durable=1.
 	Durable bool
+	// MaxWrite is the CREATE max_write= value: the largest write the
+	// region takes (raw only), > 0; 0 when absent (the whole region).
+	MaxWrite int64
 	// HasLease is set for LOCK and RENEW with lease=.
 	HasLease bool
 	// Lease is the LOCK or RENEW lease= length in milliseconds, > 0; 0
@@ -549,6 +552,7 @@ const (
 	optWait
 	optFence
 	optDelta
+	optMaxWrite
 )
 
 // option splits token i as key=value and identifies the key among those
@@ -626,11 +630,12 @@ func (s *lineState) setOptions(req *Request) *badArg {
 	return nil
 }
 
-// createOptions parses CREATE's options: size=, layout= and durable=.
+// createOptions parses CREATE's options: size=, layout=, durable= and
+// max_write=.
 func (s *lineState) createOptions(req *Request) *badArg {
 	seen := 0
 	for i := 2; i < s.nt; i++ {
-		key, val, bad := s.option(i, optSize|optLayout|optDurable, &seen)
+		key, val, bad := s.option(i, optSize|optLayout|optDurable|optMaxWrite, &seen)
 		if bad != nil {
 			return bad
 		}
@@ -652,6 +657,14 @@ func (s *lineState) createOptions(req *Request) *badArg {
 				req.Durable = true
 			default:
 				return s.optionValueError(i, "durable must be 0 or 1")
+			}
+		case optMaxWrite:
+			var ok bool
+			if req.MaxWrite, ok = parseInt64(val); !ok {
+				return s.optionValueError(i, "malformed max_write")
+			}
+			if req.MaxWrite == 0 {
+				return s.optionValueError(i, "max_write must be positive (leave it out for the whole region)")
 			}
 		}
 	}
@@ -724,6 +737,7 @@ var optionNames = [...]struct {
 	{"at", optAt}, {"ifver", optIfVer}, {"cid", optCID}, {"seq", optSeq},
 	{"size", optSize}, {"layout", optLayout}, {"durable", optDurable}, {"from", optFrom},
 	{"lease", optLease}, {"wait", optWait}, {"fence", optFence}, {"delta", optDelta},
+	{"max_write", optMaxWrite},
 }
 
 // lookupOption returns the bit of an option key, matched without regard to

@@ -21,6 +21,7 @@ var ByteMap = []struct {
 	{offUndoOff, 8, "undo offset"},
 	{offUndoLen, 8, "undo length"},
 	{offFlagBy, 8, "flag holder"},
+	{offUndoCap, 8, "undo capacity"},
 	{offWatch, 4, "watch word"},
 	{offWaiters, 4, "number of processes sleeping"},
 	{offRetired, 4, "retired"},

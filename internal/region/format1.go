@@ -53,8 +53,8 @@ func Upgrade(data, ctl []byte) (rolledBack bool, err error) {
 	if err := CheckSize(l, size); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrBadControl, err)
 	}
-	if int64(len(ctl)) != CtlSize(size) {
-		return false, fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size))
+	if int64(len(ctl)) != CtlSize(size, 0) {
+		return false, fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size, 0))
 	}
 
 	lockw := (*atomic.Uint64)(unsafe.Pointer(&ctl[offLock]))
@@ -104,6 +104,9 @@ func Upgrade(data, ctl []byte) (rolledBack bool, err error) {
 	(*atomic.Uint64)(unsafe.Pointer(&ctl[offLease])).Store(0)
 	clear(ctl[offLabel : offLabel+labelLen])
 	binary.LittleEndian.PutUint64(ctl[offFlagBy:], 0)
+	// Format 1 always had a full-size undo area: record it as 0 (the
+	// whole object), whatever format 1 left in those reserved bytes.
+	binary.LittleEndian.PutUint64(ctl[offUndoCap:], 0)
 	clear(ctl[offSlots : offSlots+numSlots*slotSize])
 	id := bootID()
 	copy(ctl[offBootID:offBootID+bootIDLen], id[:])

@@ -85,7 +85,7 @@ func TestArchitectureByteMap(t *testing.T) {
 		wantSize := strconv.Itoa(want.Size)
 		switch {
 		case want.Size < 0:
-			wantSize = "size+8"
+			wantSize = "max write+8"
 		case want.Offset == 2048:
 			wantSize = strconv.Itoa(region.NumSlots) + " x " + strconv.Itoa(region.SlotSize)
 		}

@@ -87,6 +87,7 @@ const (
 	offUndoOff    = 200
 	offUndoLen    = 208
 	offFlagBy     = 216
+	offUndoCap    = 224
 	offWatch      = 256
 	offWaiters    = 260
 	offRetired    = 264
@@ -107,15 +108,47 @@ const (
 )
 
 // CtlSize returns the size of the control block for a data object of
-// dataSize bytes: a header page and an undo area as large as the data
-// (a write may replace all of it, and its old bytes must survive a crash
-// until it commits). A region costs Footprint(dataSize) bytes in all.
-func CtlSize(dataSize int64) int64 { return ctlHeaderSize + dataSize + 8 }
+// dataSize bytes whose writes are at most maxWrite bytes (0: the whole
+// object): a header page and an undo area of UndoCap(dataSize, maxWrite)
+// bytes plus 8 (a write's old bytes must survive a crash until it
+// commits, so the undo area holds the largest write). A region costs
+// Footprint(dataSize, maxWrite) bytes in all.
+func CtlSize(dataSize, maxWrite int64) int64 {
+	return ctlHeaderSize + UndoCap(dataSize, maxWrite) + 8
+}
 
-// Footprint returns what a region of dataSize bytes costs in shared
-// memory (or on disk, for a durable one): the data object and its control
-// block, about twice the data.
-func Footprint(dataSize int64) int64 { return dataSize + CtlSize(dataSize) }
+// UndoCap returns how many bytes a region's undo area holds: maxWrite,
+// or dataSize when maxWrite is 0 (the default, and what a control block
+// made before the field existed records).
+func UndoCap(dataSize, maxWrite int64) int64 {
+	if maxWrite <= 0 || maxWrite > dataSize {
+		return dataSize
+	}
+	return maxWrite
+}
+
+// Footprint returns what a region of dataSize bytes whose writes are at
+// most maxWrite bytes (0: the whole object) costs in shared memory (or
+// on disk, for a durable one): the data object and its control block,
+// about twice the data by default.
+func Footprint(dataSize, maxWrite int64) int64 { return dataSize + CtlSize(dataSize, maxWrite) }
+
+// CheckMaxWrite reports whether maxWrite is a valid max write for a
+// region of layout l and size bytes: 0 (the whole region) or, for raw,
+// 1 to size. A utf8 write saves the length word and the old content up
+// to the write's end, so a utf8 region's undo area is always its whole
+// size: max write applies to raw regions only.
+func CheckMaxWrite(l Layout, size, maxWrite int64) error {
+	switch {
+	case maxWrite == 0:
+		return nil
+	case l != Raw:
+		return fmt.Errorf("%w: max write %d: max write applies to raw regions only (a utf8 write saves the length word and the content before its end, so a utf8 region's undo area is always its whole size); leave it out", ErrBadSize, maxWrite)
+	case maxWrite < 1 || maxWrite > size:
+		return fmt.Errorf("%w: max write %d: it must be 1 to the region's size (%d bytes)", ErrBadSize, maxWrite, size)
+	}
+	return nil
+}
 
 // Errors returned by this package, matched with errors.Is.
 var (
@@ -196,21 +229,28 @@ func (e *ConflictError) Error() string {
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // Format initialises a control block for a data object of len(data) bytes
-// and the given layout. The data must be zero (a fresh object) or already
+// and the given layout, whose writes are at most maxWrite bytes (0: the
+// whole object; see CheckMaxWrite); ctl must be CtlSize(len(data),
+// maxWrite) bytes. The data must be zero (a fresh object) or already
 // hold valid content for the layout. version is the region's starting
 // version. Only the host formats control blocks.
-func Format(data, ctl []byte, l Layout, nonce uint64, version uint64) error {
-	if err := CheckSize(l, int64(len(data))); err != nil {
+func Format(data, ctl []byte, l Layout, maxWrite int64, nonce uint64, version uint64) error {
+	size := int64(len(data))
+	if err := CheckSize(l, size); err != nil {
 		return err
 	}
-	if int64(len(ctl)) != CtlSize(int64(len(data))) {
-		return fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(int64(len(data))))
+	if err := CheckMaxWrite(l, size, maxWrite); err != nil {
+		return err
+	}
+	if int64(len(ctl)) != CtlSize(size, maxWrite) {
+		return fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size, maxWrite))
 	}
 	clear(ctl[:ctlHeaderSize])
 	copy(ctl[offMagic:], ctlMagic)
 	binary.LittleEndian.PutUint32(ctl[offFormat:], ctlFormat)
 	binary.LittleEndian.PutUint32(ctl[offLayout:], uint32(l))
-	binary.LittleEndian.PutUint64(ctl[offSize:], uint64(len(data)))
+	binary.LittleEndian.PutUint64(ctl[offSize:], uint64(size))
+	binary.LittleEndian.PutUint64(ctl[offUndoCap:], uint64(UndoCap(size, maxWrite)))
 	binary.LittleEndian.PutUint64(ctl[offNonce:], nonce)
 	id := bootID()
 	copy(ctl[offBootID:offBootID+bootIDLen], id[:])
@@ -255,6 +295,7 @@ type Region struct {
 	undo   []byte
 	layout Layout
 	max    int64 // largest content
+	maxW   int64 // largest write the undo area holds (raw; utf8: the size)
 
 	seq       *atomic.Uint64
 	lockw     *atomic.Uint64 // see lock.go
@@ -313,6 +354,7 @@ func Attach(data, ctl []byte, lockPath string) (*Region, error) {
 	} else {
 		r.max = size
 	}
+	r.maxW = undoCapOf(ctl, size)
 	if err := r.claimSlot(lockPath); err != nil {
 		return nil, err
 	}
@@ -347,10 +389,24 @@ func checkHeader(data, ctl []byte) error {
 	if err := CheckSize(l, size); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadControl, err)
 	}
-	if int64(len(ctl)) != CtlSize(size) {
-		return fmt.Errorf("%w: control block is %d bytes, want %d", ErrBadControl, len(ctl), CtlSize(size))
+	c := int64(binary.LittleEndian.Uint64(ctl[offUndoCap:]))
+	if c < 0 || c > size || c != 0 && c != size && l != Raw {
+		return fmt.Errorf("%w: the control block's undo capacity is %d bytes, for a %s region of %d bytes", ErrBadControl, c, l, size)
+	}
+	if int64(len(ctl)) != CtlSize(size, c) {
+		return fmt.Errorf("%w: control block is %d bytes, want %d (undo capacity %d)", ErrBadControl, len(ctl), CtlSize(size, c), UndoCap(size, c))
 	}
 	return nil
+}
+
+// undoCapOf returns the undo capacity a checked control block records.
+func undoCapOf(ctl []byte, size int64) int64 {
+	return UndoCap(size, int64(binary.LittleEndian.Uint64(ctl[offUndoCap:])))
+}
+
+// tooLarge is the error for a write larger than the undo area holds.
+func (r *Region) tooLarge(n int) error {
+	return fmt.Errorf("%w: %d bytes: this region's max write is %d bytes (its undo area holds no more): write in smaller pieces, or recreate the region with a larger --max-write (CREATE max_write=)", ErrTooLarge, n, r.maxW)
 }
 
 // Close gives up the Region's owner slot. The Region must not be used
@@ -382,6 +438,11 @@ func (r *Region) Size() int64 { return int64(len(r.data)) }
 // MaxContent returns the largest content the region holds: size-5 for
 // utf8, size for raw.
 func (r *Region) MaxContent() int64 { return r.max }
+
+// MaxWrite returns the largest write the region takes: its undo area's
+// capacity (the whole size unless the region was created with a smaller
+// max write; raw only).
+func (r *Region) MaxWrite() int64 { return r.maxW }
 
 // Nonce returns the nonce the host stored in the control block.
 func (r *Region) Nonce() uint64 { return binary.LittleEndian.Uint64(r.ctl[offNonce:]) }
@@ -623,6 +684,8 @@ func (r *Region) Write(p []byte, o WriteOptions) (uint64, error) {
 		}
 	} else if int64(len(p)) > r.max {
 		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(p), r.max)
+	} else if int64(len(p)) > r.maxW {
+		return 0, r.tooLarge(len(p))
 	}
 	if err := r.enter(o); err != nil {
 		return 0, err
@@ -648,6 +711,9 @@ func (r *Region) WriteAt(off int64, p []byte, o WriteOptions) (uint64, error) {
 			return 0, fmt.Errorf("%w: %d bytes at offset %d exceed the region (%d bytes)", ErrOutOfRange, len(p), off, r.max)
 		}
 		return 0, fmt.Errorf("%w: %d bytes at offset %d exceed the maximum of %d", ErrTooLarge, len(p), off, r.max)
+	}
+	if int64(len(p)) > r.maxW {
+		return 0, r.tooLarge(len(p))
 	}
 	if r.layout == UTF8 && !utf8.Valid(p) {
 		return 0, fmt.Errorf("%w: %s", ErrInvalidUTF8, badUTF8At(p))
@@ -705,6 +771,8 @@ func (r *Region) Update(o WriteOptions, fn func(cur []byte) ([]byte, error)) (ui
 		}
 	} else if int64(len(next)) > r.max {
 		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(next), r.max)
+	} else if int64(len(next)) > r.maxW {
+		return 0, r.tooLarge(len(next))
 	}
 	return r.commit(0, next, true), nil
 }

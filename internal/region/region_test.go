@@ -37,6 +37,13 @@ type namedRegion struct {
 // objects when the test ends.
 func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
 	t.Helper()
+	return newBoundedRegion(t, l, size, 0)
+}
+
+// newBoundedRegion is newNamedRegion with a max write (0: the whole
+// size): its control block's undo area holds maxWrite bytes.
+func newBoundedRegion(t testing.TB, l region.Layout, size, maxWrite int64) *namedRegion {
+	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
 	name := "shmgrcrash-" + hex.EncodeToString(b[:])
@@ -44,7 +51,7 @@ func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := shm.Create(name+"-c", region.CtlSize(size), 0o600)
+	ctl, err := shm.Create(name+"-c", region.CtlSize(size, maxWrite), 0o600)
 	if err != nil {
 		data.Close()
 		shm.Remove(name)
@@ -61,7 +68,7 @@ func newNamedRegion(t testing.TB, l region.Layout, size int64) *namedRegion {
 		shm.Remove(name + "-c")
 		region.RemoveLocks(nr.path)
 	})
-	if err := region.Format(data.Bytes(), ctl.Bytes(), l, 7, 0); err != nil {
+	if err := region.Format(data.Bytes(), ctl.Bytes(), l, maxWrite, 7, 0); err != nil {
 		t.Fatal(err)
 	}
 	nr.r = nr.attach(t)
@@ -468,5 +475,142 @@ func TestWaitChangeWakesOnCommit(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("waiter not woken by a commit within 5s")
+	}
+}
+
+// TestBoundedUndo checks a region created with a max write smaller than
+// its size: the control block records the capacity and is sized by it,
+// and every write path refuses a write the undo area cannot hold before
+// touching anything, with ErrTooLarge and a message naming the limit.
+func TestBoundedUndo(t *testing.T) {
+	const size, maxWrite = 1 << 16, 1000
+	nr := newBoundedRegion(t, region.Raw, size, maxWrite)
+	r := nr.r
+	if got := int64(len(nr.ctl)); got != region.HeaderSize+maxWrite+8 || got != region.CtlSize(size, maxWrite) {
+		t.Fatalf("control block is %d bytes, want %d", got, region.HeaderSize+maxWrite+8)
+	}
+	if got := binary.LittleEndian.Uint64(nr.ctl[224:]); got != maxWrite {
+		t.Fatalf("undo capacity field = %d, want %d", got, maxWrite)
+	}
+	if r.MaxWrite() != maxWrite {
+		t.Fatalf("MaxWrite = %d", r.MaxWrite())
+	}
+	fill := bytes.Repeat([]byte{7}, maxWrite)
+	if _, err := r.WriteAt(size-maxWrite, fill, region.WriteOptions{}); err != nil {
+		t.Fatalf("WriteAt of exactly max write: %v", err)
+	}
+	before, v0, _ := r.AppendContent(nil)
+	undoBefore := append([]byte(nil), nr.ctl[region.HeaderSize:]...)
+	over := make([]byte, maxWrite+1)
+	token, err := r.Acquire(time.Second, time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(token)
+	fenced := region.WriteOptions{Fenced: true, Fence: token}
+	tests := []struct {
+		name  string
+		write func() error
+	}{
+		{"Write", func() error { _, err := r.Write(over, region.WriteOptions{Timeout: time.Millisecond}); return err }},
+		{"WriteAt", func() error {
+			_, err := r.WriteAt(0, over, region.WriteOptions{Timeout: time.Millisecond})
+			return err
+		}},
+		{"Write/fenced", func() error { _, err := r.Write(over, fenced); return err }},
+		{"WriteAt/fenced", func() error { _, err := r.WriteAt(5, over, fenced); return err }},
+		{"Update/fenced", func() error {
+			_, err := r.Update(fenced, func(cur []byte) ([]byte, error) { return cur[:maxWrite+1], nil })
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.write()
+			if !errors.Is(err, region.ErrTooLarge) || !strings.Contains(err.Error(), "max write is 1000 bytes") || !strings.Contains(err.Error(), "--max-write") {
+				t.Fatalf("err = %v, want ErrTooLarge naming the max write and --max-write", err)
+			}
+			got, v, _ := r.AppendContent(nil)
+			if v != v0 || !bytes.Equal(got, before) {
+				t.Errorf("a refused write changed the region: version %d (was %d)", v, v0)
+			}
+			if !bytes.Equal(nr.ctl[region.HeaderSize:], undoBefore) {
+				t.Errorf("a refused write touched the undo area")
+			}
+		})
+	}
+	// A fenced write within the limit still works under the same lease.
+	if _, err := r.WriteAt(0, fill, fenced); err != nil {
+		t.Fatalf("fenced WriteAt of max write: %v", err)
+	}
+}
+
+// TestMaxWriteChecks is the table of max writes a region accepts.
+func TestMaxWriteChecks(t *testing.T) {
+	tests := []struct {
+		layout    region.Layout
+		size, max int64
+		ok        bool
+	}{
+		{region.Raw, 100, 0, true},
+		{region.Raw, 100, 1, true},
+		{region.Raw, 100, 100, true},
+		{region.Raw, 100, 101, false},
+		{region.Raw, 100, -1, false},
+		{region.UTF8, 100, 0, true},
+		{region.UTF8, 100, 50, false},
+	}
+	for _, tt := range tests {
+		err := region.CheckMaxWrite(tt.layout, tt.size, tt.max)
+		if (err == nil) != tt.ok || err != nil && !errors.Is(err, region.ErrBadSize) {
+			t.Errorf("CheckMaxWrite(%v, %d, %d) = %v, want ok=%v", tt.layout, tt.size, tt.max, err, tt.ok)
+		}
+	}
+	for _, c := range []struct{ size, max, want int64 }{{100, 0, 100}, {100, 10, 10}, {100, 100, 100}} {
+		if got := region.CtlSize(c.size, c.max); got != region.HeaderSize+c.want+8 {
+			t.Errorf("CtlSize(%d, %d) = %d, want %d", c.size, c.max, got, region.HeaderSize+c.want+8)
+		}
+		if got := region.Footprint(c.size, c.max); got != c.size+region.CtlSize(c.size, c.max) {
+			t.Errorf("Footprint(%d, %d) = %d", c.size, c.max, got)
+		}
+	}
+}
+
+// TestBadUndoCapacity checks that a control block whose recorded undo
+// capacity disagrees with its size (or is past the data) is refused,
+// never misread, and that 0 (blocks made before the field) means the
+// whole region.
+func TestBadUndoCapacity(t *testing.T) {
+	nr := newNamedRegion(t, region.Raw, 4096)
+	for _, c := range []struct {
+		val uint64
+		ok  bool
+	}{{0, true}, {4096, true}, {4097, false}, {100, false}, {1 << 63, false}} {
+		binary.LittleEndian.PutUint64(nr.ctl[224:], c.val)
+		r, err := region.Attach(nr.data, nr.ctl, nr.path)
+		if (err == nil) != c.ok || err != nil && !errors.Is(err, region.ErrBadControl) {
+			t.Errorf("undo capacity %d: Attach err = %v, want ok=%v", c.val, err, c.ok)
+		}
+		if err == nil {
+			if r.MaxWrite() != 4096 {
+				t.Errorf("undo capacity %d: MaxWrite = %d, want 4096", c.val, r.MaxWrite())
+			}
+			r.Close()
+		}
+	}
+	binary.LittleEndian.PutUint64(nr.ctl[224:], 4096)
+}
+
+// BenchmarkWriteAtRaw4K is a 4 KiB WriteAt into a raw region, the path
+// whose max write check is new (compare with the same benchmark before).
+func BenchmarkWriteAtRaw4K(b *testing.B) {
+	r, _, _ := tempRegion(b, region.Raw, 1<<16)
+	p := bytes.Repeat([]byte("x"), 4096)
+	b.SetBytes(4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.WriteAt(4096, p, region.WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

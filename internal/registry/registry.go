@@ -50,6 +50,11 @@ type Entry struct {
 	Created time.Time `json:"created"`
 	// Version is the last version the host saw (updated when it persists).
 	Version uint64 `json:"version"`
+	// MaxWrite is the largest write the region takes (raw only): its
+	// control block's undo area holds that many bytes, so the host must
+	// re-open the control block at region.CtlSize(Size, MaxWrite). 0 (and
+	// absent, in registries written before it existed): the whole size.
+	MaxWrite int64 `json:"max_write,omitempty"`
 }
 
 // file is the on-disk form.

@@ -24,6 +24,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tab.Put(registry.Entry{ID: "default", OSName: tab.Prefix() + "a", CtlName: tab.Prefix() + "a-c", Size: 4096, Layout: "utf8", Nonce: 7, Created: created, Version: 3})
 	tab.Put(registry.Entry{ID: "big", OSName: tab.Prefix() + "b", CtlName: tab.Prefix() + "b-c", Size: 1 << 20, Layout: "raw", Durable: true, Nonce: 9, Created: created})
+	tab.Put(registry.Entry{ID: "frames", OSName: tab.Prefix() + "f", CtlName: tab.Prefix() + "f-c", Size: 1 << 20, Layout: "raw", MaxWrite: 4096, Nonce: 11, Created: created})
 	if err := tab.Save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +39,18 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale temp file not removed: %v", err)
 	}
-	if got.Instance != tab.Instance || got.Default != "default" || got.Len() != 2 {
+	if got.Instance != tab.Instance || got.Default != "default" || got.Len() != 3 {
 		t.Fatalf("loaded %+v", got)
 	}
 	e, ok := got.Get("default")
 	if !ok || e.Size != 4096 || e.Version != 3 || !e.Created.Equal(created) || e.Nonce != 7 {
 		t.Fatalf("entry = %+v", e)
+	}
+	if f, _ := got.Get("frames"); f.MaxWrite != 4096 {
+		t.Errorf("max write of frames = %d after a round trip, want 4096", f.MaxWrite)
+	}
+	if e.MaxWrite != 0 {
+		t.Errorf("max write of default = %d, want 0 (the whole size)", e.MaxWrite)
 	}
 	if ids := got.Entries(); ids[0].ID != "big" || ids[1].ID != "default" {
 		t.Fatalf("Entries not sorted: %v, %v", ids[0].ID, ids[1].ID)

@@ -774,7 +774,7 @@ func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
 }
 
 func (c *conn) create(req *proto.Request) {
-	o := host.CreateOptions{Size: req.Size, Durable: req.Durable}
+	o := host.CreateOptions{Size: req.Size, Durable: req.Durable, MaxWrite: req.MaxWrite}
 	if req.Layout != nil {
 		l, err := region.ParseLayout(string(req.Layout))
 		if err != nil {
@@ -810,7 +810,7 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
 		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.session,
-		Features: features,
+		Features: features, MaxWrite: in.MaxWrite, Footprint: in.Footprint,
 	}
 }
 

@@ -286,7 +286,10 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 // target is a region the page edits: one of the GUI's own host (Host
 // mode) or the client session's (Client mode).
 type target interface {
-	describe() (layout string, max int64)
+	// describe returns the region's layout, the most content it holds
+	// and its max write (0 from a host older than the field: the whole
+	// size).
+	describe() (layout string, max, maxWrite int64)
 	write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error)
 	read(ctx context.Context) ([]byte, uint64, error)
 	// writeAt and readAt are byte-range writes and reads (raw regions).
@@ -356,11 +359,11 @@ func (s *Server) handleWrite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	layout, max := t.describe()
+	layout, max, maxWrite := t.describe()
 	raw := layout != "utf8"
 	var p []byte
 	if raw {
-		p, err = rawBytes(req, max)
+		p, err = rawBytes(req, max, maxWrite)
 	} else {
 		p, err = textBytes(req, max)
 	}
@@ -426,8 +429,10 @@ func textBytes(req writeRequest, max int64) ([]byte, error) {
 }
 
 // rawBytes is the bytes req writes at req.Offset of a raw region of size
-// bytes; a range that passes the end is refused whole.
-func rawBytes(req writeRequest, size int64) ([]byte, error) {
+// bytes whose writes are at most maxWrite bytes (0: size); a range that
+// passes the end, or is larger than the region's undo area holds, is
+// refused whole.
+func rawBytes(req writeRequest, size, maxWrite int64) ([]byte, error) {
 	if req.Content != "" && req.Hex == "" {
 		return nil, errorf(http.StatusBadRequest, "bad_request", "a raw region takes bytes: send them as hex (\"hex\": \"00ff...\"), not content")
 	}
@@ -439,6 +444,11 @@ func rawBytes(req writeRequest, size int64) ([]byte, error) {
 		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "out_of_range",
 			Message: fmt.Sprintf("%d bytes at offset %d pass the end of the region (%d bytes): nothing was written", len(p), req.Offset, size),
 			Extra:   map[string]any{"size": len(p), "offset": req.Offset, "max": size}}
+	}
+	if maxWrite > 0 && int64(len(p)) > maxWrite {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large_write",
+			Message: fmt.Sprintf("%d bytes is more than the region's max write (%d bytes: its undo area holds no more): nothing was written; write a smaller range, or recreate the region with a larger max write", len(p), maxWrite),
+			Extra:   map[string]any{"size": len(p), "max_write": maxWrite}}
 	}
 	return p, nil
 }

@@ -216,6 +216,10 @@ type clientStatus struct {
 	Size        int64  `json:"size,omitempty"`
 	Max         int64  `json:"max,omitempty"`
 	OSName      string `json:"os_name,omitempty"`
+	// MaxWrite is the region's max write and Footprint what it costs on
+	// the host's machine (0 from a host older than the fields).
+	MaxWrite  int64 `json:"max_write,omitempty"`
+	Footprint int64 `json:"footprint,omitempty"`
 	// LockOwner is who holds the region's lock while a write of the page
 	// waits for it.
 	LockOwner string `json:"lock_owner,omitempty"`
@@ -242,6 +246,7 @@ func (cs *clientSession) status() clientStatus {
 		in := cs.r.Info()
 		st.Mode, st.WhyNotLocal = cs.r.Mode().String(), cs.r.WhyNotLocal()
 		st.Layout, st.Size, st.Max, st.OSName = in.Layout, in.Size, in.MaxDataSize, in.OSName
+		st.MaxWrite, st.Footprint = in.MaxWrite, in.Footprint
 	}
 	return st
 }
@@ -329,9 +334,9 @@ type clientTarget struct {
 	r  *client.Region
 }
 
-func (t clientTarget) describe() (layout string, max int64) {
+func (t clientTarget) describe() (layout string, max, maxWrite int64) {
 	in := t.r.Info()
-	return in.Layout, in.MaxDataSize
+	return in.Layout, in.MaxDataSize, in.MaxWrite
 }
 
 func (t clientTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,6 +407,25 @@ func TestBrowserHostMode(t *testing.T) {
 	b.waitFor(t, 5*time.Second, `document.getElementById("h-text").value === "t=21.5"`)
 	if ls := cli(t, addr, "ls"); !strings.Contains(ls, "sensors") {
 		t.Errorf("shmgr ls lacks the region made in the page:\n%s", ls)
+	}
+
+	// The create form says what a region will cost as the size and max
+	// write are typed (the max write field only for raw), and the region's
+	// facts say what it costs once made; the CLI agrees.
+	b.do(t, chromedp.Click(chromedp.CSS("#create summary")), chromedp.SendKeys(chromedp.ID("create-id"), "wide"))
+	b.setText(t, "create-size", "1048576")
+	b.waitFor(t, 2*time.Second, `document.getElementById("create-maxwrite-field").hidden && document.getElementById("create-cost").textContent.includes("(2101256 B)")`)
+	eval[chromedp.Void](t, b, `(() => { const el = document.getElementById("create-layout"); el.value = "raw"; el.dispatchEvent(new Event("change", {bubbles: true})); })()`)
+	b.waitFor(t, 2*time.Second, `!document.getElementById("create-maxwrite-field").hidden && document.getElementById("create-cost").textContent.includes("(2101256 B)")`)
+	b.setText(t, "create-maxwrite", "4096")
+	b.waitFor(t, 2*time.Second, `document.getElementById("create-cost").textContent.includes("1.0 MiB (1056776 B)") && document.getElementById("create-cost").textContent.includes("up to 4.0 KiB")`)
+	if goruntime.GOOS == "linux" {
+		b.waitFor(t, time.Second, `document.getElementById("create-cost").textContent.includes("of /dev/shm")`)
+	}
+	b.do(t, chromedp.Click(chromedp.ID("create-btn")))
+	b.waitFor(t, 5*time.Second, `document.getElementById("h-region").textContent === "wide" && document.getElementById("fact-cost").textContent.includes("(1056776 B)") && document.getElementById("fact-cost").textContent.includes("max write 4.0 KiB")`)
+	if info := cli(t, addr, "info", "--id", "wide"); !strings.Contains(info, "max write:  4096 bytes") || !strings.Contains(info, "1056776 bytes") {
+		t.Errorf("shmgr info of the region made in the page:\n%s\nwant max write 4096 and a cost of 1056776 bytes", info)
 	}
 
 	// A raw region, edited as hex: a window from an offset, bytes written

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -190,9 +191,15 @@ type hostStatus struct {
 	Reachable []string `json:"reachable"`
 	// Label is the lock owner label of the GUI's own writes, so that the
 	// page can tell a lock it waits for from its own.
-	Label   string              `json:"label,omitempty"`
-	Regions []regionView        `json:"regions"`
-	Clients []server.ClientInfo `json:"clients"`
+	Label string `json:"label,omitempty"`
+	// CtlOverhead is what a region's control block costs beyond its undo
+	// area (region.CtlSize(0, 0)), and ShmDir where shared memory lives
+	// ("/dev/shm" on Linux, empty elsewhere): the create form shows what a
+	// region will cost as the user types its size.
+	CtlOverhead int64               `json:"ctl_overhead"`
+	ShmDir      string              `json:"shm_dir,omitempty"`
+	Regions     []regionView        `json:"regions"`
+	Clients     []server.ClientInfo `json:"clients"`
 }
 
 // regionView is one region in the list.
@@ -208,16 +215,29 @@ type regionView struct {
 	Locked    bool   `json:"locked"`
 	LockPID   uint32 `json:"lock_pid,omitempty"`
 	LockOwner string `json:"lock_owner,omitempty"`
+	// MaxWrite is the largest write the region takes, Footprint what it
+	// costs in shared memory (or on disk, durable).
+	MaxWrite  int64 `json:"max_write"`
+	Footprint int64 `json:"footprint"`
 }
 
 func viewOf(in host.Info) regionView {
 	return regionView{ID: in.ShmID, Size: in.Size, Layout: in.Layout, Max: in.MaxDataSize, Version: in.Version, OSName: in.OSName,
-		OSKind: in.OSKind, Durable: in.Durable, Locked: in.Locked, LockPID: in.LockPID, LockOwner: in.LockOwner}
+		OSKind: in.OSKind, Durable: in.Durable, Locked: in.Locked, LockPID: in.LockPID, LockOwner: in.LockOwner,
+		MaxWrite: in.MaxWrite, Footprint: in.Footprint}
+}
+
+// shmDir is where shared memory objects live, for the page to name.
+func shmDir() string {
+	if runtime.GOOS == "linux" {
+		return "/dev/shm"
+	}
+	return ""
 }
 
 // stoppedStatus is Host mode with no host running.
 func (s *Server) stoppedStatus() hostStatus {
-	return hostStatus{DataDir: s.cfg.DataDir, Reachable: s.reachable(), Regions: []regionView{}, Clients: []server.ClientInfo{}}
+	return hostStatus{DataDir: s.cfg.DataDir, Reachable: s.reachable(), CtlOverhead: region.CtlSize(0, 0), ShmDir: shmDir(), Regions: []regionView{}, Clients: []server.ClientInfo{}}
 }
 
 // reachable lists this machine's addresses that other machines can use.
@@ -234,7 +254,7 @@ func (s *Server) reachable() []string {
 func (hs *hostSession) status() hostStatus {
 	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: server.Addresses(hs.addr.IP),
 		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.token, Notice: hs.notice, FallbackFrom: hs.from, Reachable: hs.reachable,
-		Label: string(hs.label), Regions: []regionView{}, Clients: hs.srv.Clients()}
+		Label: string(hs.label), CtlOverhead: region.CtlSize(0, 0), ShmDir: shmDir(), Regions: []regionView{}, Clients: hs.srv.Clients()}
 	for _, in := range hs.h.List() {
 		st.Regions = append(st.Regions, viewOf(in))
 	}
@@ -247,6 +267,9 @@ type createRequest struct {
 	Size    int64  `json:"size"`
 	Layout  string `json:"layout"`
 	Durable bool   `json:"durable"`
+	// MaxWrite is the largest write (raw only; 0 or absent: the whole
+	// size).
+	MaxWrite int64 `json:"max_write"`
 }
 
 func (hs *hostSession) create(req createRequest) (regionView, error) {
@@ -260,7 +283,19 @@ func (hs *hostSession) create(req createRequest) (regionView, error) {
 	if req.Size < 0 {
 		return regionView{}, errorf(http.StatusBadRequest, "bad_size", "size %d: must be positive", req.Size)
 	}
-	r, err := hs.h.Create(req.ID, host.CreateOptions{Size: req.Size, Layout: l, Durable: req.Durable})
+	if req.MaxWrite != 0 {
+		size := req.Size
+		if size == 0 {
+			size = region.DefaultSize
+		}
+		if err := region.CheckMaxWrite(l, size, req.MaxWrite); err != nil {
+			return regionView{}, errorf(http.StatusBadRequest, "bad_max_write", "%v", err)
+		}
+		if req.Durable && req.MaxWrite != size {
+			return regionView{}, errorf(http.StatusBadRequest, "bad_max_write", "max write %d: a durable region's undo area is its whole size (its checkpoint is restored as one write)", req.MaxWrite)
+		}
+	}
+	r, err := hs.h.Create(req.ID, host.CreateOptions{Size: req.Size, Layout: l, Durable: req.Durable, MaxWrite: req.MaxWrite})
 	if err != nil {
 		return regionView{}, err
 	}
@@ -273,9 +308,9 @@ type hostTarget struct {
 	r  *host.Region
 }
 
-func (t hostTarget) describe() (layout string, max int64) {
+func (t hostTarget) describe() (layout string, max, maxWrite int64) {
 	in := t.r.Info()
-	return in.Layout, in.MaxDataSize
+	return in.Layout, in.MaxDataSize, in.MaxWrite
 }
 
 func (t hostTarget) write(ctx context.Context, p []byte, ifVersion *uint64) (uint64, error) {

@@ -610,6 +610,9 @@ func TestClientMode(t *testing.T) {
 	if out["state"] != "connected" || out["mode"] != "local" || out["max"] != float64(4091) {
 		t.Errorf("connect = %v, want connected, local, max 4091", out)
 	}
+	if num(out["max_write"]) != 4096 || int64(num(out["footprint"])) != region.Footprint(4096, 0) {
+		t.Errorf("connect = %v, want max_write 4096 and footprint %d", out, region.Footprint(4096, 0))
+	}
 	ev := waitEvent(t, ch, "clientContent", func(d map[string]any) bool { return d["region"] == "default" })
 	v := num(ev.data["version"])
 	s.mustPost("/api/write", map[string]any{"target": "client", "content": "via the client", "if_version": v})
@@ -978,4 +981,65 @@ func TestClientLockOwner(t *testing.T) {
 		t.Fatalf("the write after the lock was released = %v", out)
 	}
 	waitEvent(t, ch, "client", func(d map[string]any) bool { return d["lock_owner"] == nil })
+}
+
+// TestCreateMaxWrite checks the create form's API with a max write: the
+// region view reports max_write and footprint (and the host status the
+// control block's overhead the page adds up as the user types), a bad
+// max write is refused with its own code, and a hex write larger than the
+// max write is refused before it reaches the region, in Host mode.
+func TestCreateMaxWrite(t *testing.T) {
+	ts := newTestServer(t)
+	s := ts.login(t)
+	st := s.startHost()
+	if got := int64(num(st["ctl_overhead"])); got != region.CtlSize(0, 0) {
+		t.Errorf("status ctl_overhead = %d, want region.CtlSize(0, 0) = %d", got, region.CtlSize(0, 0))
+	}
+	if runtime.GOOS == "linux" && st["shm_dir"] != "/dev/shm" {
+		t.Errorf("status shm_dir = %v, want /dev/shm", st["shm_dir"])
+	}
+	out := s.mustPost("/api/host/create", map[string]any{"id": "frames", "size": 65536, "layout": "raw", "max_write": 16})
+	if num(out["max_write"]) != 16 || int64(num(out["footprint"])) != region.Footprint(65536, 16) {
+		t.Errorf("create = %v, want max_write 16, footprint %d", out, region.Footprint(65536, 16))
+	}
+	out = s.mustPost("/api/host/create", map[string]any{"id": "whole", "size": 100, "layout": "raw"})
+	if num(out["max_write"]) != 100 || int64(num(out["footprint"])) != region.Footprint(100, 0) {
+		t.Errorf("create without max_write = %v, want max_write 100 (the whole size)", out)
+	}
+	for _, c := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"utf8", map[string]any{"id": "a", "size": 100, "max_write": 10}},
+		{"over-size", map[string]any{"id": "b", "size": 100, "layout": "raw", "max_write": 101}},
+		{"negative", map[string]any{"id": "c", "size": 100, "layout": "raw", "max_write": -1}},
+		{"durable", map[string]any{"id": "d", "size": 100, "layout": "raw", "max_write": 10, "durable": true}},
+	} {
+		resp, out := s.post("/api/host/create", c.body)
+		wantError(t, "create with a bad max write ("+c.name+")", resp, out, http.StatusBadRequest, "bad_max_write")
+	}
+	resp, out := s.post("/api/write", map[string]any{"target": "host", "region": "frames", "hex": strings.Repeat("ab", 17), "offset": 0})
+	wantError(t, "write over the max write", resp, out, http.StatusRequestEntityTooLarge, "too_large_write")
+	if num(out["max_write"]) != 16 || num(out["size"]) != 17 {
+		t.Errorf("too_large_write extra = %v, want size 17, max_write 16", out)
+	}
+	out = s.mustPost("/api/write", map[string]any{"target": "host", "region": "frames", "hex": strings.Repeat("ab", 16), "offset": 65536 - 16})
+	if num(out["size"]) != 16 {
+		t.Errorf("write of exactly max write = %v", out)
+	}
+	resp, state := s.do("GET", "/api/state", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/state = %s", resp.Status)
+	}
+	var found bool
+	host, _ := state["host"].(map[string]any)
+	regions, _ := host["regions"].([]any)
+	for _, r := range regions {
+		if m := r.(map[string]any); m["id"] == "frames" {
+			found = num(m["max_write"]) == 16 && int64(num(m["footprint"])) == region.Footprint(65536, 16)
+		}
+	}
+	if !found {
+		t.Errorf("the region list lacks frames with its max write and footprint")
+	}
 }

@@ -136,8 +136,8 @@ def list_() -> bytes:
     return b"LIST\n"
 
 
-def create(shm_id: bytes, size: Optional[int] = None, layout: Optional[str] = None, durable: bool = False) -> bytes:
-    """``CREATE <id> [size=] [layout=] [durable=1]``."""
+def create(shm_id: bytes, size: Optional[int] = None, layout: Optional[str] = None, durable: bool = False, max_write: Optional[int] = None) -> bytes:
+    """``CREATE <id> [size=] [layout=] [durable=1] [max_write=]``."""
     parts = [b"CREATE", shm_id]
     if size:
         parts.append(b"size=" + _num(size, MAX_INT64, "size"))
@@ -147,6 +147,10 @@ def create(shm_id: bytes, size: Optional[int] = None, layout: Optional[str] = No
         parts.append(b"layout=" + layout.encode("ascii"))
     if durable:
         parts.append(b"durable=1")
+    if max_write is not None:
+        if isinstance(max_write, bool) or not isinstance(max_write, int) or max_write < 1:
+            raise ValueError("max_write %r: want a positive integer (leave it out for the whole region)" % (max_write,))
+        parts.append(b"max_write=" + _num(max_write, MAX_INT64, "max_write"))
     return b" ".join(parts) + b"\n"
 
 

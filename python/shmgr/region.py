@@ -522,11 +522,17 @@ class Client:
             return dict(self._conn.json(SAFE, proto.info()))
         return RegionInfo.from_json(self._conn.json(SAFE, proto.info(proto.check_id(shm_id))))
 
-    def create(self, shm_id: str, size: Optional[int] = None, layout: Optional[str] = None, durable: bool = False) -> RegionInfo:
+    def create(self, shm_id: str, size: Optional[int] = None, layout: Optional[str] = None, durable: bool = False, max_write: Optional[int] = None) -> RegionInfo:
         """Creates a region (size in bytes and layout "utf8" or "raw"
-        default to the host's: 4096, utf8). Not retried once sent: a lost
-        reply raises UnknownOutcomeError."""
-        req = proto.create(proto.check_id(shm_id), size=size, layout=layout, durable=durable)
+        default to the host's: 4096, utf8). ``max_write`` (raw regions
+        only, 1 to size) is the largest write the region will take: its
+        undo area holds that many bytes instead of the whole size, so it
+        costs size + max_write + 4 KiB of shared memory instead of about
+        twice size, and a larger write raises TooLargeError. The reply's
+        ``raw["max_write"]`` and ``raw["footprint"]`` say what was
+        reserved. Not retried once sent: a lost reply raises
+        UnknownOutcomeError."""
+        req = proto.create(proto.check_id(shm_id), size=size, layout=layout, durable=durable, max_write=max_write)
         return RegionInfo.from_json(self._conn.json(NEVER, req))
 
     def delete(self, shm_id: str) -> None:

@@ -208,6 +208,30 @@ class RegionAPI(HostCase):
             with self.assertRaises(shmgr.LimitError):
                 c.create("huge", size=(1 << 62))
 
+    def test_create_max_write(self) -> None:
+        """A raw region created with max_write reserves that much undo
+        area (footprint), takes writes of up to max_write bytes (locally
+        too: the control block is mapped at its bounded size) and refuses
+        larger ones with TooLargeError naming the limit."""
+        with shmgr.Client(self.host.addr) as c:
+            sid = "mw-%s" % self.mode
+            info = c.create(sid, size=65536, layout="raw", max_write=512)
+            self.assertEqual((info.raw["max_write"], info.raw["footprint"]), (512, 65536 + 4096 + 512 + 8))
+            self.assertEqual(c.info(sid).raw["max_write"], 512)
+            with c.open(sid, mode=self.mode) as r:
+                self.assertEqual(r.mode, self.mode)
+                v = r.write(b"\x07" * 512)
+                self.assertEqual(r.read_version(), (b"\x07" * 512 + bytes(65536 - 512), v))
+                with self.assertRaises(shmgr.TooLargeError) as cm:
+                    r.write(b"\x01" * 513)
+                self.assertIn("max write is 512 bytes", str(cm.exception))
+                self.assertEqual(r.read_version()[1], v)
+            with self.assertRaises(ValueError):
+                c.create("mw-zero", size=64, layout="raw", max_write=0)
+            with self.assertRaises(shmgr.ProtocolError):
+                c.create("mw-utf8", size=64, max_write=8)
+            c.delete(sid)
+
 
 class TestLocal(RegionAPI):
     mode = "local"

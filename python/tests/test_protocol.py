@@ -48,6 +48,7 @@ REQUESTS: List[Tuple[str, bytes]] = [
     ("list", proto.list_()),
     ("create", proto.create(b"r2")),
     ("create/all", proto.create(b"r2", size=1 << 20, layout="raw", durable=True)),
+    ("create/max-write", proto.create(b"r2", size=1 << 31, layout="raw", max_write=1 << 20)),
     ("delete", proto.delete(b"r2")),
     ("watch", proto.watch(b"r1")),
     ("watch/from", proto.watch(b"r1", 12)),

@@ -464,6 +464,51 @@
     if (lastHost) renderHost(lastHost);
   }
 
+  // fmtBytes says n bytes as shmgr's CLI does: B, KiB, MiB, GiB...
+  function fmtBytes(n) {
+    if (n < 1024) return n + " B";
+    let div = 1024, exp = 0;
+    for (let m = Math.floor(n / 1024); m >= 1024; m = Math.floor(m / 1024)) {
+      div *= 1024;
+      exp++;
+    }
+    return (n / div).toFixed(1) + " " + "KMGTPE"[exp] + "iB";
+  }
+
+  // costWhere names where a region's bytes live.
+  function costWhere(st, durable) {
+    if (durable) return t("onDisk");
+    return st && st.shm_dir ? st.shm_dir : t("inShm");
+  }
+
+  // updateCost shows, as the user types, what the region being created
+  // will cost: its data and its control block, whose undo area holds the
+  // max write (raw, not durable) or the whole size. The max write field
+  // is shown only where it applies.
+  function updateCost() {
+    const raw = $("create-layout").value === "raw";
+    const durable = $("create-durable").checked;
+    const field = $("create-maxwrite-field");
+    field.hidden = !raw || durable;
+    const el = $("create-cost");
+    const size = Number($("create-size").value || "0");
+    const mwIn = $("create-maxwrite");
+    mwIn.max = size > 0 ? String(size) : "";
+    mwIn.placeholder = t("maxWriteAll");
+    const overhead = lastHost ? lastHost.ctl_overhead : 0;
+    if (!(size > 0) || !overhead) {
+      el.hidden = true;
+      return;
+    }
+    let mw = field.hidden ? 0 : Number(mwIn.value || "0");
+    if (!(mw >= 1 && mw <= size)) mw = size;
+    const p = { total: fmtBytes(size + overhead + mw) + " (" + (size + overhead + mw) + " B)", where: costWhere(lastHost, durable), size: fmtBytes(size), ctl: fmtBytes(overhead + mw), mw: fmtBytes(mw) };
+    el.hidden = false;
+    setText(el, raw && !durable ? "createCostRaw" : "createCost", p);
+  }
+  ["create-size", "create-maxwrite"].forEach((id) => $(id).addEventListener("input", updateCost));
+  ["create-layout", "create-durable"].forEach((id) => $(id).addEventListener("change", updateCost));
+
   function shownRegion(st) {
     const id = hostRegion || st.default;
     return st.regions.find((r) => r.id === id);
@@ -516,6 +561,8 @@
       $("fact-shmid").textContent = id;
       $("fact-osname").textContent = r ? r.os_name : "–";
       $("fact-oskind").textContent = r ? "(" + r.os_kind + ")" : "";
+      if (r && r.footprint) setText($("fact-cost"), "factCost", { total: fmtBytes(r.footprint) + " (" + r.footprint + " B)", where: costWhere(st, r.durable), mw: fmtBytes(r.max_write) });
+      else $("fact-cost").textContent = "–";
       $("fact-token-dt").hidden = $("fact-token-dd").hidden = !st.token;
       $("fact-token").textContent = st.token || "";
       const a = st.addresses[0] || "127.0.0.1";
@@ -527,6 +574,7 @@
     $("regions-empty").hidden = st.running;
     $("regions-count").textContent = st.running ? String(st.regions.length) : "";
     $("create").hidden = !st.running;
+    updateCost();
     const list = $("regions");
     const seen = new Set();
     st.regions.forEach((reg, i) => {
@@ -670,7 +718,9 @@
           size: Number($("create-size").value || "0"),
           layout: $("create-layout").value,
           durable: $("create-durable").checked,
+          max_write: $("create-maxwrite-field").hidden ? 0 : Number($("create-maxwrite").value || "0"),
         });
+        $("create-maxwrite").value = "";
         $("create-id").value = "";
         $("create").open = false;
         selectRegion(id);
@@ -707,7 +757,8 @@
     if (st.mode) setText(access, st.mode === "local" ? "accessLocal" : "accessTcp");
     else { delete access.dataset.i18n; access.textContent = "–"; }
     const reg = $("client-region");
-    if (st.max) setText(reg, "regionInfo", { id: st.shm_id, layout: st.layout, max: st.max });
+    if (st.max && st.footprint) setText(reg, "regionInfoCost", { id: st.shm_id, layout: st.layout, max: st.max, total: fmtBytes(st.footprint), mw: fmtBytes(st.max_write) });
+    else if (st.max) setText(reg, "regionInfo", { id: st.shm_id, layout: st.layout, max: st.max });
     else { delete reg.dataset.i18n; reg.textContent = st.shm_id || "–"; }
     const reason = $("client-reason");
     reason.hidden = !st.reason || state === "connected";
