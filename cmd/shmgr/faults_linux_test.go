@@ -761,24 +761,7 @@ func TestFaultFileLimit(t *testing.T) {
 	h := shmtest.StartHostWrapped(t, t.TempDir(), []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", limit, limit)})
 	regPath := filepath.Join(h.DataDir, "registry.json")
 	cleanObjects(t, &regPath)
-	served, refused := 0, 0
-	for i := range dial {
-		nc, err := net.DialTimeout("tcp", h.Addr, ioTimeout)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		t.Cleanup(func() { nc.Close() })
-		nc.SetReadDeadline(time.Now().Add(ioTimeout))
-		l, err := bufio.NewReader(nc).ReadString('\n')
-		switch {
-		case strings.HasPrefix(l, "{"):
-			served++
-		case strings.HasPrefix(l, "ERROR limit"):
-			refused++
-		default:
-			t.Fatalf("connection %d (%d served, %d refused so far) got %q, %v: want the metadata line or ERROR limit", i, served, refused, l, err)
-		}
-	}
+	served, refused := dialCount(t, h.Addr, dial, "")
 	t.Logf("file limit %d: %d connections served, %d refused with ERROR limit", limit, served, refused)
 	shmtest.CheckFor(t, 5*time.Second, "no warning about the file limit:\n"+h.Stderr(), func() bool {
 		return strings.Contains(h.Stderr(), fmt.Sprintf("open-file limit is %d, too low for --max-connections", limit))
@@ -806,9 +789,21 @@ func TestFaultFileLimitLowered(t *testing.T) {
 		t.Skipf("prlimit --pid: %v: %s", err, out)
 	}
 	const dial = 60
-	served, refused := 0, 0
-	for i := range dial {
-		nc, err := net.DialTimeout("tcp", h.Addr, ioTimeout)
+	served, refused := dialCount(t, h.Addr, dial, "open files")
+	t.Logf("%d files open at start, limit lowered to %d: %d connections served, %d refused with ERROR limit", len(ents), limit, served, refused)
+	if served == 0 || refused == 0 {
+		t.Errorf("%d served, %d refused; want both", served, refused)
+	}
+}
+
+// dialCount opens n connections to addr, keeping each open until the
+// test ends, and counts those served (the metadata line) and those
+// refused with "ERROR limit" (whose line must also hold refusal, if not
+// empty); any other first line fails the test.
+func dialCount(t *testing.T, addr string, n int, refusal string) (served, refused int) {
+	t.Helper()
+	for i := range n {
+		nc, err := net.DialTimeout("tcp", addr, ioTimeout)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
@@ -818,16 +813,13 @@ func TestFaultFileLimitLowered(t *testing.T) {
 		switch {
 		case strings.HasPrefix(l, "{"):
 			served++
-		case strings.HasPrefix(l, "ERROR limit") && strings.Contains(l, "open files"):
+		case strings.HasPrefix(l, "ERROR limit") && strings.Contains(l, refusal):
 			refused++
 		default:
 			t.Fatalf("connection %d (%d served, %d refused so far) got %q, %v: want the metadata line or ERROR limit", i, served, refused, l, err)
 		}
 	}
-	t.Logf("%d files open at start, limit lowered to %d: %d connections served, %d refused with ERROR limit", len(ents), limit, served, refused)
-	if served == 0 || refused == 0 {
-		t.Errorf("%d served, %d refused; want both", served, refused)
-	}
+	return served, refused
 }
 
 // TestFaultSilentHostHint: a host that accepts but sends nothing (here

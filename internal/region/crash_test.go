@@ -80,14 +80,7 @@ func TestCrashHelper(t *testing.T) {
 		fmt.Println("wrote")
 		return
 	}
-	var o region.WriteOptions
-	if parts[2] == "1" {
-		token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o = region.WriteOptions{Fenced: true, Fence: token}
-	}
+	o := helperOptions(t, r, parts[2] == "1")
 	ppid := os.Getppid()
 	stop := time.Now().Add(30 * time.Second)
 	fmt.Println("writing")
@@ -584,14 +577,7 @@ func rangeHelper(t *testing.T, r *region.Region, k0 uint64, lease bool) {
 	chunk := r.MaxWrite()
 	n := r.Size() / chunk
 	buf := make([]byte, chunk)
-	var o region.WriteOptions
-	if lease {
-		token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o = region.WriteOptions{Fenced: true, Fence: token}
-	}
+	o := helperOptions(t, r, lease)
 	ppid := os.Getppid()
 	stop := time.Now().Add(30 * time.Second)
 	fmt.Println("writing")
@@ -701,4 +687,18 @@ func crashLoopBounded(t *testing.T, lease bool, maxIters int, budget time.Durati
 	if held == 0 && iters > 50 {
 		t.Errorf("none of %d kills landed while the helper held the lock: the test does not exercise recovery", iters)
 	}
+}
+
+// helperOptions are a crash helper's write options: under a lease it
+// takes first (fenced writes), or plain.
+func helperOptions(t *testing.T, r *region.Region, lease bool) region.WriteOptions {
+	t.Helper()
+	if !lease {
+		return region.WriteOptions{}
+	}
+	token, err := r.Acquire(2*time.Second, time.Minute, []byte("crash helper lease"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return region.WriteOptions{Fenced: true, Fence: token}
 }
