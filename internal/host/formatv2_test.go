@@ -60,13 +60,7 @@ func putFormat1(t *testing.T, in host.Info, pid uint32) {
 func TestHostAdoptsFormat1(t *testing.T) {
 	t.Run("owner=dead", func(t *testing.T) {
 		dir := t.TempDir()
-		h, _, err := host.Open(host.DefaultConfig(dir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		def, _ := h.Default()
-		in := def.Info()
-		h.Close()
+		in := defaultInfo(t, dir)
 		putFormat1(t, in, 0)
 		h2, report, err := host.Open(host.DefaultConfig(dir))
 		if err != nil {
@@ -87,13 +81,7 @@ func TestHostAdoptsFormat1(t *testing.T) {
 	})
 	t.Run("owner=live", func(t *testing.T) {
 		dir := t.TempDir()
-		h, _, err := host.Open(host.DefaultConfig(dir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		def, _ := h.Default()
-		in := def.Info()
-		h.Close()
+		in := defaultInfo(t, dir)
 		t.Cleanup(func() { shm.Remove(in.OSName); shm.Remove(in.CtlName) })
 		cmd := exec.Command("sleep", "30")
 		if err := cmd.Start(); err != nil {
@@ -166,4 +154,19 @@ func TestDurableRegionAfterPowerLoss(t *testing.T) {
 	if got := read(t, d2); got != strings.Repeat("committed ", 300) {
 		t.Fatalf("content after the power loss = %q..., want the committed value", got[:min(len(got), 60)])
 	}
+}
+
+// defaultInfo opens a host on dir, which makes its default region, and
+// closes it again, leaving the region's objects in place; it returns the
+// region's info.
+func defaultInfo(t *testing.T, dir string) host.Info {
+	t.Helper()
+	h, _, err := host.Open(host.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := h.Default()
+	in := def.Info()
+	h.Close()
+	return in
 }
