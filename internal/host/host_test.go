@@ -33,14 +33,17 @@ func cleanup(t *testing.T, h *host.Host) {
 	}
 }
 
-func write(t *testing.T, r *host.Region, s string) {
+// write commits s to r and returns the new version.
+func write(t *testing.T, r *host.Region, s string) uint64 {
 	t.Helper()
-	if err := r.Do(func(rr *region.Region) error {
-		_, err := rr.Write([]byte(s), region.WriteOptions{})
+	var v uint64
+	if err := r.Do(func(rr *region.Region) (err error) {
+		v, err = rr.Write([]byte(s), region.WriteOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return v
 }
 
 func read(t *testing.T, r *host.Region) string {

@@ -195,6 +195,10 @@ func (r *Region) Subscribe(notify chan<- struct{}) (*Sub, error) {
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	if !h.running {
+		// A stopped hub's snapshot is as old as its last commit seen;
+		// the region may have moved on since. Until the new run's first
+		// snapshot there is none (see run: a stopped run stores nothing).
+		h.latest.Store(nil)
 		h.running = true
 		h.stop = make(chan struct{})
 		r.owner.wg.Add(1)
@@ -307,8 +311,14 @@ func (h *hub) run(stop chan struct{}) {
 		}
 		if snap != nil {
 			first, last, lastErr = false, snap.Version, ""
-			h.latest.Store(snap)
 			h.mu.Lock()
+			if stopped() {
+				// A run that was stopped while it read must not publish:
+				// a new run may have started and stored a newer snapshot.
+				h.mu.Unlock()
+				return
+			}
+			h.latest.Store(snap)
 			for s := range h.subs {
 				signal(s.notify)
 			}
