@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // TestRebootVoidsOwners makes the control block look adopted in an
@@ -99,6 +100,7 @@ func TestLockWaitStops(t *testing.T) {
 				_, err := nr.r.Write([]byte("x"), region.WriteOptions{Timeout: time.Minute, Stop: stop})
 				done <- err
 			}()
+			shmtest.CheckFor(t, 20*time.Second, "the write never waited for the lock", func() bool { return nr.r.LockWaiters() == 1 })
 			close(stop)
 			select {
 			case err := <-done:
@@ -166,5 +168,54 @@ func TestNoSlotLeft(t *testing.T) {
 	}
 	if _, err := r.Write([]byte("x"), region.WriteOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLockWaiters: LockWaiters counts a write while it waits for the
+// lock (behind a lease of another Region, behind a goroutine of this
+// process at the gate, behind a program outside shmgr's flag) and stops
+// counting it once it has written.
+func TestLockWaiters(t *testing.T) {
+	nr := newNamedRegion(t, region.UTF8, 4096)
+	other := nr.attach(t)
+	token, err := other.Acquire(time.Second, 30*time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nr.r.LockWaiters(); n != 0 {
+		t.Fatalf("LockWaiters with nobody waiting = %d, want 0", n)
+	}
+	done := make(chan error, 2)
+	for range 2 { // one waits for the lock word, one at the gate behind it
+		go func() {
+			_, err := nr.r.Write([]byte("x"), region.WriteOptions{Timeout: time.Minute})
+			done <- err
+		}()
+	}
+	shmtest.CheckFor(t, 20*time.Second, "two writes behind a lease: LockWaiters never reached 2", func() bool { return nr.r.LockWaiters() == 2 })
+	if err := other.Release(token); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("Write after the lease was released = %v", err)
+		}
+	}
+	if n := nr.r.LockWaiters(); n != 0 {
+		t.Fatalf("LockWaiters after both writes = %d, want 0", n)
+	}
+
+	nr.data[0] = 1 // a program outside shmgr holds the offset-0 flag
+	go func() {
+		_, err := nr.r.Write([]byte("y"), region.WriteOptions{Timeout: time.Minute})
+		done <- err
+	}()
+	shmtest.CheckFor(t, 20*time.Second, "a write behind an outside program's flag: LockWaiters never reached 1", func() bool { return nr.r.LockWaiters() == 1 })
+	nr.data[0] = 0
+	if err := <-done; err != nil {
+		t.Fatalf("Write after the flag was cleared = %v", err)
+	}
+	if n := nr.r.LockWaiters(); n != 0 {
+		t.Fatalf("LockWaiters after the write = %d, want 0", n)
 	}
 }

@@ -215,6 +215,8 @@ func (r *Region) takeFromDead() bool {
 // waitFlag waits until the offset-0 flag is free, until deadline or until
 // stop closes.
 func (r *Region) waitFlag(deadline time.Time, stop <-chan struct{}) error {
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
 	start := time.Now()
 	for i := 0; ; i++ {
 		if r.flag.Load()&0xff == 0 {
@@ -270,6 +272,8 @@ func (r *Region) releaseWord() bool {
 // offset-0 flag with it (from an expired lease or a dead owner that held
 // it).
 func (r *Region) lockSlow(timeout time.Duration, stop <-chan struct{}) (inherited bool, err error) {
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
 	start := time.Now()
 	lastCheck := start
 	for i := 0; ; i++ {
@@ -384,6 +388,13 @@ func (r *Region) ownerPID(w uint64) uint32 {
 	return r.slotPIDAt(s)
 }
 
+// LockWaiters returns how many calls through this Region are waiting for
+// the lock right now: parked at the gate behind another goroutine of
+// this process, or waiting for the lock word or the offset-0 flag held
+// by another owner. It is for tests and diagnostics, which need to know
+// that a write is waiting rather than only sent.
+func (r *Region) LockWaiters() int { return int(r.waiting.Load()) }
+
 // backoff spins briefly, then yields, then sleeps with growing pauses.
 func backoff(i int) {
 	switch {
@@ -410,6 +421,8 @@ func (r *Region) gateIn(timeout time.Duration, stop <-chan struct{}) (time.Durat
 		return timeout, nil
 	default:
 	}
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
 	start := time.Now()
 	t := time.NewTimer(timeout)
 	defer t.Stop()

@@ -315,6 +315,10 @@ type Region struct {
 	pid   uint32
 	label [labelLen]byte
 	gate  chan struct{} // see gateIn
+
+	// waiting counts this Region's calls that wait for the lock (see
+	// LockWaiters).
+	waiting atomic.Int32
 }
 
 // Attach checks a control block against its data object and returns a

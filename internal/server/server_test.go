@@ -485,11 +485,27 @@ func TestHalfClose(t *testing.T) {
 		holder.expect("LOCK default lease=300\n", "OK ")
 		c := dial(t, ts.addr)
 		c.send("WRITE 2\nhi\n")
-		time.Sleep(100 * time.Millisecond)
+		ts.waitLockWaiters(t, "default", 1)
 		c.send("PING\n")
 		if err := halfClose(c, []string{"OK\n", "PONG\n"}); err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+// waitLockWaiters waits until n requests wait for region id's lock in
+// the host (see region.Region.LockWaiters): the state a test sets up,
+// not a guess at how long it takes to reach it.
+func (ts *testServer) waitLockWaiters(t testing.TB, id string, n int) {
+	t.Helper()
+	hr, err := ts.h.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shmtest.CheckFor(t, 20*time.Second, fmt.Sprintf("region %q: %d lock waiters never reached", id, n), func() bool {
+		got := -1
+		hr.Do(func(r *region.Region) error { got = r.LockWaiters(); return nil })
+		return got == n
 	})
 }
 
