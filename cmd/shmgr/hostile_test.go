@@ -104,7 +104,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 // nofile returns the soft limit on open files.
-func nofile(t *testing.T) uint64 {
+func nofile(t testing.TB) uint64 {
 	t.Helper()
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
@@ -113,18 +113,68 @@ func nofile(t *testing.T) uint64 {
 	return rl.Cur
 }
 
+// hostileArgs are the host flags of the hostile-client suite.
+var hostileArgs = []string{"--read-timeout", "1s", "--write-timeout", "1s"}
+
 // TestHostile attacks one host with every kind of bad client at once,
 // for a few seconds, while a well-behaved client keeps reading. The host
-// must stay up and answer, its memory stay bounded, the good client keep
-// working, and no region change.
+// must stay up and answer, the good client keep working, every abusive
+// connection go away, and no region change. How fast the good client's
+// reads stay and how much memory the host takes meanwhile are figures,
+// not pass marks on a shared machine: BenchmarkHostile reports them.
 //
 // It does not run in parallel with other tests, so that the latencies it
-// reports are the host's and not the machine's.
+// logs are the host's and not the machine's.
 func TestHostile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("hostile-client suite skipped in -short mode")
 	}
-	h := startHost(t, "--read-timeout", "1s", "--write-timeout", "1s")
+	f := runHostile(t, startHost(t, hostileArgs...))
+	if len(f.during) == 0 {
+		t.Errorf("the good client made no read during the abuse")
+	}
+}
+
+// BenchmarkHostile runs the hostile-client suite on a fresh host per
+// iteration and reports what TestHostile only logs: the well-behaved
+// client's READ p99 before and during the abuse (and their ratio), and
+// the host's peak RSS. Run it alone (go test -run '^$' -bench Hostile
+// -benchtime 3x ./cmd/shmgr/): docs/PERFORMANCE.md has its figures.
+func BenchmarkHostile(b *testing.B) {
+	var p99b, p99d, ratio, peak, abandoned float64
+	for range b.N {
+		f := runHostile(b, shmtest.StartHost(b, hostileArgs...))
+		if len(f.during) == 0 {
+			b.Fatal("the good client made no read during the abuse")
+		}
+		pb, pd := percentile(f.before, 0.99), percentile(f.during, 0.99)
+		p99b += float64(pb.Microseconds())
+		p99d += float64(pd.Microseconds())
+		ratio += float64(pd) / float64(max(pb, 1))
+		peak += float64(f.peakKiB) / 1024
+		abandoned += float64(f.withAbandonedKiB) / 1024
+	}
+	n := float64(b.N)
+	b.ReportMetric(p99b/n, "p99-before-µs")
+	b.ReportMetric(p99d/n, "p99-during-µs")
+	b.ReportMetric(ratio/n, "p99-during/before")
+	b.ReportMetric(peak/n, "rss-peak-MiB")
+	b.ReportMetric(abandoned/n, "rss-abandoned-MiB")
+}
+
+// hostileFigures are what one run of the suite measured.
+type hostileFigures struct {
+	before, during []time.Duration // the good client's READ latencies
+	peakKiB        int64           // the host's peak RSS during the abuse
+	// withAbandonedKiB is the host's RSS with every abandoned connection
+	// still open.
+	withAbandonedKiB int64
+}
+
+// runHostile attacks host h (started with hostileArgs) as TestHostile
+// says, fails t on any misbehaviour, and returns the figures.
+func runHostile(t testing.TB, h *shmtest.Host) hostileFigures {
+	t.Helper()
 	pid := hostPID(t, h)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d (garbage and canary content)", seed)
@@ -447,14 +497,6 @@ func TestHostile(t *testing.T) {
 		st.abandoned.Load(), st.neverReaderGETs.Load(), time.Duration(st.neverReaderDropped.Load()).Round(time.Millisecond),
 		st.greedyBytes.Load()>>20)
 
-	if peak > 500<<10 {
-		t.Errorf("host RSS peaked at %d MiB during the abuse", peak/1024)
-	}
-	if len(during) == 0 {
-		t.Errorf("the good client made no read during the abuse")
-	} else if p99d > 100*p99b && p99d > 100*time.Millisecond {
-		t.Errorf("good client READ p99 went from %v to %v during the abuse: more than 100 times worse", p99b, p99d)
-	}
 	if n := st.halfClosedByHost.Load(); n != st.halfOpen.Load() {
 		t.Errorf("%d of %d half-written requests were ended by the read timeout with ERROR limit", n, st.halfOpen.Load())
 	}
@@ -464,6 +506,7 @@ func TestHostile(t *testing.T) {
 	if int(st.abandoned.Load()) != nAbandon {
 		t.Errorf("only %d of %d connections could be opened", st.abandoned.Load(), nAbandon)
 	}
+	return hostileFigures{before: before, during: during, peakKiB: peak, withAbandonedKiB: withAbandoned}
 }
 
 func isTimeout(err error) bool {

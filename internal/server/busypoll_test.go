@@ -226,3 +226,35 @@ func TestBusyPollTLS(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBusyPoll measures a lone client's PING round trip with busy
+// polling (the host's default spin, 50 µs) and without, side by side in
+// one run, and reports how many of the host's reads per request spun and
+// found the next request and how many spun in vain. TestBusyPoll checks
+// when the host spins; what the spin buys is this benchmark's figure
+// (docs/PERFORMANCE.md), never a pass mark on a shared machine.
+func BenchmarkBusyPoll(b *testing.B) {
+	for _, bp := range []time.Duration{DefaultBusyPoll, 0} {
+		b.Run("busy-poll="+bp.String(), func(b *testing.B) {
+			ts := startServing(b, Config{BusyPoll: bp}, nil, nil, false)
+			c := dial(b, ts.addr)
+			for range 1000 { // warm: the policy learns the client sends back to back
+				c.expect("PING\n", "PONG")
+			}
+			found, slept := ts.m.SpinFound.Load(), ts.m.SpinSlept.Load()
+			c.nc.SetDeadline(time.Now().Add(10 * time.Minute)) // a wedged host fails the run, not hangs it
+			b.ResetTimer()
+			for range b.N {
+				if _, err := io.WriteString(c.nc, "PING\n"); err != nil {
+					b.Fatal(err)
+				}
+				if l, err := c.br.ReadString('\n'); err != nil || l != "PONG\n" {
+					b.Fatalf("PING: %q, %v", l, err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(ts.m.SpinFound.Load()-found)/float64(b.N), "found/op")
+			b.ReportMetric(float64(ts.m.SpinSlept.Load()-slept)/float64(b.N), "vain/op")
+		})
+	}
+}
