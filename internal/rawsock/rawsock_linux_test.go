@@ -2,9 +2,13 @@ package rawsock_test
 
 import (
 	"errors"
+	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shmgr/shmgr/internal/rawsock"
 	"github.com/shmgr/shmgr/internal/shmtest"
@@ -75,11 +79,28 @@ func TestReadSpin(t *testing.T) {
 	sp := server.(rawsock.Spinner)
 	sp.SetReadSpin(time.Second)
 	client.Write([]byte("now"))
-	time.Sleep(20 * time.Millisecond)
+	shmtest.CheckFor(t, 10*time.Second, "the 3 bytes sent never reached the server's receive queue", func() bool { return inq(t, server) == 3 })
 	if n, err := server.Read(make([]byte, 8)); n != 3 || err != nil {
 		t.Fatalf("Read = %d, %v", n, err)
 	}
 	if spun, found := sp.Spun(); spun || found {
 		t.Errorf("Read of bytes already there: Spun() = %v, %v; want false, false", spun, found)
 	}
+}
+
+// inq returns how many bytes wait in c's receive queue (SIOCINQ).
+func inq(t *testing.T, c net.Conn) int {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if cerr := rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatalf("ioctl SIOCINQ: %v", err)
+	}
+	return n
 }

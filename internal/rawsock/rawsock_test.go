@@ -7,11 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmgr/shmgr/internal/rawsock"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // pair returns a wrapped server side and the plain client side of a
@@ -46,6 +48,23 @@ func pair(t *testing.T, network string) (server, client net.Conn) {
 	server = rawsock.Wrap(nc)
 	t.Cleanup(func() { server.Close(); client.Close() })
 	return server, client
+}
+
+// waitParkedOnSocket waits until a goroutine started by TestReadWrite is
+// parked by the runtime's poller ("IO wait" in its stack dump): a Read
+// that waits for bytes, or a Write for room, not one still on its way
+// there.
+func waitParkedOnSocket(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	shmtest.CheckFor(t, 10*time.Second, "the Read never waited on the socket", func() bool {
+		for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+			if bytes.Contains(g, []byte("[IO wait")) && bytes.Contains(g, []byte("rawsock_test.TestReadWrite")) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func TestWrapKeepsOtherConns(t *testing.T) {
@@ -84,13 +103,17 @@ func TestReadWrite(t *testing.T) {
 					}
 				}},
 				{"read waits for data", func(t *testing.T, s, c net.Conn) {
-					go func() {
-						time.Sleep(50 * time.Millisecond)
-						c.Write([]byte("late"))
-					}()
+					done := make(chan error, 1)
 					buf := make([]byte, 8)
-					n, err := s.Read(buf)
-					if err != nil || string(buf[:n]) != "late" {
+					var n int
+					go func() {
+						var err error
+						n, err = s.Read(buf)
+						done <- err
+					}()
+					waitParkedOnSocket(t)
+					c.Write([]byte("late"))
+					if err := <-done; err != nil || string(buf[:n]) != "late" {
 						t.Fatalf("Read = %q, %v; want %q", buf[:n], err, "late")
 					}
 				}},
@@ -129,12 +152,14 @@ func TestReadWrite(t *testing.T) {
 					}
 				}},
 				{"close unblocks read", func(t *testing.T, s, c net.Conn) {
+					done := make(chan error, 1)
 					go func() {
-						time.Sleep(50 * time.Millisecond)
-						s.Close()
+						_, err := s.Read(make([]byte, 4))
+						done <- err
 					}()
-					_, err := s.Read(make([]byte, 4))
-					if !errors.Is(err, net.ErrClosed) {
+					waitParkedOnSocket(t)
+					s.Close()
+					if err := <-done; !errors.Is(err, net.ErrClosed) {
 						t.Fatalf("Read on a closed conn = %v, want net.ErrClosed", err)
 					}
 				}},
@@ -145,16 +170,19 @@ func TestReadWrite(t *testing.T) {
 					for i := range big {
 						big[i] = byte(i * 7)
 					}
-					got := make(chan []byte)
+					done := make(chan error, 1)
+					var n int
 					go func() {
-						time.Sleep(20 * time.Millisecond)
-						b, _ := io.ReadAll(io.LimitReader(c, int64(len(big))))
-						got <- b
+						var err error
+						n, err = s.Write(big)
+						done <- err
 					}()
-					if n, err := s.Write(big); n != len(big) || err != nil {
+					waitParkedOnSocket(t) // the buffers are full: Write waits for room
+					b, _ := io.ReadAll(io.LimitReader(c, int64(len(big))))
+					if err := <-done; n != len(big) || err != nil {
 						t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(big))
 					}
-					if b := <-got; !bytes.Equal(b, big) {
+					if !bytes.Equal(b, big) {
 						t.Fatalf("the reader got %d bytes, not the %d written", len(b), len(big))
 					}
 				}},
