@@ -48,19 +48,6 @@ func waitSignal(t *testing.T, ch <-chan struct{}, timeout time.Duration, msg str
 	}
 }
 
-// checkFor polls cond until it holds or timeout passes, and reports
-// whether it held.
-func checkFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for d := time.Millisecond; !cond(); d = min(2*d, 20*time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(d)
-	}
-	return true
-}
-
 // mapRegion maps a host region's objects a second time, as another
 // process (a local client) would, and unmaps them when the test ends.
 func mapRegion(t *testing.T, r *host.Region) (*region.Region, []byte) {
@@ -177,7 +164,7 @@ func TestHubStopsOnDelete(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Delete of a watched region took %v", d)
 	}
-	if !checkFor(2*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+	if !shmtest.Poll(2*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
 		t.Errorf("hub still running 2s after Delete: %d goroutines, %d before the subscription", runtime.NumGoroutine(), before)
 	}
 	s.Close() // after Delete: must be harmless
@@ -204,7 +191,7 @@ func TestHubStopsOnUnsubscribe(t *testing.T) {
 	}
 	waitSignal(t, ch, 5*time.Second, "no first signal")
 	s.Close()
-	if !checkFor(time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+	if !shmtest.Poll(time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
 		t.Errorf("BUG: the hub goroutine still runs 1s after its last subscription closed (%d goroutines, %d before): "+
 			"hub.remove closes stop but does not wake the hub, which sleeps in WaitChange for up to hubPoll (5s) holding the region's RLock",
 			runtime.NumGoroutine(), before)
@@ -241,7 +228,7 @@ func TestHubSurvivesReadError(t *testing.T) {
 	}
 	// Let the hub try its first snapshot before the repair. (It exits
 	// when the snapshot fails; a hub that keeps going is fine too.)
-	checkFor(time.Second, func() bool { return runtime.NumGoroutine() <= before })
+	shmtest.Poll(time.Second, func() bool { return runtime.NumGoroutine() <= before })
 	v, err := other.Write([]byte("repaired"), region.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -350,3 +350,19 @@ func (f *fatalRecorder) Fatal(...any)                 { f.failed = true; panic("
 func (f *fatalRecorder) Cleanup(func())               {}
 func (f *fatalRecorder) Errorf(string, ...any)        { f.failed = true }
 func (f *fatalRecorder) Logf(format string, a ...any) {}
+
+// TestPoll: Poll reports a condition that becomes true as true, and one
+// that never does as false once its timeout has passed (not before).
+func TestPoll(t *testing.T) {
+	n := 0
+	if !shmtest.Poll(10*time.Second, func() bool { n++; return n == 3 }) {
+		t.Errorf("Poll of a condition true on its third call = false, want true")
+	}
+	start := time.Now()
+	if shmtest.Poll(50*time.Millisecond, func() bool { return false }) {
+		t.Errorf("Poll of a condition never true = true, want false")
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("Poll gave up after %v, before its timeout of 50ms", d)
+	}
+}

@@ -361,14 +361,26 @@ func RemoveObjects(t testing.TB, dataDir string) {
 }
 
 // CheckFor polls cond every few milliseconds until it is true or timeout
-// passes, then fails the test with msg.
+// passes, then fails the test with msg. It is the one way a test here
+// waits for a state; a sleep would pass whether or not the state came.
 func CheckFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, cond) {
+		t.Fatalf("after %v: %s", timeout, msg)
+	}
+}
+
+// Poll is CheckFor for a caller that decides itself what a timeout
+// means (an Errorf with the figures seen, or nothing when either
+// outcome is fine): it reports whether cond became true within timeout.
+// cond is called at least once, and once more at the deadline.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for d := time.Millisecond; !cond(); d = min(2*d, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, msg)
+			return false
 		}
 		time.Sleep(d)
 	}
+	return true
 }
