@@ -561,7 +561,7 @@ func TestHostileRangeOverflow(t *testing.T) {
 			}
 			if !alive || panicLine != "" {
 				t.Errorf("BUG: %q crashed the host (%s; reply %q, %v). The range check adds offset and length in int64 "+
-					"and the sum wraps negative: internal/region/region.go appendLocked (\"off+n > l\", then slices "+
+					"and the sum wraps negative: internal/region/read.go appendLocked (\"off+n > l\", then slices "+
 					"r.data[base+off:base+end] with end < 0) and WriteAt (\"off+int64(len(p)) > r.max\", then commit slices "+
 					"r.data[off:off+len]). Compare without overflow: n > l-off, int64(len(p)) > r.max-off. Who can do it: %s. "+
 					"A local client panics the same way (shmgr read --mode local --offset 1 --length 9223372036854775807)",

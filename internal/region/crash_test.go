@@ -551,7 +551,7 @@ func TestCorruptLengthField(t *testing.T) {
 			}()
 			if panicked != nil {
 				t.Fatalf("BUG: %s with a length field past the region's end panicked: %v "+
-					"(region.go slices r.data[DataOffset:DataOffset+contentLen()] without the check appendLocked makes)", tt.name, panicked)
+					"(read.go slices r.data[DataOffset:DataOffset+contentLen()] without the check appendLocked makes)", tt.name, panicked)
 			}
 			t.Logf("%s: err = %v", tt.name, err)
 			if ls := nr.r.LockState(); ls.Held {
