@@ -2,10 +2,32 @@ package host
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/registry"
+	"github.com/shmgr/shmgr/internal/shm"
 )
+
+// Region is the host's handle on one region. Its methods are safe for
+// concurrent use; after the region is deleted they fail with ErrNotFound.
+type Region struct {
+	// mu: readers and writers hold RLock while they touch the mapping
+	// (in Do, across fn's wait for the region's lock); Delete and Close
+	// take Lock to unmap it.
+	mu     sync.RWMutex
+	gone   bool
+	lost   error // set while a vanished object could not be restored
+	entry  registry.Entry
+	r      *region.Region
+	data   *shm.Mapping
+	ctl    *shm.Mapping
+	kind   shm.Kind
+	hostID string
+	owner  *Host
+	hub    *hub
+}
 
 // Info describes a region for clients: what the metadata line, INFO and
 // LIST carry. It never contains an address.
@@ -28,6 +50,15 @@ func (r *Region) Gone() bool {
 
 // Do runs fn with the mapped region, holding it mapped for the duration.
 // It fails with ErrNotFound if the region has been deleted.
+//
+// IMPORTANT: Do holds the Region's read lock for as long as fn runs,
+// including any wait of fn's for the region's own lock (a write or a
+// LOCK behind another holder's lease waits up to its timeout). Delete
+// and Close take the write lock to unmap the region, so a Delete waits
+// until every such fn has returned; and since Delete waits holding the
+// host's lock, every Get, Create, List and Delete of the host waits with
+// it. fn must therefore bound its waits (region.WriteOptions Timeout and
+// Stop: the server passes its lock timeout and the connection's end).
 func (r *Region) Do(fn func(*region.Region) error) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -37,7 +68,8 @@ func (r *Region) Do(fn func(*region.Region) error) error {
 	return fn(r.r)
 }
 
-// DoWrite is Do for a write: it also fails, with ErrVanished, while the
+// DoWrite is Do for a write (holding the read lock across fn's lock
+// wait, as Do says): it also fails, with ErrVanished, while the
 // region's object has been removed behind the host's back and not yet
 // restored (see Host.checkObjects), so that no write is acknowledged that
 // the next start would lose.
@@ -94,4 +126,10 @@ func nonceHex(n uint64) string {
 		n >>= 4
 	}
 	return string(b[:])
+}
+
+func (r *Region) unmap() {
+	r.r.Close() // the host's owner slot, before the mapping goes
+	r.data.Close()
+	r.ctl.Close()
 }
