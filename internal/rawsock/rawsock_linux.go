@@ -87,7 +87,8 @@ func (c *conn) read(fd uintptr) bool {
 func (c *conn) tryRead(fd uintptr) bool {
 	for {
 		// recvfrom, not read: the socket call skips the file layer's
-		// checks (about 50 ns of a 300 ns empty read here).
+		// checks, which a spinning read would pay on every try (the
+		// figure is in docs/PERFORMANCE.md).
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rbuf))), uintptr(len(c.rbuf)), 0, 0, 0)
 		switch errno {
 		case 0:

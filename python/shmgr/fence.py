@@ -5,8 +5,8 @@ loads must not move after the second seq load, nor before the first.
 x86 never reorders a load with a later load (TSO), so plain loads do.
 arm64, POWER and RISC-V may: there a reader needs an acquire fence between
 the loads, and pure Python has none. The C runtime's ``libatomic`` exports
-``atomic_thread_fence`` (GCC's libatomic, Debian ``libatomic1``); called
-through ctypes it costs about 0.4 us. Where it is missing, a local reader
+``atomic_thread_fence`` (GCC's libatomic, Debian ``libatomic1``), called
+through ctypes: one foreign call per fence. Where it is missing, a local reader
 cannot be made safe, and the client reads over TCP instead, saying why.
 """
 
