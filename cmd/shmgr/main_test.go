@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,13 +68,8 @@ type rawConn struct {
 // closed when the test ends.
 func dialRaw(t testing.TB, addr string) *rawConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ioTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
-	c.Meta = c.line()
+	c := &rawConn{t: t}
+	c.nc, c.br, c.Meta = shmtest.Dial(t, addr, ioTimeout)
 	return c
 }
 
@@ -169,33 +163,13 @@ func trim(s string) string {
 	return s
 }
 
-// startHost starts a host in a fresh data directory (shmtest.StartHostIn)
-// and, once shmtest has stopped it and removed its objects, checks that no
-// shared-memory object with the host's prefix is left in /dev/shm. Other
-// programs' objects there are none of its business.
+// startHost starts a host in a fresh data directory (startHostAt) and,
+// once shmtest has stopped it and removed its objects, checks that no
+// shared-memory object with the host's prefix is left. Other programs'
+// objects there are none of its business.
 func startHost(t *testing.T, args ...string) *shmtest.Host {
 	t.Helper()
-	dir := t.TempDir()
-	var prefix string
-	// Registered before StartHostIn, so it runs after its cleanup.
-	t.Cleanup(func() {
-		if prefix == "" {
-			return
-		}
-		ents, err := os.ReadDir(shmDir)
-		if err != nil {
-			t.Errorf("listing %s: %v", shmDir, err)
-			return
-		}
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), prefix) {
-				t.Errorf("%s/%s left behind by the host in %s", shmDir, e.Name(), dir)
-			}
-		}
-	})
-	h := shmtest.StartHostIn(t, dir, args...)
-	prefix = "shmgr-" + instance(t, dir) + "-"
-	return h
+	return startHostAt(t, t.TempDir(), args...)
 }
 
 // cliJSON runs a client command against h and decodes its JSON output.
@@ -238,23 +212,6 @@ func readContent(t testing.TB, h *shmtest.Host, id string, extra ...string) stri
 		args = append(args, "--id", id)
 	}
 	return h.MustCLI(t, args...)
-}
-
-// instance returns the host's instance id from its registry.json: OS
-// names start with "shmgr-<instance>-".
-func instance(t testing.TB, dataDir string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg struct {
-		Instance string `json:"instance"`
-	}
-	if err := json.Unmarshal(b, &reg); err != nil || len(reg.Instance) != 8 {
-		t.Fatalf("registry.json: instance %q, err %v\n%s", reg.Instance, err, b)
-	}
-	return reg.Instance
 }
 
 // exists reports whether path exists.

@@ -200,7 +200,7 @@ func TestRestartAfterReboot(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			orphan := "shmgr-" + instance(t, h.DataDir) + "-ffffffffff"
+			orphan := "shmgr-" + shmtest.Instance(t, h.DataDir) + "-ffffffffff"
 			orphanPath := filepath.Join(shmDir, orphan)
 			if err := os.WriteFile(orphanPath, make([]byte, 4096), 0o600); err != nil {
 				t.Fatal(err)

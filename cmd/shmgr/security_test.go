@@ -114,7 +114,7 @@ func startHostAt(t *testing.T, dir string, args ...string) *shmtest.Host {
 		}
 	})
 	h := shmtest.StartHostIn(t, dir, args...)
-	prefix = "shmgr-" + instance(t, dir) + "-"
+	prefix = "shmgr-" + shmtest.Instance(t, dir) + "-"
 	return h
 }
 

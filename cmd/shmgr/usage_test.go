@@ -182,7 +182,7 @@ func TestCLILocalTokenOwner(t *testing.T) {
 		tok["token"] = "shm_" + strings.Repeat("0", 40)
 	}
 	b, _ = json.Marshal(tf)
-	reg, _ := json.Marshal(map[string]any{"format": 1, "instance": instance(t, second.DataDir)})
+	reg, _ := json.Marshal(map[string]any{"format": 1, "instance": shmtest.Instance(t, second.DataDir)})
 	if os.WriteFile(filepath.Join(fake, "tokens.json"), b, 0o600) != nil || os.WriteFile(filepath.Join(fake, "registry.json"), reg, 0o600) != nil {
 		t.Fatal("writing the fake data directory")
 	}

@@ -109,7 +109,7 @@ func TestRestoreVanishedObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cleanup(t, h) })
+	t.Cleanup(func() { shmtest.CloseHost(t, h) })
 	r, err := h.Create("notes", host.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestRestoreVanishedObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cleanup(t, h2) })
+	t.Cleanup(func() { shmtest.CloseHost(t, h2) })
 	if len(report) != 0 {
 		t.Errorf("restart after a restore reported %q, want nothing to repair", report)
 	}
@@ -225,7 +225,7 @@ func TestLockGiven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cleanup(t, h)
+	shmtest.CloseHost(t, h)
 	l2, err := host.LockDir(dir)
 	if err != nil {
 		t.Fatalf("LockDir after the host closed: %v", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shm"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // putFormat1 overwrites the default region's objects with the format-1
@@ -66,7 +67,7 @@ func TestHostAdoptsFormat1(t *testing.T) {
 		if err != nil {
 			t.Fatalf("host on a format-1 block: %v", err)
 		}
-		t.Cleanup(func() { cleanup(t, h2) })
+		t.Cleanup(func() { shmtest.CloseHost(t, h2) })
 		if s := strings.Join(report, "\n"); !strings.Contains(s, "upgraded its control block to format 2 (an interrupted write was rolled back)") {
 			t.Errorf("report = %q, want the upgrade and the rollback", s)
 		}
@@ -91,7 +92,7 @@ func TestHostAdoptsFormat1(t *testing.T) {
 		putFormat1(t, in, uint32(cmd.Process.Pid))
 		h2, _, err := host.Open(host.DefaultConfig(dir))
 		if err == nil {
-			cleanup(t, h2)
+			shmtest.CloseHost(t, h2)
 			t.Fatal("host started on a format-1 block a live format-1 process holds")
 		}
 		if !strings.Contains(err.Error(), "stop the older shmgr") {
@@ -143,7 +144,7 @@ func TestDurableRegionAfterPowerLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cleanup(t, h2) })
+	t.Cleanup(func() { shmtest.CloseHost(t, h2) })
 	if s := strings.Join(report, "\n"); !strings.Contains(s, "restored the checkpoint of version 1") {
 		t.Errorf("report = %q, want the checkpoint restored", s)
 	}

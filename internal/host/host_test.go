@@ -8,29 +8,14 @@ import (
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shm"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // openHost opens a host on a fresh data directory and, when the test
 // ends, closes it and removes every object it made.
 func openHost(t *testing.T, dir string) *host.Host {
 	t.Helper()
-	h, _, err := host.Open(host.DefaultConfig(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cleanup(t, h) })
-	return h
-}
-
-func cleanup(t *testing.T, h *host.Host) {
-	infos := h.List()
-	h.Close()
-	for _, in := range infos {
-		if !in.Durable {
-			shm.Remove(in.OSName)
-			shm.Remove(in.CtlName)
-		}
-	}
+	return shmtest.OpenHost(t, host.DefaultConfig(dir))
 }
 
 // write commits s to r and returns the new version.
@@ -146,7 +131,7 @@ func TestRestartKeepsMaxWrite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { cleanup(t, h2) })
+			t.Cleanup(func() { shmtest.CloseHost(t, h2) })
 			if lose == "nothing" && len(report) != 0 {
 				t.Errorf("restart report = %q, want nothing to repair", report)
 			}
@@ -218,7 +203,7 @@ func TestVanishedAndOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cleanup(t, h2) })
+	t.Cleanup(func() { shmtest.CloseHost(t, h2) })
 	joined := strings.Join(report, "\n")
 	if !strings.Contains(joined, "recreated region \"default\"") || !strings.Contains(joined, "quarantined orphan object "+orphan) {
 		t.Fatalf("report = %q", report)

@@ -10,7 +10,7 @@ import (
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/server"
-	"github.com/shmgr/shmgr/internal/shm"
+	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // benchServer starts an in-process host and server on loopback with a raw
@@ -18,10 +18,7 @@ import (
 // the metadata line read.
 func benchServer(b *testing.B, size int) (net.Conn, *bufio.Reader) {
 	b.Helper()
-	h, _, err := host.Open(host.DefaultConfig(b.TempDir()))
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := shmtest.OpenHost(b, host.DefaultConfig(b.TempDir()))
 	if _, err := h.Create("bench", host.CreateOptions{Size: int64(size), Layout: 2}); err != nil {
 		b.Fatal(err)
 	}
@@ -31,15 +28,7 @@ func benchServer(b *testing.B, size int) (net.Conn, *bufio.Reader) {
 		b.Fatal(err)
 	}
 	go srv.Serve(ln)
-	b.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		infos := h.List()
-		h.Close()
-		for _, in := range infos {
-			shm.Remove(in.OSName)
-			shm.Remove(in.CtlName)
-		}
-	})
+	b.Cleanup(func() { srv.Shutdown(context.Background()) }) // before OpenHost's close
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		b.Fatal(err)

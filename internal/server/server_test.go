@@ -27,7 +27,6 @@ import (
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/rawsock"
 	"github.com/shmgr/shmgr/internal/region"
-	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -111,23 +110,12 @@ func startServing(t testing.TB, cfg Config, tune func(*host.Config), tlsCfg *tls
 	if tune != nil {
 		tune(&hc)
 	}
-	h, _, err := host.Open(hc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := "shmgr-" + instance(t, dir) + "-"
-	// Cleanups run last-registered first: shut down, remove the objects,
-	// then check none is left.
-	t.Cleanup(func() {
-		if left, _ := shm.List(prefix); len(left) > 0 {
-			t.Errorf("shared-memory objects left behind: %v", left)
-		}
-	})
-	t.Cleanup(func() { shmtest.RemoveObjects(t, dir) })
+	// Cleanups run last-registered first: shut down, then close the
+	// host, remove the objects and check none is left (OpenHost).
+	h := shmtest.OpenHost(t, hc)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		h.Close()
 		t.Fatal(err)
 	}
 	ts := &testServer{h: h, addr: ln.Addr().String(), dir: dir, m: &metrics.Host{}, log: &logBuf{}, read: new(atomic.Int64)}
@@ -164,22 +152,6 @@ func startServing(t testing.TB, cfg Config, tune func(*host.Config), tlsCfg *tls
 	return ts
 }
 
-// instance returns the host's instance id from registry.json.
-func instance(t testing.TB, dir string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "registry.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg struct {
-		Instance string `json:"instance"`
-	}
-	if err := json.Unmarshal(b, &reg); err != nil || reg.Instance == "" {
-		t.Fatalf("registry.json: %v\n%s", err, b)
-	}
-	return reg.Instance
-}
-
 // refusals returns the server's limit refusals by limit name.
 // (read from the metrics text: the set is not enumerable from here).
 func (ts *testServer) refusals() map[string]uint64 {
@@ -210,13 +182,8 @@ type tconn struct {
 // when the test ends.
 func dial(t testing.TB, addr string) *tconn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ioTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &tconn{t: t, nc: nc, br: bufio.NewReader(nc)}
-	c.meta = c.line()
+	c := &tconn{t: t}
+	c.nc, c.br, c.meta = shmtest.Dial(t, addr, ioTimeout)
 	if !strings.HasPrefix(c.meta, "{") {
 		t.Fatalf("first line %q, want the metadata line", c.meta)
 	}
