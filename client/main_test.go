@@ -1,22 +1,15 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmgr/shmgr/client"
-	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -33,14 +26,20 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(m.Run())
 	}
-	h, err := startMainHost()
+	tmp, err := os.MkdirTemp("", "shmgr-client-test-")
 	if err != nil {
+		fmt.Fprintf(os.Stderr, "client tests: %v\n", err)
+		os.Exit(1)
+	}
+	h, err := shmtest.StartMainHost(filepath.Join(tmp, "data"), "--quiet")
+	if err != nil {
+		os.RemoveAll(tmp)
 		fmt.Fprintf(os.Stderr, "client tests: starting a host for the examples: %v\n", err)
 		os.Exit(1)
 	}
-	hostAddr = h.addr
+	hostAddr = h.Addr
 	code := shmtest.Main(m)
-	if err := h.stop(); err != nil {
+	if err := errors.Join(h.Shutdown(), os.RemoveAll(tmp)); err != nil {
 		fmt.Fprintf(os.Stderr, "client tests: %v\n", err)
 		if code == 0 {
 			code = 1
@@ -49,135 +48,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// mainHost is the host process of TestMain. shmtest.StartHost needs a
-// *testing.T, which TestMain does not have, so this builds and starts the
-// binary itself.
-type mainHost struct {
-	addr    string
-	tmp     string // holds the binary and the data directory
-	dataDir string
-	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-	done    chan struct{}
-}
-
 // lockedBuffer collects a child process's output.
 type lockedBuffer = shmtest.Buffer
-
-// startMainHost builds ./cmd/shmgr (shmtest.Build) and starts
-// "shmgr host --listen 127.0.0.1:0 --data-dir <tmp>/data", returning once
-// its banner names the address it listens on.
-func startMainHost() (_ *mainHost, err error) {
-	tmp, err := os.MkdirTemp("", "shmgr-client-test-")
-	if err != nil {
-		return nil, err
-	}
-	h := &mainHost{tmp: tmp, dataDir: filepath.Join(tmp, "data"), stderr: &lockedBuffer{}, done: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			h.stop()
-		}
-	}()
-	bin, err := shmtest.Build() // shmtest.Main removes it
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "host", "--listen", "127.0.0.1:0", "--data-dir", h.dataDir, "--quiet")
-	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")
-	cmd.Stderr = h.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	h.cmd = cmd
-
-	// The banner ends with the "connect:" line; "listening:" comes before.
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		addr := ""
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "listening:"); ok {
-				addr = strings.TrimSpace(v)
-			}
-			if strings.HasPrefix(sc.Text(), "connect:") {
-				addrc <- addr
-				break
-			}
-		}
-		close(addrc)
-		io.Copy(io.Discard, stdout)
-		cmd.Wait()
-		close(h.done)
-	}()
-	select {
-	case addr, ok := <-addrc:
-		if !ok || addr == "" {
-			<-h.done
-			return nil, fmt.Errorf("host gave no listening address (exit %v); stderr:\n%s", cmd.ProcessState, h.stderr)
-		}
-		h.addr = addr
-	case <-time.After(30 * time.Second):
-		return nil, fmt.Errorf("host not ready after 30s; stderr:\n%s", h.stderr)
-	}
-	return h, nil
-}
-
-// stop sends SIGTERM, waits for the host to exit, removes the
-// shared-memory objects of its data directory and the temp directory.
-func (h *mainHost) stop() error {
-	var errs []error
-	if h.cmd != nil && h.cmd.Process != nil {
-		h.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-h.done:
-			if !h.cmd.ProcessState.Success() {
-				errs = append(errs, fmt.Errorf("host exited with %v after SIGTERM; stderr:\n%s", h.cmd.ProcessState, h.stderr))
-			}
-		case <-time.After(15 * time.Second):
-			h.cmd.Process.Kill()
-			<-h.done
-			errs = append(errs, fmt.Errorf("host did not stop within 15s of SIGTERM; stderr:\n%s", h.stderr))
-		}
-	}
-	if err := removeHostObjects(h.dataDir); err != nil {
-		errs = append(errs, err)
-	}
-	if err := os.RemoveAll(h.tmp); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// removeHostObjects removes the shared-memory objects whose names start
-// with "shmgr-<instance>-", instance being the one in dataDir's registry.
-func removeHostObjects(dataDir string) error {
-	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var reg struct {
-		Instance string `json:"instance"`
-	}
-	if err := json.Unmarshal(b, &reg); err != nil || reg.Instance == "" {
-		return fmt.Errorf("registry %s: no instance (%v)", dataDir, err)
-	}
-	names, err := shm.List("shmgr-" + reg.Instance + "-")
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, n := range names {
-		errs = append(errs, shm.Remove(n))
-	}
-	return errors.Join(errs...)
-}
 
 // modes are the two ways a Region reaches its memory; tests run in both.
 var modes = []client.Mode{client.ModeLocal, client.ModeTCP}

@@ -2,10 +2,7 @@ package shmtest
 
 import (
 	"bufio"
-	"encoding/json"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -51,17 +48,11 @@ func CloseHost(t testing.TB, h *host.Host) {
 // test unless it is there and 8 characters long.
 func Instance(t testing.TB, dataDir string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
+	inst, err := instanceOf(dataDir)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("registry.json: %v", err)
 	}
-	var reg struct {
-		Instance string `json:"instance"`
-	}
-	if err := json.Unmarshal(b, &reg); err != nil || len(reg.Instance) != 8 {
-		t.Fatalf("registry.json: instance %q, err %v\n%s", reg.Instance, err, b)
-	}
-	return reg.Instance
+	return inst
 }
 
 // Dial connects to a host's shmgr-protocol listener at addr (within

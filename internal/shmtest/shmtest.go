@@ -155,8 +155,20 @@ func (h *Host) PID() int {
 
 func (h *Host) start(t testing.TB, listen string) {
 	t.Helper()
+	name, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.launch(name, listen); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launch starts the host binary at name listening on listen and waits
+// until its banner names its address. On an error the host is not
+// running.
+func (h *Host) launch(name, listen string) error {
 	args := append([]string{"host", "--listen", listen, "--data-dir", h.DataDir}, h.args...)
-	name := Binary(t)
 	if len(h.wrap) > 0 {
 		name, args = h.wrap[0], append(append(h.wrap[1:len(h.wrap):len(h.wrap)], name), args...)
 	}
@@ -164,15 +176,14 @@ func (h *Host) start(t testing.TB, listen string) {
 	cmd.Env = append(os.Environ(), "SHMGR_HOST=", "SHMGR_DATA_DIR=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	h.stderr = &Buffer{}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	h.cmd = cmd
-	h.done = make(chan struct{})
+	done := make(chan struct{})
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -190,12 +201,12 @@ func (h *Host) start(t testing.TB, listen string) {
 		}
 		io.Copy(io.Discard, stdout)
 	}()
-	go func() { cmd.Wait(); close(h.done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case banner, ok := <-lines:
 		if !ok {
-			<-h.done
-			t.Fatalf("host exited before it was ready: %v\nstderr:\n%s", cmd.ProcessState, h.stderr.String())
+			<-done
+			return fmt.Errorf("host exited before it was ready: %v\nstderr:\n%s", cmd.ProcessState, h.stderr.String())
 		}
 		h.Banner = banner
 		for _, l := range strings.Split(banner, "\n") {
@@ -205,11 +216,58 @@ func (h *Host) start(t testing.TB, listen string) {
 		}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("host not ready after 30s; stderr:\n%s", h.stderr.String())
+		<-done
+		return fmt.Errorf("host not ready after 30s; stderr:\n%s", h.stderr.String())
 	}
+	h.cmd, h.done = cmd, done
 	if h.Addr == "" {
-		t.Fatalf("no listening address in banner:\n%s", h.Banner)
+		h.kill()
+		return fmt.Errorf("no listening address in banner:\n%s", h.Banner)
 	}
+	return nil
+}
+
+// StartMainHost is StartHost for TestMain, which has no testing.TB: it
+// starts "shmgr host --listen 127.0.0.1:0 --data-dir dataDir" plus args
+// with the binary Build makes. The caller ends it with Shutdown.
+func StartMainHost(dataDir string, args ...string) (*Host, error) {
+	name, err := Build()
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{DataDir: dataDir, args: args}
+	if err := h.launch(name, "127.0.0.1:0"); err != nil {
+		RemoveObjects(nil, dataDir)
+		return nil, err
+	}
+	return h, nil
+}
+
+// Shutdown is Stop and RemoveObjects for a host StartMainHost started:
+// it sends SIGTERM, waits up to 15 s for a clean exit (then kills it),
+// removes the host's shared-memory objects, and says what went wrong.
+func (h *Host) Shutdown() error {
+	var err error
+	if h.cmd != nil {
+		h.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-h.done:
+			if !h.cmd.ProcessState.Success() {
+				err = fmt.Errorf("host exited with %v after SIGTERM; stderr:\n%s", h.cmd.ProcessState, h.Stderr())
+			}
+		case <-time.After(15 * time.Second):
+			h.kill()
+			err = fmt.Errorf("host did not stop within 15s of SIGTERM; stderr:\n%s", h.Stderr())
+		}
+		h.cmd = nil
+	}
+	RemoveObjects(nil, h.DataDir)
+	if inst, ierr := instanceOf(h.DataDir); ierr == nil {
+		if left, _ := shm.List("shmgr-" + inst + "-"); len(left) > 0 {
+			err = errors.Join(err, fmt.Errorf("shared-memory objects left behind: %v", left))
+		}
+	}
+	return err
 }
 
 // Stderr returns what the host has logged so far.
@@ -237,7 +295,9 @@ func (h *Host) Stop(t testing.TB) {
 }
 
 // Kill kills the host with SIGKILL (a crash) and waits for it.
-func (h *Host) Kill(t testing.TB) {
+func (h *Host) Kill(t testing.TB) { h.kill() }
+
+func (h *Host) kill() {
 	if h.cmd == nil {
 		return
 	}
@@ -340,20 +400,14 @@ func (h *Host) MustCLI(t testing.TB, args ...string) string {
 
 // RemoveObjects removes every shared-memory object named by the registry
 // in dataDir, any other object with its host's prefix, and the orphans
-// the host quarantined.
+// the host quarantined. t is not used (it may be nil).
 func RemoveObjects(t testing.TB, dataDir string) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
+	inst, err := instanceOf(dataDir)
 	if err != nil {
 		return
 	}
-	var reg struct {
-		Instance string `json:"instance"`
-	}
-	if json.Unmarshal(b, &reg) != nil || reg.Instance == "" {
-		return
-	}
 	for _, prefix := range []string{"shmgr-", "orphan-"} { // orphan-: quarantined by the host
-		names, _ := shm.List(prefix + reg.Instance + "-")
+		names, _ := shm.List(prefix + inst + "-")
 		for _, n := range names {
 			shm.Remove(n)
 		}
@@ -383,4 +437,22 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(d)
 	}
 	return true
+}
+
+// instanceOf returns the instance id in dataDir's registry.json.
+func instanceOf(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "registry.json"))
+	if err != nil {
+		return "", err
+	}
+	var reg struct {
+		Instance string `json:"instance"`
+	}
+	if err := json.Unmarshal(b, &reg); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(dataDir, "registry.json"), err)
+	}
+	if len(reg.Instance) != 8 {
+		return "", fmt.Errorf("%s: instance %q, want 8 hex digits", filepath.Join(dataDir, "registry.json"), reg.Instance)
+	}
+	return reg.Instance, nil
 }
