@@ -357,7 +357,7 @@ func TestWatchDeletedRegion(t *testing.T) {
 				switch {
 				case errors.Is(err, client.ErrNotFound):
 				case errors.Is(err, context.DeadlineExceeded):
-					t.Fatalf("BUG: Next on a watch of a deleted region (mode=%v) waited until its deadline (%v) instead of ending with ErrNotFound: the host drops the region's subscriptions on DELETE without telling the watching connections (internal/host/host.go Delete, internal/server/watch.go)", mode, err)
+					t.Fatalf("BUG: Next on a watch of a deleted region (mode=%v) waited until its deadline (%v) instead of ending with ErrNotFound: the host drops the region's subscriptions on DELETE without telling the watching connections (internal/host/delete.go Delete, internal/server/watch.go)", mode, err)
 				default:
 					t.Fatalf("Next after the region was deleted = version %d, %v, want ErrNotFound", ev.Version, err)
 				}

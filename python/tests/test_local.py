@@ -220,10 +220,10 @@ class TestFormatInStep(unittest.TestCase):
     client fails here, not in a user's read."""
 
     def test_matches_internal_region(self) -> None:
-        with open(os.path.join(REPO, "internal", "region", "region.go"), encoding="utf-8") as f:
+        with open(os.path.join(REPO, "internal", "region", "layout.go"), encoding="utf-8") as f:
             src = f.read()
         consts = dict(re.findall(r"^\s*(ctlFormat|offLayout|offSize|offNonce|offSeq|offRetired)\s*=\s*(\d+)\s*$", src, re.M))
-        self.assertEqual(len(consts), 6, "internal/region/region.go no longer names these constants: %s" % consts)
+        self.assertEqual(len(consts), 6, "internal/region/layout.go no longer names these constants: %s" % consts)
         fmt = int(consts["ctlFormat"])
         self.assertIn(fmt, ctlblock.FORMATS, "control block format %d: add it to python/shmgr/ctlblock.py" % fmt)
         want = ctlblock.Offsets(
