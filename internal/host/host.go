@@ -17,30 +17,32 @@ import (
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/registry"
 	"github.com/shmgr/shmgr/internal/shm"
+	"github.com/shmgr/shmgr/internal/shmerr"
 )
 
-// Errors returned by the host, matched with errors.Is.
+// Errors returned by the host, matched with errors.Is. Each is a kind of
+// package shmerr, or an error of such a kind.
 var (
 	// ErrNotFound: no region has this shm_id.
-	ErrNotFound = errors.New("region not found")
+	ErrNotFound = shmerr.ErrNotFound
 	// ErrExists: a region with this shm_id exists already.
-	ErrExists = errors.New("region already exists")
+	ErrExists = shmerr.ErrExists
 	// ErrBadID: the shm_id is not valid.
-	ErrBadID = errors.New("invalid shm_id")
+	ErrBadID = shmerr.ErrBadID
 	// ErrForbidden: the operation is not allowed on this region.
-	ErrForbidden = errors.New("operation not allowed")
+	ErrForbidden = shmerr.ErrForbidden
 	// ErrClosed: the host has been closed.
-	ErrClosed = errors.New("host closed")
+	ErrClosed = shmerr.New(shmerr.ErrUnavailable, "host closed")
 	// ErrNoSpace: not enough shared memory left for the region.
-	ErrNoSpace = errors.New("not enough shared memory")
+	ErrNoSpace = shmerr.New(shmerr.ErrLimit, "not enough shared memory")
 	// ErrBusy: another host uses the data directory.
 	ErrBusy = errors.New("data directory in use")
 	// ErrLimit: a host limit (regions, region size) refuses the request.
-	ErrLimit = errors.New("host limit reached")
+	ErrLimit = shmerr.New(shmerr.ErrLimit, "host limit reached")
 	// ErrVanished: the region's object was removed behind the host's back
 	// and could not be restored yet; writes are refused, since nothing
 	// written now would survive a restart.
-	ErrVanished = errors.New("region object removed and not restored")
+	ErrVanished = shmerr.New(shmerr.ErrUnavailable, "region object removed and not restored")
 )
 
 // Config configures a Host. DefaultConfig fills in every default.

@@ -1,5 +1,11 @@
 package proto
 
+import (
+	"errors"
+
+	"github.com/shmgr/shmgr/internal/shmerr"
+)
+
 // Code is the kind of an error as it crosses the wire: the word after
 // "ERROR " in a reply. The client maps each code back to a sentinel error.
 //
@@ -105,4 +111,80 @@ func parseCode(b []byte) Code {
 		}
 	}
 	return CodeUnknown
+}
+
+// codeKinds holds the kind of error (package shmerr) each code stands
+// for, indexed by Code: how a client turns a wire word into an error that
+// errors.Is matches. Several codes may share a kind.
+var codeKinds = [numCodes]error{
+	CodeUnknown:        shmerr.ErrInternal,
+	CodeBadRequest:     shmerr.ErrProtocol,
+	CodeUnknownCommand: shmerr.ErrProtocol,
+	CodeLineTooLong:    shmerr.ErrTooLarge,
+	CodeTooLarge:       shmerr.ErrTooLarge,
+	CodeNotFound:       shmerr.ErrNotFound,
+	CodeExists:         shmerr.ErrExists,
+	CodeInvalidUTF8:    shmerr.ErrInvalidUTF8,
+	CodeLockTimeout:    shmerr.ErrLockTimeout,
+	CodeConflict:       shmerr.ErrConflict,
+	CodeOutOfRange:     shmerr.ErrOutOfRange,
+	CodeBadID:          shmerr.ErrBadID,
+	CodeInternal:       shmerr.ErrInternal,
+	CodeUnauthorized:   shmerr.ErrUnauthorized,
+	CodeForbidden:      shmerr.ErrForbidden,
+	CodeLimit:          shmerr.ErrLimit,
+	CodeUnavailable:    shmerr.ErrUnavailable,
+	CodeUnknownOutcome: shmerr.ErrUnknownOutcome,
+	CodeFenced:         shmerr.ErrFenced,
+}
+
+// Err returns the kind of error the code stands for (package shmerr); a
+// code outside the enum gives shmerr.ErrInternal.
+func (c Code) Err() error {
+	if c >= numCodes {
+		return shmerr.ErrInternal
+	}
+	return codeKinds[c]
+}
+
+// kindCodes maps kinds of error to the code sent for them, in the order
+// CodeOf tries them: an error that matches two kinds (a corrupt length
+// field is both the region's ErrCorrupt and ErrOutOfRange) is sent as the
+// first.
+var kindCodes = [...]struct {
+	kind error
+	code Code
+}{
+	{shmerr.ErrConflict, CodeConflict},
+	{shmerr.ErrTooLarge, CodeTooLarge},
+	{shmerr.ErrInvalidUTF8, CodeInvalidUTF8},
+	{shmerr.ErrLockTimeout, CodeLockTimeout},
+	{shmerr.ErrOutOfRange, CodeOutOfRange},
+	{shmerr.ErrNotFound, CodeNotFound},
+	{shmerr.ErrExists, CodeExists},
+	{shmerr.ErrBadID, CodeBadID},
+	{shmerr.ErrForbidden, CodeForbidden},
+	{shmerr.ErrUnauthorized, CodeUnauthorized},
+	{shmerr.ErrLimit, CodeLimit},
+	{shmerr.ErrUnavailable, CodeUnavailable},
+	{shmerr.ErrUnknownOutcome, CodeUnknownOutcome},
+	{shmerr.ErrFenced, CodeFenced},
+	{shmerr.ErrProtocol, CodeBadRequest},
+	{shmerr.ErrInternal, CodeInternal},
+}
+
+// CodeOf returns the code a host sends for err: a *Error's own code, else
+// the code of the first kind (package shmerr) err matches, else
+// CodeInternal. It is the one place an error becomes a wire word.
+func CodeOf(err error) Code {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Code != CodeUnknown && pe.Code < numCodes {
+		return pe.Code
+	}
+	for _, kc := range kindCodes {
+		if errors.Is(err, kc.kind) {
+			return kc.code
+		}
+	}
+	return CodeInternal
 }

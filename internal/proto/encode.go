@@ -146,14 +146,36 @@ func AppendError(dst []byte, c Code, msg string) []byte {
 		dst = append(dst, codeNames[c]...)
 	}
 	if msg != "" {
-		dst = append(dst, ' ')
-		for i := 0; i < len(msg); i++ {
-			b := msg[i]
-			if b == '\r' || b == '\n' {
-				b = ' '
-			}
-			dst = append(dst, b)
+		dst = appendLine(append(dst, ' '), msg)
+	}
+	return append(dst, '\n')
+}
+
+// appendLine appends msg with every '\r' and '\n' replaced by a space, so
+// that it stays on one line.
+func appendLine(dst []byte, msg string) []byte {
+	for i := 0; i < len(msg); i++ {
+		b := msg[i]
+		if b == '\r' || b == '\n' {
+			b = ' '
 		}
+		dst = append(dst, b)
+	}
+	return dst
+}
+
+// AppendConflict appends the refusal of a conditional write:
+// "ERROR conflict <current> expected=<expected> <msg>\n". The fields come
+// first so that ReplyParser fills Reply.Conflict; clients older than the
+// expected= field read the current version as the message's first word
+// and still find "expected version N" in msg, which they parsed before.
+func AppendConflict(dst []byte, current, expected uint64, msg string) []byte {
+	dst = append(dst, "ERROR conflict "...)
+	dst = strconv.AppendUint(dst, current, 10)
+	dst = append(dst, " expected="...)
+	dst = strconv.AppendUint(dst, expected, 10)
+	if msg != "" {
+		dst = appendLine(append(dst, ' '), msg)
 	}
 	return append(dst, '\n')
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -242,6 +243,42 @@ func TestApplyDelta(t *testing.T) {
 				if (err != nil) != tt.err || !tt.err && string(got) != tt.want || tt.err && string(got) != tt.prev {
 					t.Errorf("ApplyDeltaTo (spare %d) = %q, %v; want %q (error %v)", spare, got, err, tt.want, tt.err)
 				}
+			}
+		})
+	}
+}
+
+// TestAppendConflict checks the conflict reply's bytes, that the reply
+// parser reads its fields back, and that it keeps what clients older than
+// the expected= field parse: the current version as the first word, and
+// "expected version N" in the message.
+func TestAppendConflict(t *testing.T) {
+	const msg = "version conflict: expected version 5, region is at version 7"
+	tests := []struct {
+		name              string
+		current, expected uint64
+		msg, want         string
+	}{
+		{"message", 7, 5, msg, "ERROR conflict 7 expected=5 " + msg + "\n"},
+		{"no message", 1<<64 - 1, 0, "", "ERROR conflict 18446744073709551615 expected=0\n"},
+		{"two lines", 2, 1, "a\nb", "ERROR conflict 2 expected=1 a b\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := AppendConflict([]byte("x"), tt.current, tt.expected, tt.msg)
+			if string(got) != "x"+tt.want {
+				t.Fatalf("AppendConflict = %q, want %q", got, "x"+tt.want)
+			}
+			r, n, err := NewReplyParser(0, 0).Next(got[1:])
+			if err != nil || n != len(tt.want) {
+				t.Fatalf("parsing %q: n = %d, err = %v", got[1:], n, err)
+			}
+			want := ConflictFields{Current: tt.current, Expected: tt.expected, HasCurrent: true, HasExpected: true}
+			if r.Code != CodeConflict || r.Conflict != want {
+				t.Errorf("parsed: code %v, fields %+v; want conflict, %+v", r.Code, r.Conflict, want)
+			}
+			if first, _, _ := strings.Cut(string(r.Text), " "); first != strconv.FormatUint(tt.current, 10) {
+				t.Errorf("message's first word = %q, want the current version (what older clients read)", first)
 			}
 		})
 	}

@@ -3,6 +3,8 @@ package proto
 import (
 	"errors"
 	"strconv"
+
+	"github.com/shmgr/shmgr/internal/shmerr"
 )
 
 // Sentinel errors. A *Error wraps the one that matches its Code, so callers
@@ -17,10 +19,12 @@ var (
 	// ErrLineTooLong reports a command or reply line over the limit
 	// (CodeLineTooLong).
 	ErrLineTooLong = errors.New("proto: line too long")
-	// ErrTooLarge reports a payload over the limit (CodeTooLarge).
-	ErrTooLarge = errors.New("proto: payload too large")
-	// ErrBadID reports a region id outside the id grammar (CodeBadID).
-	ErrBadID = errors.New("proto: bad region id")
+	// ErrTooLarge reports a payload over the limit (CodeTooLarge). It is
+	// the kind every layer uses.
+	ErrTooLarge = shmerr.ErrTooLarge
+	// ErrBadID reports a region id outside the id grammar (CodeBadID). It
+	// is the kind every layer uses.
+	ErrBadID = shmerr.ErrBadID
 	// ErrBadMeta reports a metadata line that ParseMeta rejects.
 	ErrBadMeta = errors.New("proto: bad metadata")
 )
@@ -32,7 +36,7 @@ const snippetMax = 32
 // Error is a protocol error: what was wrong and where. It is returned as
 // *Error by Parser.Next and ReplyParser.Next; its Unwrap gives the sentinel
 // for its Code (ErrMalformed, ErrUnknownCommand, ErrLineTooLong,
-// ErrTooLarge or ErrBadID), so errors.Is works.
+// ErrTooLarge or ErrBadID) and its kind (Code.Err), so errors.Is works.
 //
 // A host answers a bad request with AppendError(dst, e.Code, e.Error()).
 type Error struct {
@@ -78,6 +82,11 @@ func (e *Error) Unwrap() error {
 	}
 	return nil
 }
+
+// Is reports whether target is the kind of error (package shmerr) that
+// e.Code stands for, so that errors.Is(err, shmerr.ErrProtocol) matches a
+// malformed request.
+func (e *Error) Is(target error) bool { return target == e.Code.Err() }
 
 // newError builds an *Error whose snippet is b[lo:hi], cut to snippetMax
 // bytes. It is only called on the error path, where allocating is fine.

@@ -169,6 +169,10 @@ func FuzzReplyParser(f *testing.F) {
 							want.Text = msg
 						}
 					}
+					want.Conflict = ConflictFields{}
+					if want.Code == CodeConflict {
+						want.Conflict = parseConflict(want.Text)
+					}
 				}
 				if err2 != nil || n2 != len(enc) || fmtReply(r2) != fmtReply(want) {
 					t.Fatalf("Next(%q) = %s; its encoding %q parses to %s, %d, %v", buf[:n], fmtReply(r), enc, fmtReply(r2), n2, err2)

@@ -75,6 +75,9 @@ func fmtReply(r Reply) string {
 	if r.Version != 0 {
 		fmt.Fprintf(&b, " version=%d", r.Version)
 	}
+	if c := r.Conflict; c != (ConflictFields{}) {
+		fmt.Fprintf(&b, " conflict=%+v", c)
+	}
 	if r.ID != nil {
 		fmt.Fprintf(&b, " id=%q", r.ID)
 	}

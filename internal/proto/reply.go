@@ -61,6 +61,22 @@ type Reply struct {
 	// Payload is the VALUE, JSON or EVENT data (empty, not nil, for
 	// length 0).
 	Payload []byte
+	// Conflict holds the fields of an ERROR conflict reply (see
+	// AppendConflict); Conflict.HasCurrent is false for any other reply,
+	// and for a conflict from a host too old to send them.
+	Conflict ConflictFields
+}
+
+// ConflictFields are the fields of an ERROR conflict reply:
+// "ERROR conflict <current> expected=<expected> <message>".
+type ConflictFields struct {
+	// Current is the region's version when the write was refused.
+	Current uint64
+	// Expected is the version the write asked for (HasExpected says
+	// whether the host sent it).
+	Expected uint64
+	// HasCurrent and HasExpected say which fields the reply carried.
+	HasCurrent, HasExpected bool
 }
 
 // ReplyParser parses replies (and pushed events) from a byte stream.
@@ -136,6 +152,9 @@ func (p *ReplyParser) Next(buf []byte) (r Reply, n int, err error) {
 			r.Text = rest
 		} else if found {
 			r.Text = msg
+		}
+		if r.Code == CodeConflict {
+			r.Conflict = parseConflict(r.Text)
 		}
 		return r, i + 1, nil
 	}
@@ -232,4 +251,25 @@ func splitSpaces(line []byte, toks []span) int {
 		j = k
 	}
 	return nt
+}
+
+// parseConflict reads the fields at the start of a conflict message
+// ("<current> expected=<expected> ..."). Fields that are missing or
+// malformed are left unset: the message is still the host's explanation,
+// so a reply without them is not an error.
+func parseConflict(msg []byte) ConflictFields {
+	var f ConflictFields
+	word, rest, _ := bytes.Cut(msg, []byte{' '})
+	v, ok := parseUint64(word)
+	if !ok {
+		return f
+	}
+	f.Current, f.HasCurrent = v, true
+	word, _, _ = bytes.Cut(rest, []byte{' '})
+	if num, found := bytes.CutPrefix(word, []byte("expected=")); found {
+		if v, ok := parseUint64(num); ok {
+			f.Expected, f.HasExpected = v, true
+		}
+	}
+	return f
 }

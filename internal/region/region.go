@@ -8,31 +8,34 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/shmgr/shmgr/internal/shmerr"
 )
 
 // DefaultTimeout is how long a writer waits for the lock by default.
 const DefaultTimeout = 5 * time.Second
 
-// Errors returned by this package, matched with errors.Is.
+// Errors returned by this package, matched with errors.Is. Those that
+// cross the wire are kinds of package shmerr, or errors of such a kind.
 var (
 	// ErrTooLarge: the content does not fit the region.
-	ErrTooLarge = errors.New("content too large")
+	ErrTooLarge = shmerr.ErrTooLarge
 	// ErrInvalidUTF8: content for a utf8 region is not valid UTF-8.
-	ErrInvalidUTF8 = errors.New("content is not valid UTF-8")
+	ErrInvalidUTF8 = shmerr.ErrInvalidUTF8
 	// ErrLockTimeout: the lock was not acquired in time (see LockTimeoutError).
-	ErrLockTimeout = errors.New("lock timeout")
+	ErrLockTimeout = shmerr.ErrLockTimeout
 	// ErrConflict: a conditional write found another version (see ConflictError).
-	ErrConflict = errors.New("version conflict")
+	ErrConflict = shmerr.ErrConflict
 	// ErrOutOfRange: a byte range lies outside the data.
-	ErrOutOfRange = errors.New("range out of bounds")
+	ErrOutOfRange = shmerr.ErrOutOfRange
 	// ErrBadControl: the control block is missing, corrupt or belongs to
 	// another data object.
 	ErrBadControl = errors.New("bad control block")
 	// ErrBadSize: the size is not allowed for the layout.
-	ErrBadSize = errors.New("bad region size")
+	ErrBadSize = shmerr.New(shmerr.ErrProtocol, "bad region size")
 	// ErrStopped: the caller's stop channel closed while it waited for the
 	// lock.
-	ErrStopped = errors.New("stopped waiting for the lock")
+	ErrStopped = shmerr.New(shmerr.ErrUnavailable, "stopped waiting for the lock")
 	// ErrCorrupt: the region's bytes break its layout (a length field past
 	// its end), so the operation cannot proceed. It is the one error for a
 	// bad length field; such errors also match ErrOutOfRange, which is what
@@ -48,7 +51,7 @@ var (
 	ErrLeaseTooLong = errors.New("lease too long")
 	// ErrFenced: the lease a write or renewal relied on has expired or been
 	// released, or its fencing token is stale; nothing was written.
-	ErrFenced = errors.New("lease lost")
+	ErrFenced = shmerr.ErrFenced
 )
 
 // LockTimeoutError says who held the lock when a wait timed out.
