@@ -51,20 +51,24 @@ func pair(t *testing.T, network string) (server, client net.Conn) {
 }
 
 // waitParkedOnSocket waits until a goroutine started by TestReadWrite is
-// parked by the runtime's poller ("IO wait" in its stack dump): a Read
-// that waits for bytes, or a Write for room, not one still on its way
-// there.
+// parked by the runtime's poller: a Read that waits for bytes, or a
+// Write for room, not one still on its way there.
 func waitParkedOnSocket(t *testing.T) {
 	t.Helper()
+	shmtest.CheckFor(t, 10*time.Second, "the call never waited on the socket", func() bool { return parkedOnSocket("rawsock_test.TestReadWrite") })
+}
+
+// parkedOnSocket reports whether a goroutine with fn (a function name as
+// stack dumps give it) in its stack is parked by the runtime's poller
+// ("IO wait" in its stack dump).
+func parkedOnSocket(fn string) bool {
 	buf := make([]byte, 1<<20)
-	shmtest.CheckFor(t, 10*time.Second, "the Read never waited on the socket", func() bool {
-		for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
-			if bytes.Contains(g, []byte("[IO wait")) && bytes.Contains(g, []byte("rawsock_test.TestReadWrite")) {
-				return true
-			}
+	for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+		if bytes.Contains(g, []byte("[IO wait")) && bytes.Contains(g, []byte(fn)) {
+			return true
 		}
-		return false
-	})
+	}
+	return false
 }
 
 func TestWrapKeepsOtherConns(t *testing.T) {
