@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"net"
+
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/server"
 )
@@ -37,6 +39,9 @@ func (d *Daemon) DefaultID() string { return d.h.DefaultID() }
 // Get returns the region with id.
 func (d *Daemon) Get(id string) (*Region, error) { return d.h.Get(id) }
 
+// Default returns the default region.
+func (d *Daemon) Default() (*Region, error) { return d.h.Default() }
+
 // List describes every region, in id order.
 func (d *Daemon) List() []Info { return d.h.List() }
 
@@ -48,3 +53,8 @@ func (d *Daemon) Delete(id string) error { return d.h.Delete(id) }
 
 // Clients lists the open client connections, oldest first.
 func (d *Daemon) Clients() []ClientInfo { return d.srv.Clients() }
+
+// Addresses lists the addresses clients can use to reach a host bound to
+// bound (server.Addresses): that address, or every interface's when bound
+// to all of them.
+func Addresses(bound net.IP) []string { return server.Addresses(bound) }
