@@ -52,8 +52,8 @@ type Daemon struct {
 // Start runs a host as cfg says. It takes, in order: the listeners, the
 // data directory's lock (before anything there changes, so that a host
 // refused because another runs there has touched nothing), the tokens
-// and TLS files, the host's registry and regions, the session the last
-// run left, and the metrics listener; then it serves. If a step fails,
+// and TLS files, the host's registry and regions, the metrics listener,
+// and the session the last run left; then it serves. If a step fails,
 // Start releases what the steps before took and returns the error.
 // ctx abandons a start still under way; the running Daemon stops with
 // Shutdown or Close, not with ctx.
@@ -161,8 +161,6 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		},
 		RESP: server.RESPConfig{NoCreate: !cfg.RESPCreate},
 	})
-	d.resumeState()
-
 	var mln net.Listener
 	if cfg.Metrics != "" {
 		d.maddr = metricsAddr(cfg.Metrics)
@@ -172,6 +170,10 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		undo.push(func() { mln.Close() })
 		d.maddr = mln.Addr().String()
 	}
+	// Resuming removes the session file (see server.ResumeFrom): a start
+	// that fails after it leaves the session again for the next one.
+	d.resumeState()
+	undo.push(d.saveState)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

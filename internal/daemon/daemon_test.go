@@ -192,15 +192,19 @@ func start(t *testing.T, cfg Config) *Daemon {
 func TestStartFailsHalfway(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// setUp changes cfg to fail, and may return a cleanup that lets
+		// setUp changes cfg (or cancels Start's context) to fail, and
+		// returns what lets a second Start succeed.
 		// a second Start succeed.
-		setUp func(t *testing.T, cfg *Config) (fix func())
+		setUp func(t *testing.T, cfg *Config, cancel func()) (fix func())
 		want  func(error) bool
 		// opened: the failure comes after the host opened its registry.
 		opened bool
+		// session: the data directory holds the session a stopped host
+		// left, which a failed Start must leave for the next one.
+		session bool
 	}{{
 		name: "step=second listener in use",
-		setUp: func(t *testing.T, cfg *Config) func() {
+		setUp: func(t *testing.T, cfg *Config, cancel func()) func() {
 			cfg.RESPListen = occupied(t)
 			return func() { cfg.RESPListen = "127.0.0.1:0" }
 		},
@@ -209,7 +213,7 @@ func TestStartFailsHalfway(t *testing.T) {
 		},
 	}, {
 		name: "step=data dir locked by another daemon",
-		setUp: func(t *testing.T, cfg *Config) func() {
+		setUp: func(t *testing.T, cfg *Config, cancel func()) func() {
 			other := cfg.copyFor(t)
 			d, err := Start(t.Context(), other)
 			if err != nil {
@@ -226,27 +230,40 @@ func TestStartFailsHalfway(t *testing.T) {
 		opened: true, // by the other daemon
 	}, {
 		name: "step=bad TLS certificate",
-		setUp: func(t *testing.T, cfg *Config) func() {
+		setUp: func(t *testing.T, cfg *Config, cancel func()) func() {
 			cfg.TLSCert, cfg.TLSKey = filepath.Join(t.TempDir(), "missing.pem"), filepath.Join(t.TempDir(), "missing.key")
 			return func() { cfg.TLSCert, cfg.TLSKey = "", "" }
 		},
 		want: func(err error) bool { return errors.Is(err, os.ErrNotExist) && strings.HasPrefix(err.Error(), "tls: ") },
 	}, {
 		name: "step=metrics address in use",
-		setUp: func(t *testing.T, cfg *Config) func() {
+		setUp: func(t *testing.T, cfg *Config, cancel func()) func() {
 			cfg.Metrics = occupied(t)
 			return func() { cfg.Metrics = "" }
 		},
 		want: func(err error) bool {
 			return errors.Is(err, syscall.EADDRINUSE) && strings.Contains(err.Error(), "--metrics")
 		},
-		opened: true,
+		opened:  true,
+		session: true,
 	}, {
 		name: "step=context ended",
-		setUp: func(t *testing.T, cfg *Config) func() {
-			return nil // Start below gets a cancelled context
+		setUp: func(t *testing.T, cfg *Config, cancel func()) func() {
+			cancel()
+			return func() {}
 		},
-		want: func(err error) bool { return errors.Is(err, context.Canceled) },
+		want:    func(err error) bool { return errors.Is(err, context.Canceled) },
+		session: true,
+	}, {
+		name: "step=context ended after the session was resumed",
+		setUp: func(t *testing.T, cfg *Config, cancel func()) func() {
+			logger := cfg.Logger
+			cfg.Logger = slog.New(onMessage{Handler: logger.Handler(), msg: "resumed session", do: cancel})
+			return func() { cfg.Logger = logger }
+		},
+		want:    func(err error) bool { return errors.Is(err, context.Canceled) },
+		opened:  true,
+		session: true,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -255,13 +272,18 @@ func TestStartFailsHalfway(t *testing.T) {
 			cfg := testConfig(t, dir, log)
 			cfg.Listen = freePort(t)
 			cfg.RESPListen = "127.0.0.1:0"
-			fix := tc.setUp(t, &cfg)
-			ctx := t.Context()
-			if fix == nil {
-				c, cancel := context.WithCancel(ctx)
-				cancel()
-				ctx = c
+			if tc.session {
+				d, err := Start(t.Context(), cfg.copyFor(t))
+				if err != nil {
+					t.Fatalf("Start to leave a session: %v", err)
+				}
+				if err := d.Close(); err != nil {
+					t.Fatalf("Close to leave a session: %v", err)
+				}
 			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			fix := tc.setUp(t, &cfg, cancel)
 			d, err := Start(ctx, cfg)
 			if err == nil {
 				d.Close()
@@ -271,16 +293,18 @@ func TestStartFailsHalfway(t *testing.T) {
 				t.Fatalf("Start = %v, not the failure this step should give", err)
 			}
 			released(t, cfg.Listen)
-			if !tc.opened && instancePrefix(dir) != "" {
+			if _, err := os.Stat(filepath.Join(dir, "session.json")); tc.session && err != nil {
+				t.Errorf("the session the last host left is gone after a failed Start: %v", err)
+			}
+			if !tc.opened && !tc.session && instancePrefix(dir) != "" {
 				t.Errorf("a Start that failed before opening the host wrote its registry")
 			}
-			if fix != nil {
-				fix()
-			}
+			fix()
 			checkNoGoroutines(t)
 
 			// Everything it took is free: a second Start on the same
 			// address and directory works, and serves.
+			resumed := strings.Count(log.String(), "resumed session")
 			d = start(t, cfg)
 			if got := readMeta(t, cfg.Listen); !strings.Contains(got, `"server":"shmgr test"`) {
 				t.Errorf("metadata line %q, want the test's server name", got)
@@ -288,9 +312,27 @@ func TestStartFailsHalfway(t *testing.T) {
 			if err := d.Close(); err != nil {
 				t.Errorf("Close: %v", err)
 			}
+			if tc.session && strings.Count(log.String(), "resumed session") == resumed {
+				t.Errorf("the Start after the failed one did not resume the session; log:\n%s", log)
+			}
 			checkNoGoroutines(t)
 		})
 	}
+}
+
+// onMessage is a log handler that calls do when a message begins with
+// msg, so that a test can act at that step of Start.
+type onMessage struct {
+	slog.Handler
+	msg string
+	do  func()
+}
+
+func (h onMessage) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.msg) {
+		h.do()
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 // copyFor returns c for a daemon of its own, on its own free port.
