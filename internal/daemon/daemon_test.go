@@ -30,32 +30,14 @@ import (
 const ioTimeout = 10 * time.Second
 
 // testConfig is a daemon on a free loopback port in a fresh data
-// directory, logging into log.
-func testConfig(t *testing.T, dir string, log *logBuf) Config {
+// directory, logging (from debug up) into log.
+func testConfig(t *testing.T, dir string, log *shmtest.Buffer) Config {
 	t.Helper()
 	cfg := DefaultConfig(dir)
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ServerName = "shmgr test"
 	cfg.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return cfg
-}
-
-// logBuf collects log output.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // cleanShm registers the check, after every other cleanup of the test,
@@ -268,7 +250,7 @@ func TestStartFailsHalfway(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cleanShm(t, dir)
-			log := &logBuf{}
+			log := &shmtest.Buffer{}
 			cfg := testConfig(t, dir, log)
 			cfg.Listen = freePort(t)
 			cfg.RESPListen = "127.0.0.1:0"
@@ -347,7 +329,7 @@ func (c Config) copyFor(t *testing.T) Config {
 func TestServeAndStop(t *testing.T) {
 	dir := t.TempDir()
 	cleanShm(t, dir)
-	log := &logBuf{}
+	log := &shmtest.Buffer{}
 	cfg := testConfig(t, dir, log)
 	cfg.RESPListen = "127.0.0.1:0"
 	cfg.Metrics = "127.0.0.1:0"
@@ -423,7 +405,7 @@ func TestSecurity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cleanShm(t, dir)
-			cfg := testConfig(t, dir, &logBuf{})
+			cfg := testConfig(t, dir, &shmtest.Buffer{})
 			cfg.Token, cfg.TLS = tc.token, tc.tls
 			d := start(t, cfg)
 			if d.RequiresToken() != tc.wantToken || tc.wantToken && d.Token() != tc.token {
@@ -478,7 +460,7 @@ func TestShutdownExpiredContext(t *testing.T) {
 	bh := blockingHandler{entered: make(chan struct{}), once: new(sync.Once), release: make(chan struct{})}
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(bh.release) }) }
-	cfg := testConfig(t, dir, &logBuf{})
+	cfg := testConfig(t, dir, &shmtest.Buffer{})
 	cfg.Logger = slog.New(bh)
 	d := start(t, cfg)
 	t.Cleanup(unblock) // before start's Close
@@ -541,7 +523,7 @@ func TestConfigCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
-			cfg := testConfig(t, dir, &logBuf{})
+			cfg := testConfig(t, dir, &shmtest.Buffer{})
 			tc.set(&cfg)
 			_, err := Start(t.Context(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
