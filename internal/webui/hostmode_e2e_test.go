@@ -18,6 +18,8 @@ func TestBrowserHostSettings(t *testing.T) {
 	g := startGUI(t)
 	b.open(t, g)
 
+	// The form is filled from the first host status the stream sends.
+	b.waitFor(t, 10*time.Second, `document.getElementById("host-max-region-size").value !== ""`)
 	for id, want := range map[string]string{"host-idle-timeout": "600", "host-lock-timeout": "5", "host-max-conns": "4096", "host-max-regions": "1024"} {
 		if got := eval[string](t, b, `document.getElementById("`+id+`").value`); got != want {
 			t.Errorf("%s shows %q before a start, want the default %q", id, got, want)
