@@ -4,9 +4,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
+
+// watch is one WATCH on a connection.
+type watch struct {
+	id      string
+	sub     *host.Sub
+	sent    uint64 // last version sent (or the client's from=)
+	hasSent bool
+	active  bool // false until the WATCH reply has been flushed
+	delta   bool // the client takes DELTA frames (WATCH delta=1)
+}
 
 // watch serves WATCH <id> [from=<version>]: reply OK <version>, then push
 // an EVENT for every newer committed state (coalesced when the client
