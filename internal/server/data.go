@@ -47,6 +47,16 @@ func (c *conn) get(req *proto.Request) {
 	c.out = append(c.out, '\n')
 }
 
+// set serves SET <id>: write (with OK <version>) to the named region.
+func (c *conn) set(req *proto.Request) {
+	r, err := c.s.h.GetBytes(req.ID)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.write(r, req, false)
+}
+
 // write serves WRITE (compat: bare OK) and SET (OK <version>). A SET with
 // an idempotency key (cid, seq) is applied at most once: a retry gets the
 // first answer again.

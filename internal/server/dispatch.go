@@ -2,12 +2,15 @@ package server
 
 import (
 	"encoding/json"
-	"slices"
 
-	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 )
 
+// handle serves one request that permitted let through, appending its
+// reply to c.out. The handlers are in files by what they serve: data.go
+// (READ, WRITE, GET, SET), regions.go (USE, INFO, LIST, CREATE, DELETE),
+// lock.go (LOCK, RENEW, UNLOCK), watch.go (WATCH, UNWATCH), access.go
+// (AUTH).
 func (c *conn) handle(req *proto.Request) {
 	switch req.Cmd {
 	case proto.CmdRead:
@@ -22,52 +25,19 @@ func (c *conn) handle(req *proto.Request) {
 		c.out = proto.AppendOK(c.out)
 		c.quit = true
 	case proto.CmdUse:
-		r, err := c.s.h.GetBytes(req.ID)
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.cur = r
-		c.appendJSON(c.meta(r))
+		c.use(req)
 	case proto.CmdGet:
 		c.get(req)
 	case proto.CmdSet:
-		r, err := c.s.h.GetBytes(req.ID)
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.write(r, req, false)
+		c.set(req)
 	case proto.CmdInfo:
-		if req.ID == nil {
-			hi := c.hostInfo()
-			if len(c.grant.Regions) > 0 {
-				// Other clients' addresses are for tokens that see all.
-				hi.Clients = nil
-			}
-			c.appendJSON(hi)
-			return
-		}
-		r, err := c.s.h.GetBytes(req.ID)
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.appendJSON(r.Info())
+		c.describe(req)
 	case proto.CmdList:
-		list := c.s.h.List()
-		if len(c.grant.Regions) > 0 {
-			list = slices.DeleteFunc(list, func(in host.Info) bool { return !c.visible(in.ShmID) })
-		}
-		c.appendJSON(list)
+		c.list()
 	case proto.CmdCreate:
 		c.create(req)
 	case proto.CmdDelete:
-		if err := c.s.h.Delete(string(req.ID)); err != nil {
-			c.fail(err)
-			return
-		}
-		c.out = proto.AppendOK(c.out)
+		c.delete(req)
 	case proto.CmdAuth:
 		c.authenticate(req)
 	case proto.CmdWatch:
@@ -95,6 +65,7 @@ func (c *conn) refreshCurrent() {
 	}
 }
 
+// appendJSON appends v as a JSON reply (USE, INFO, LIST, CREATE).
 func (c *conn) appendJSON(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
