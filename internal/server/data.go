@@ -74,7 +74,7 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		}
 		if known {
 			if o.code != proto.CodeUnknown {
-				c.out = proto.AppendError(c.out, o.code, o.msg)
+				c.out = o.failure.append(c.out)
 			} else {
 				c.out = proto.AppendOKVersion(c.out, o.version)
 			}
@@ -86,8 +86,8 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		v, err := c.apply(hr, req)
 		o = outcome{seq: req.Seq, version: v}
 		if err != nil {
-			o.code, o.msg = classify(err)
-			c.out = proto.AppendError(c.out, o.code, o.msg)
+			o.failure = classify(err)
+			c.out = o.failure.append(c.out)
 		} else {
 			c.out = proto.AppendOKVersion(c.out, v)
 		}

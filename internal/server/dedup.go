@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
-
-	"github.com/shmgr/shmgr/internal/proto"
 )
 
 // Dedup bounds: how many recent writes are remembered per client id, how
@@ -66,13 +64,13 @@ type window struct {
 	results [dedupWindow]outcome
 }
 
-// outcome is a write's answer: a version, or an error.
+// outcome is a write's answer: a version, or an error (code is not
+// CodeUnknown).
 type outcome struct {
 	seq     uint64
 	set     bool
 	version uint64
-	code    proto.Code
-	msg     string
+	failure
 }
 
 // newSession starts a fresh session: a new id and key, nothing

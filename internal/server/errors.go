@@ -2,55 +2,54 @@ package server
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
 
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
 
-// fail answers with the error's code and message.
-func (c *conn) fail(err error) {
-	code, msg := classify(err)
-	c.out = proto.AppendError(c.out, code, msg)
+// failure is an error as a reply carries it: its wire code and message,
+// and a refused conditional write's versions, which go first as fields
+// (proto.AppendConflict).
+type failure struct {
+	code proto.Code
+	msg  string
+	// conflict says that current and expected are set: the error was a
+	// *region.ConflictError (code is CodeConflict).
+	conflict          bool
+	current, expected uint64
 }
 
-// classify maps an error to its wire code and message. A conflict's
-// message starts with the region's current version, so clients can read it.
-func classify(err error) (proto.Code, string) {
+// classify turns an error into its reply. The code is proto.CodeOf's (the
+// one table from errors to words), the message the error's own, except
+// that a host closing or a wait stopped by it says "host is shutting down"
+// (the client retries elsewhere or later; how the wait ended is no use to
+// it), and that a conflict's message is the ConflictError's, behind its
+// fields, without the context it was wrapped in.
+func classify(err error) failure {
+	f := failure{code: proto.CodeOf(err)}
 	var ce *region.ConflictError
 	switch {
-	case errors.As(err, &ce):
-		return proto.CodeConflict, strconv.FormatUint(ce.Current, 10) + " " + ce.Error()
-	case errors.Is(err, region.ErrTooLarge):
-		return proto.CodeTooLarge, err.Error()
-	case errors.Is(err, region.ErrInvalidUTF8):
-		return proto.CodeInvalidUTF8, err.Error()
-	case errors.Is(err, region.ErrLockTimeout):
-		return proto.CodeLockTimeout, err.Error()
-	case errors.Is(err, region.ErrOutOfRange):
-		return proto.CodeOutOfRange, err.Error()
-	case errors.Is(err, region.ErrBadSize):
-		return proto.CodeBadRequest, err.Error()
-	case errors.Is(err, host.ErrNotFound):
-		return proto.CodeNotFound, err.Error()
-	case errors.Is(err, host.ErrExists):
-		return proto.CodeExists, err.Error()
-	case errors.Is(err, host.ErrBadID):
-		return proto.CodeBadID, err.Error()
-	case errors.Is(err, host.ErrForbidden):
-		return proto.CodeForbidden, err.Error()
-	case errors.Is(err, host.ErrNoSpace), errors.Is(err, host.ErrLimit):
-		return proto.CodeLimit, err.Error()
-	case errors.Is(err, host.ErrClosed):
-		return proto.CodeUnavailable, "host is shutting down"
-	case errors.Is(err, host.ErrVanished):
-		return proto.CodeUnavailable, err.Error()
-	case errors.Is(err, region.ErrFenced):
-		return proto.CodeFenced, err.Error()
-	case errors.Is(err, region.ErrStopped):
-		return proto.CodeUnavailable, "host is shutting down"
+	case f.code == proto.CodeConflict && errors.As(err, &ce):
+		f.msg, f.conflict, f.current, f.expected = ce.Error(), true, ce.Current, ce.Expected
+	case f.code == proto.CodeUnavailable && (errors.Is(err, host.ErrClosed) || errors.Is(err, region.ErrStopped)):
+		f.msg = "host is shutting down"
+	default:
+		f.msg = err.Error()
 	}
-	return proto.CodeInternal, fmt.Sprint(err)
+	return f
+}
+
+// append appends the ERROR reply of f.
+func (f *failure) append(dst []byte) []byte {
+	if f.conflict {
+		return proto.AppendConflict(dst, f.current, f.expected, f.msg)
+	}
+	return proto.AppendError(dst, f.code, f.msg)
+}
+
+// fail answers with the error's reply (see classify).
+func (c *conn) fail(err error) {
+	f := classify(err)
+	c.out = f.append(c.out)
 }

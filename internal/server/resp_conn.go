@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/proto"
@@ -177,16 +178,20 @@ func (c *conn) respErr(code proto.Code, msg string) {
 
 // respFail appends the RESP error for a host or region error.
 func (c *conn) respFail(key []byte, err error) {
-	code, msg := classify(err)
-	switch code {
+	f := classify(err)
+	msg := f.msg
+	switch f.code {
 	case proto.CodeInvalidUTF8:
 		msg = fmt.Sprintf("value is not valid UTF-8 for key '%s': %s (its region has the utf8 layout; keep binary values in a raw region: shmgr create <id> --layout raw)", key, msg)
 	case proto.CodeTooLarge:
 		msg = fmt.Sprintf("value does not fit the region of key '%s': %s (create a larger region: shmgr create <id> --size N)", key, msg)
 	case proto.CodeConflict:
+		if f.conflict {
+			msg = strconv.FormatUint(f.current, 10) + " " + msg
+		}
 		msg = "conflict: " + msg
 	}
-	c.respErr(code, "ERR "+msg)
+	c.respErr(f.code, "ERR "+msg)
 }
 
 // respAuth checks a token (AUTH, HELLO AUTH) and answers WRONGPASS, or
