@@ -86,11 +86,11 @@ func (c *conn) permitted(req *proto.Request) bool {
 		id = req.ID
 	}
 	if write && g.ReadOnly {
-		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("token %q is read-only", g.Name))
+		c.refuse(proto.CodeForbidden, fmt.Sprintf("token %q is read-only", g.Name))
 		return false
 	}
 	if len(g.Regions) > 0 && id != nil && !g.Region(string(id)) {
-		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("token %q does not cover region %q", g.Name, id))
+		c.refuse(proto.CodeForbidden, fmt.Sprintf("token %q does not cover region %q", g.Name, id))
 		return false
 	}
 	return true

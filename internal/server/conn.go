@@ -77,6 +77,10 @@ type conn struct {
 	// run holds the requests served back to back since c.now, all of one
 	// command: they are timed and counted together when it ends.
 	run run
+	// code is the error code of the reply to the request at hand (0: it
+	// succeeded), set by the handler that refused it (refused, respErr),
+	// for record and respRecord.
+	code proto.Code
 	// resp is set on the RESP listener's connections (resp_conn.go).
 	resp *respConn
 
@@ -185,6 +189,7 @@ func (c *conn) serve() {
 					c.endRun(0)
 				}
 				mark := len(c.out)
+				c.code = 0
 				if c.permitted(&req) {
 					c.handle(&req)
 				}

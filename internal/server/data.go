@@ -74,20 +74,20 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		}
 		if known {
 			if o.code != proto.CodeUnknown {
-				c.out = o.failure.append(c.out)
+				c.refused(&o.failure)
 			} else {
 				c.out = proto.AppendOKVersion(c.out, o.version)
 			}
 			return
 		} else if unknown != "" {
-			c.out = proto.AppendError(c.out, proto.CodeUnknownOutcome, unknown)
+			c.refuse(proto.CodeUnknownOutcome, unknown)
 			return
 		}
 		v, err := c.apply(hr, req)
 		o = outcome{seq: req.Seq, version: v}
 		if err != nil {
 			o.failure = classify(err)
-			c.out = o.failure.append(c.out)
+			c.refused(&o.failure)
 		} else {
 			c.out = proto.AppendOKVersion(c.out, v)
 		}

@@ -51,7 +51,7 @@ func (c *conn) handle(req *proto.Request) {
 	case proto.CmdUnlock:
 		c.unlock(req)
 	default:
-		c.out = proto.AppendError(c.out, proto.CodeUnknownCommand, req.Cmd.String()+" is not supported by this host")
+		c.refuse(proto.CodeUnknownCommand, req.Cmd.String()+" is not supported by this host")
 	}
 }
 
@@ -69,7 +69,7 @@ func (c *conn) refreshCurrent() {
 func (c *conn) appendJSON(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		c.out = proto.AppendError(c.out, proto.CodeInternal, err.Error())
+		c.refuse(proto.CodeInternal, err.Error())
 		return
 	}
 	c.out = proto.AppendJSON(c.out, b)

@@ -51,5 +51,19 @@ func (f *failure) append(dst []byte) []byte {
 // fail answers with the error's reply (see classify).
 func (c *conn) fail(err error) {
 	f := classify(err)
+	c.refused(&f)
+}
+
+// refuse answers with an error reply of the given code, for a refusal
+// made here rather than an error of another layer (a limit, a lease the
+// connection does not hold).
+func (c *conn) refuse(code proto.Code, msg string) {
+	c.refused(&failure{code: code, msg: msg})
+}
+
+// refused appends f's reply, and keeps its code for record: every error
+// reply to a request goes through here.
+func (c *conn) refused(f *failure) {
+	c.code = f.code
 	c.out = f.append(c.out)
 }

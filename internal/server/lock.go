@@ -37,7 +37,7 @@ func (c *conn) lock(req *proto.Request) {
 		delete(c.leases, string(req.ID)) // lost: expired and taken over
 	}
 	if _, ok := c.leases[string(req.ID)]; ok {
-		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("this connection holds the lock of %q already: UNLOCK it first", req.ID))
+		c.refuse(proto.CodeForbidden, fmt.Sprintf("this connection holds the lock of %q already: UNLOCK it first", req.ID))
 		return
 	}
 	lease, ok := c.leaseLength(req)
@@ -47,7 +47,7 @@ func (c *conn) lock(req *proto.Request) {
 	wait := c.s.cfg.LockTimeout
 	if req.HasWait {
 		if req.Wait > int64(MaxLockWait/time.Millisecond) {
-			c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
+			c.refuse(proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
 			return
 		}
 		wait = time.Duration(req.Wait) * time.Millisecond
@@ -80,7 +80,7 @@ func (c *conn) leaseLength(req *proto.Request) (time.Duration, bool) {
 	}
 	d := time.Duration(req.Lease) * time.Millisecond
 	if d > MaxLease || req.Lease > int64(MaxLease/time.Millisecond) {
-		c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("lease of %d ms is longer than the maximum of %d ms: renew a shorter lease instead", req.Lease, MaxLease/time.Millisecond))
+		c.refuse(proto.CodeLimit, fmt.Sprintf("lease of %d ms is longer than the maximum of %d ms: renew a shorter lease instead", req.Lease, MaxLease/time.Millisecond))
 		return 0, false
 	}
 	return d, true
@@ -98,7 +98,7 @@ func (l heldLease) holds() bool {
 func (c *conn) held(id []byte, token uint64) (heldLease, bool) {
 	l, ok := c.leases[string(id)]
 	if !ok || l.token != token {
-		c.out = proto.AppendError(c.out, proto.CodeFenced, fmt.Sprintf("this connection holds no lock on %q with token %d", id, token))
+		c.refuse(proto.CodeFenced, fmt.Sprintf("this connection holds no lock on %q with token %d", id, token))
 		return heldLease{}, false
 	}
 	return l, true

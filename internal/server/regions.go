@@ -55,7 +55,7 @@ func (c *conn) create(req *proto.Request) {
 	if req.Layout != nil {
 		l, err := region.ParseLayout(string(req.Layout))
 		if err != nil {
-			c.out = proto.AppendError(c.out, proto.CodeBadRequest, err.Error())
+			c.refuse(proto.CodeBadRequest, err.Error())
 			return
 		}
 		o.Layout = l

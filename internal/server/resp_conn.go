@@ -33,9 +33,8 @@ type respConn struct {
 	id    int64  // CLIENT ID
 	name  []byte // CLIENT SETNAME
 	base  proto.Cmd
-	idbuf []byte     // the region id of the key at hand
-	tmp   []byte     // scratch: values read for GETRANGE and the like
-	code  proto.Code // the error code of the last reply, for metrics
+	idbuf []byte // the region id of the key at hand
+	tmp   []byte // scratch: values read for GETRANGE and the like
 	// failed is set by respAtomic when the step failed as a whole (its
 	// one error reply stands for all its commands).
 	failed bool
@@ -152,8 +151,8 @@ func (c *conn) respRecord(fam respFamily, in, mark int) {
 	if c.run.n > 0 && c.run.cmd != cmd {
 		c.endRun(0)
 	}
-	outcome := int(c.resp.code)
-	switch c.resp.code {
+	outcome := int(c.code)
+	switch c.code {
 	case proto.CodeLockTimeout:
 		c.s.cfg.Metrics.LockTimeouts.Inc()
 	case proto.CodeLimit:
@@ -172,7 +171,7 @@ func (c *conn) respRecord(fam respFamily, in, mark int) {
 // with its RESP prefix (ERR, WRONGTYPE, NOAUTH, WRONGPASS, NOPERM,
 // EXECABORT).
 func (c *conn) respErr(code proto.Code, msg string) {
-	c.resp.code = code
+	c.code = code
 	c.out = resp.AppendError(c.out, msg)
 }
 

@@ -14,25 +14,17 @@ type run struct {
 }
 
 // record adds a handled request to the run: its command, its outcome
-// (read back from the reply appended at mark) and its bytes. A request
-// that failed ends the run, so that the run's other requests count as ok.
+// (c.code, which the handler that refused it set) and its bytes (the reply
+// appended at mark). A request that failed ends the run, so that the
+// run's other requests count as ok.
 func (c *conn) record(req *proto.Request, mark int) {
 	m := c.s.cfg.Metrics
-	outcome := 0
-	if rep := c.out[mark:]; len(rep) > 6 && string(rep[:6]) == "ERROR " {
-		rest := rep[6:]
-		for i, b := range rest {
-			if b == ' ' || b == '\n' {
-				rest = rest[:i]
-				break
-			}
-		}
-		outcome = int(proto.ParseCode(string(rest)))
-		if outcome == int(proto.CodeLockTimeout) {
-			m.LockTimeouts.Inc()
-		} else if outcome == int(proto.CodeLimit) {
-			m.LimitRefusals.Get(req.Cmd.String()).Inc()
-		}
+	outcome := int(c.code)
+	switch c.code {
+	case proto.CodeLockTimeout:
+		m.LockTimeouts.Inc()
+	case proto.CodeLimit:
+		m.LimitRefusals.Get(req.Cmd.String()).Inc()
 	}
 	c.run.cmd = req.Cmd
 	c.run.n++

@@ -40,7 +40,7 @@ func (c *conn) watch(req *proto.Request) {
 		return
 	}
 	if len(c.watches) >= c.s.cfg.MaxWatches {
-		c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("this connection watches %d regions already, the most allowed", len(c.watches)))
+		c.refuse(proto.CodeLimit, fmt.Sprintf("this connection watches %d regions already, the most allowed", len(c.watches)))
 		return
 	}
 	sub, err := hr.Subscribe(c.notify)
@@ -70,7 +70,7 @@ func (c *conn) unwatch(req *proto.Request) {
 	c.nwatches.Store(int32(len(c.watches)))
 	c.smu.Unlock()
 	if !ok {
-		c.out = proto.AppendError(c.out, proto.CodeNotFound, fmt.Sprintf("this connection does not watch %q", req.ID))
+		c.refuse(proto.CodeNotFound, fmt.Sprintf("this connection does not watch %q", req.ID))
 		return
 	}
 	w.sub.Close()
