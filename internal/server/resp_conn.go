@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 
 	"github.com/shmgr/shmgr/internal/auth"
 	"github.com/shmgr/shmgr/internal/proto"
@@ -57,12 +56,6 @@ func newRESPConn(c *conn) *respConn {
 	return rc
 }
 
-// respRefusal is the reply of a connection refused by MaxConns, in
-// Redis's wording first.
-func respRefusal(msg string) []byte {
-	return resp.AppendError(nil, "ERR max number of clients reached: "+msg)
-}
-
 // respCmdBase is the metrics index of the first RESP command family: the
 // RESP families follow the shmgr commands (see respFamilyNames).
 func respCmdBase() proto.Cmd { return proto.Cmd(len(commandNames())) }
@@ -73,26 +66,6 @@ func (c *conn) need() int64 {
 		return c.resp.p.Need()
 	}
 	return c.p.Need()
-}
-
-// appendError appends an error reply in the connection's protocol: the
-// shmgr "ERROR <code> <msg>", or RESP's "-ERR <msg>".
-func (c *conn) appendError(dst []byte, code proto.Code, msg string) []byte {
-	if c.resp != nil {
-		return resp.AppendError(dst, respPrefix(code)+" "+msg)
-	}
-	return proto.AppendError(dst, code, msg)
-}
-
-// respPrefix is the RESP error prefix clients classify a code by.
-func respPrefix(code proto.Code) string {
-	switch code {
-	case proto.CodeUnauthorized:
-		return "NOAUTH"
-	case proto.CodeForbidden:
-		return "NOPERM"
-	}
-	return "ERR"
 }
 
 // serveRESP is serve's loop for a RESP connection: parse what has been
@@ -165,32 +138,6 @@ func (c *conn) respRecord(fam respFamily, in, mark int) {
 	if outcome != 0 {
 		c.endRun(outcome)
 	}
-}
-
-// respErr appends an error reply, with the code it counts as. msg starts
-// with its RESP prefix (ERR, WRONGTYPE, NOAUTH, WRONGPASS, NOPERM,
-// EXECABORT).
-func (c *conn) respErr(code proto.Code, msg string) {
-	c.code = code
-	c.out = resp.AppendError(c.out, msg)
-}
-
-// respFail appends the RESP error for a host or region error.
-func (c *conn) respFail(key []byte, err error) {
-	f := classify(err)
-	msg := f.msg
-	switch f.code {
-	case proto.CodeInvalidUTF8:
-		msg = fmt.Sprintf("value is not valid UTF-8 for key '%s': %s (its region has the utf8 layout; keep binary values in a raw region: shmgr create <id> --layout raw)", key, msg)
-	case proto.CodeTooLarge:
-		msg = fmt.Sprintf("value does not fit the region of key '%s': %s (create a larger region: shmgr create <id> --size N)", key, msg)
-	case proto.CodeConflict:
-		if f.conflict {
-			msg = strconv.FormatUint(f.current, 10) + " " + msg
-		}
-		msg = "conflict: " + msg
-	}
-	c.respErr(f.code, "ERR "+msg)
 }
 
 // respAuth checks a token (AUTH, HELLO AUTH) and answers WRONGPASS, or
