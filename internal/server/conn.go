@@ -85,7 +85,10 @@ type conn struct {
 	resp *respConn
 
 	// wmu serialises writes to the socket: reply batches and event frames
-	// never interleave.
+	// never interleave. It is held across a write, which a client that
+	// does not read can stall for up to Config.WriteTimeout (then the
+	// connection is closed): the pusher and the reading goroutine wait
+	// for each other that long at most.
 	wmu sync.Mutex
 
 	// smu protects watches and pusher.

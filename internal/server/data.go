@@ -60,6 +60,11 @@ func (c *conn) set(req *proto.Request) {
 // write serves WRITE (compat: bare OK) and SET (OK <version>). A SET with
 // an idempotency key (cid, seq) is applied at most once: a retry gets the
 // first answer again.
+//
+// It blocks the connection's loop (and the requests pipelined behind it)
+// while it waits for the region's lock, up to Config.LockTimeout or until
+// Shutdown stops the wait; a keyed SET holds its client's dedup window
+// for that wait (see dedup, "Blocking").
 func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 	if req.ClientID != nil {
 		w, session := c.s.dedup.acquire(req.ClientID)

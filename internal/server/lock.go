@@ -27,6 +27,16 @@ type heldLease struct {
 
 // lock serves LOCK <id> [lease=] [wait=]: take the region's lock as a
 // lease for this connection, and reply OK <fencing token>.
+//
+// The wait for the lock (wait=, at most MaxLockWait; else
+// Config.LockTimeout) blocks the connection's loop, so requests pipelined
+// behind the LOCK wait for it, and it runs inside host.Region.Do, which
+// keeps the region mapped for the wait: deleting the region waits for it
+// too, and host.Delete waits holding the host's own lock, so while it
+// does, every request that looks a region up and every new connection
+// (on any region) waits behind the LOCK as well. A write's wait
+// (Config.LockTimeout) is the same. Shutdown (c.halt) ends the wait
+// early.
 func (c *conn) lock(req *proto.Request) {
 	hr, err := c.s.h.GetBytes(req.ID)
 	if err != nil {

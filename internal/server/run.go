@@ -36,10 +36,11 @@ func (c *conn) record(req *proto.Request, mark int) {
 }
 
 // endRun counts the run in the metrics, each request with the run's mean
-// latency (one clock reading per run, not two per request: at 50
-// connections with 16 GETs pipelined on each, clock_gettime fell from
-// 2.6% of the host's CPU to 0.8%), and moves c.now on to its end. last
-// is the outcome of the run's last request; the others succeeded.
+// latency, and moves c.now on to its end. One clock reading per run, not
+// two per request: with many connections pipelining small requests, the
+// clock readings were a visible share of the host's CPU (see "The
+// connection loop" in docs/PERFORMANCE.md). last is the outcome of the
+// run's last request; the others succeeded.
 func (c *conn) endRun(last int) {
 	if c.run.n == 0 {
 		return

@@ -52,7 +52,8 @@ const (
 	// spinScoreMax is a new connection's score; spins go on while the
 	// score is at least spinScoreMin. A client whose every spin is in
 	// vain falls below it after 11 spins, then costs one spin per
-	// spinProbe (0.5 % of a CPU at 50 µs); one with nine spins in ten
+	// spinProbe (a 50 µs spin every 10 ms is 0.5 % of a CPU); one with
+	// nine spins in ten
 	// paying stays above it.
 	spinScoreMax = 256
 	spinScoreMin = spinScoreMax / 4
