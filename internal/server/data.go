@@ -79,7 +79,7 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		}
 		if known {
 			if o.code != proto.CodeUnknown {
-				c.refused(&o.failure)
+				c.refuse(o.code, o.msg)
 			} else {
 				c.out = proto.AppendOKVersion(c.out, o.version)
 			}
@@ -91,8 +91,9 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		v, err := c.apply(hr, req)
 		o = outcome{seq: req.Seq, version: v}
 		if err != nil {
-			o.failure = classify(err)
-			c.refused(&o.failure)
+			f := classify(err)
+			o.code, o.msg = f.code, f.text()
+			c.refused(&f)
 		} else {
 			c.out = proto.AppendOKVersion(c.out, v)
 		}

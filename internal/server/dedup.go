@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+
+	"github.com/shmgr/shmgr/internal/proto"
 )
 
 // Dedup bounds: how many recent writes are remembered per client id, how
@@ -89,12 +91,16 @@ type window struct {
 }
 
 // outcome is a write's answer: a version, or an error (code is not
-// CodeUnknown).
+// CodeUnknown) and the reply's text after its code word (failure.text:
+// for a conflict, its fields and then its message), so that a replay,
+// here or in the process State hands it to, is the first answer byte for
+// byte.
 type outcome struct {
 	seq     uint64
 	set     bool
 	version uint64
-	failure
+	code    proto.Code
+	msg     string
 }
 
 // newSession starts a fresh session: a new id and key, nothing

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
@@ -46,6 +47,19 @@ func (f *failure) append(dst []byte) []byte {
 		return proto.AppendConflict(dst, f.current, f.expected, f.msg)
 	}
 	return proto.AppendError(dst, f.code, f.msg)
+}
+
+// text is the reply's text after its code word: for a conflict, the
+// fields and then the message. proto.AppendError(dst, f.code, f.text())
+// gives the bytes f.append gives: what the idempotency record keeps (see
+// outcome), in memory and in State, in the form hosts before the
+// conflict fields kept it too (code and text), so a state handed to an
+// older host or taken from one replays as it was first answered.
+func (f *failure) text() string {
+	if !f.conflict {
+		return f.msg
+	}
+	return strconv.FormatUint(f.current, 10) + " expected=" + strconv.FormatUint(f.expected, 10) + " " + f.msg
 }
 
 // fail answers with the error's reply (see classify).

@@ -48,23 +48,12 @@ type ForgottenState struct {
 }
 
 // OutcomeState is one write's answer: a version, or an error code
-// (proto.Code's name) and message, and a conflict's versions.
+// (proto.Code's name) and message.
 type OutcomeState struct {
 	Seq     uint64 `json:"seq"`
 	Version uint64 `json:"version,omitempty"`
 	Code    string `json:"code,omitempty"`
 	Msg     string `json:"msg,omitempty"`
-	// Conflict holds the fields of a conflict's reply. A conflict saved
-	// by an older host has none: its Msg begins with the current version,
-	// and replaying it gives that host's reply, byte for byte.
-	Conflict *ConflictState `json:"conflict,omitempty"`
-}
-
-// ConflictState is a refused conditional write's versions (see
-// proto.AppendConflict).
-type ConflictState struct {
-	Current  uint64 `json:"current"`
-	Expected uint64 `json:"expected"`
 }
 
 // State returns the server's session and remembered write outcomes. Call
@@ -85,9 +74,6 @@ func (s *Server) State() State {
 			oc := OutcomeState{Seq: o.seq, Version: o.version}
 			if o.code != proto.CodeUnknown {
 				oc.Code, oc.Msg = o.code.String(), o.msg
-			}
-			if o.conflict {
-				oc.Conflict = &ConflictState{Current: o.current, Expected: o.expected}
 			}
 			cs.Results = append(cs.Results, oc)
 		}
@@ -124,17 +110,11 @@ func (s *Server) Resume(st State) error {
 		}
 		w := &window{id: cs.ID, maxSeq: cs.MaxSeq, floor: cs.Floor}
 		for _, oc := range cs.Results {
-			o := outcome{seq: oc.Seq, version: oc.Version, failure: failure{msg: oc.Msg}}
+			o := outcome{seq: oc.Seq, version: oc.Version, msg: oc.Msg}
 			if oc.Code != "" {
 				if o.code = proto.ParseCode(oc.Code); o.code == proto.CodeUnknown {
 					return fmt.Errorf("client %q, seq %d: unknown code %q", cs.ID, oc.Seq, oc.Code)
 				}
-			}
-			if oc.Conflict != nil {
-				if o.code != proto.CodeConflict {
-					return fmt.Errorf("client %q, seq %d: conflict fields with code %q", cs.ID, oc.Seq, oc.Code)
-				}
-				o.conflict, o.current, o.expected = true, oc.Conflict.Current, oc.Conflict.Expected
 			}
 			w.record(o)
 		}

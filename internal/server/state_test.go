@@ -19,7 +19,7 @@ func TestStateRoundTrip(t *testing.T) {
 	a := New(nil, Config{})
 	w, _ := a.dedup.client([]byte("c1"))
 	w.record(outcome{seq: 7, version: 41})
-	w.record(outcome{seq: 8, failure: failure{code: proto.CodeLockTimeout, msg: "lock held"}})
+	w.record(outcome{seq: 8, code: proto.CodeLockTimeout, msg: "lock held"})
 	w2, _ := a.dedup.client([]byte("c2"))
 	w2.record(outcome{seq: 1, version: 3})
 
