@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,24 +53,29 @@ func TestOutcomesCounted(t *testing.T) {
 	c.expect("CREATE default size=8\n", "ERROR exists ")
 	c.expect("DELETE default\n", "ERROR forbidden ")
 	c.expect("READ\n", "OK a")
+	ts.wantMetrics(t,
+		`shmgr_requests_total{command="SET",outcome="ok"} 1`,
+		`shmgr_requests_total{command="SET",outcome="conflict"} 3`,
+		`shmgr_requests_total{command="UNLOCK",outcome="fenced"} 1`,
+		`shmgr_requests_total{command="LOCK",outcome="limit"} 1`,
+		`shmgr_requests_total{command="UNWATCH",outcome="not_found"} 1`,
+		`shmgr_requests_total{command="CREATE",outcome="exists"} 1`,
+		`shmgr_requests_total{command="DELETE",outcome="forbidden"} 1`,
+		`shmgr_requests_total{command="READ",outcome="ok"} 1`,
+		`shmgr_limit_refusals_total{limit="LOCK"} 1`)
+}
+
+// wantMetrics checks that the server's metrics text has each line.
+func (ts *testServer) wantMetrics(t *testing.T, lines ...string) {
+	t.Helper()
 	var b strings.Builder
 	if err := ts.m.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
 	text := b.String()
-	for _, want := range []string{
-		`shmgr_requests_total{command="SET",outcome="ok"} 1` + "\n",
-		`shmgr_requests_total{command="SET",outcome="conflict"} 3` + "\n",
-		`shmgr_requests_total{command="UNLOCK",outcome="fenced"} 1` + "\n",
-		`shmgr_requests_total{command="LOCK",outcome="limit"} 1` + "\n",
-		`shmgr_requests_total{command="UNWATCH",outcome="not_found"} 1` + "\n",
-		`shmgr_requests_total{command="CREATE",outcome="exists"} 1` + "\n",
-		`shmgr_requests_total{command="DELETE",outcome="forbidden"} 1` + "\n",
-		`shmgr_requests_total{command="READ",outcome="ok"} 1` + "\n",
-		`shmgr_limit_refusals_total{limit="LOCK"} 1` + "\n",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("metrics lack %q:\n%s", strings.TrimSpace(want), text)
+	for _, l := range lines {
+		if !strings.Contains(text, l+"\n") {
+			t.Errorf("metrics lack %q:\n%s", l, text)
 		}
 	}
 }
@@ -136,19 +140,7 @@ func TestStateKeepsConflict(t *testing.T) {
 	w.record(outcome{seq: 1, code: f.code, msg: f.text()})
 	old := "5 version conflict: expected version 0, region is at version 5"
 	w.record(outcome{seq: 2, code: proto.CodeConflict, msg: old})
-	b, err := json.Marshal(a.State())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-	z := New(nil, Config{})
-	if err := z.Resume(st); err != nil {
-		t.Fatalf("Resume: %v", err)
-	}
-	zw, _ := z.dedup.client([]byte("c1"))
+	zw, _ := handOver(t, a).dedup.client([]byte("c1"))
 	for _, tt := range []struct {
 		seq  uint64
 		want string
