@@ -95,12 +95,8 @@ func checkNoGoroutines(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(ioTimeout)
-	for d := time.Millisecond; ours(); d = min(2*d, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines of the daemon still run %v after Close:\n%s", ioTimeout, stacks)
-		}
-		time.Sleep(d)
+	if !shmtest.Poll(ioTimeout, func() bool { return !ours() }) {
+		t.Fatalf("goroutines of the daemon still run %v after Close:\n%s", ioTimeout, stacks)
 	}
 }
 
