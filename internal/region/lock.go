@@ -77,12 +77,17 @@ func (r *Region) tryLock() bool {
 		return false
 	}
 	copy(r.ctl[offLabel:offLabel+labelLen], r.label[:])
-	if r.flag == nil {
-		return true
-	}
+	return r.flag == nil || r.tryFlag(r.lockw.Load()&^commitBit)
+}
+
+// tryFlag takes the offset-0 flag for the lock word w this Region has
+// just taken, if the flag is free now, and records w as its holder;
+// otherwise it gives the lock word back. It reports whether this Region
+// holds both.
+func (r *Region) tryFlag(w uint64) bool {
 	f := r.flag.Load()
 	if f&0xff == 0 && r.flag.CompareAndSwap(f, f|1) {
-		*r.flagBy = r.lockw.Load() &^ commitBit
+		*r.flagBy = w
 		return true
 	}
 	r.releaseWord()

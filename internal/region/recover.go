@@ -15,16 +15,7 @@ func (r *Region) takeFromDead() bool {
 	}
 	inherited := r.recoverLocked(w, nw)
 	copy(r.ctl[offLabel:offLabel+labelLen], r.label[:])
-	if r.flag == nil || inherited {
-		return true
-	}
-	f := r.flag.Load()
-	if f&0xff == 0 && r.flag.CompareAndSwap(f, f|1) {
-		*r.flagBy = nw
-		return true
-	}
-	r.releaseWord()
-	return false
+	return r.flag == nil || inherited || r.tryFlag(nw)
 }
 
 // recoverLocked repairs the region after this Region took lock word old

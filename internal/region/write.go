@@ -33,14 +33,8 @@ type WriteOptions struct {
 // Write replaces the region's content with p (for raw: writes p at offset
 // 0) and returns the new version. Nothing is touched if p is invalid.
 func (r *Region) Write(p []byte, o WriteOptions) (uint64, error) {
-	if r.layout == UTF8 {
-		if err := r.checkUTF8(p); err != nil {
-			return 0, err
-		}
-	} else if int64(len(p)) > r.max {
-		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(p), r.max)
-	} else if int64(len(p)) > r.maxW {
-		return 0, r.tooLarge(len(p))
+	if err := r.checkContent(p); err != nil {
+		return 0, err
 	}
 	if err := r.enter(o); err != nil {
 		return 0, err
@@ -120,16 +114,25 @@ func (r *Region) Update(o WriteOptions, fn func(cur []byte) ([]byte, error)) (ui
 	if err != nil {
 		return 0, err
 	}
-	if r.layout == UTF8 {
-		if err := r.checkUTF8(next); err != nil {
-			return 0, err
-		}
-	} else if int64(len(next)) > r.max {
-		return 0, fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(next), r.max)
-	} else if int64(len(next)) > r.maxW {
-		return 0, r.tooLarge(len(next))
+	if err := r.checkContent(next); err != nil {
+		return 0, err
 	}
 	return r.commit(0, next, true), nil
+}
+
+// checkContent reports whether p may become the region's whole content:
+// valid UTF-8 that fits (utf8), or no larger than the region and its
+// undo area (raw).
+func (r *Region) checkContent(p []byte) error {
+	switch {
+	case r.layout == UTF8:
+		return r.checkUTF8(p)
+	case int64(len(p)) > r.max:
+		return fmt.Errorf("%w: %d bytes, the region holds %d", ErrTooLarge, len(p), r.max)
+	case int64(len(p)) > r.maxW:
+		return r.tooLarge(len(p))
+	}
+	return nil
 }
 
 func (r *Region) checkUTF8(p []byte) error {
