@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bytes"
 	"errors"
+	"strconv"
 
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
@@ -118,4 +120,34 @@ func sentinel(c proto.Code) error {
 		return ErrFenced
 	}
 	return ErrHost
+}
+
+func replyError(rep proto.Reply) error {
+	e := &Error{Code: rep.Code.String(), Message: string(rep.Text), err: sentinel(rep.Code)}
+	if rep.Code == proto.CodeConflict {
+		// "<current version> <message>"
+		msg := rep.Text
+		if i := bytes.IndexByte(msg, ' '); i > 0 {
+			if v, err := strconv.ParseUint(string(msg[:i]), 10, 64); err == nil {
+				return &ConflictError{Current: v, Expected: parseExpected(msg)}
+			}
+		}
+	}
+	return e
+}
+
+// parseExpected finds "expected version N" in a conflict message.
+func parseExpected(msg []byte) uint64 {
+	const key = "expected version "
+	i := bytes.Index(msg, []byte(key))
+	if i < 0 {
+		return 0
+	}
+	rest := msg[i+len(key):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	v, _ := strconv.ParseUint(string(rest[:j]), 10, 64)
+	return v
 }
