@@ -48,7 +48,7 @@ type Conn struct {
 	// watched is the cancellable context whose cancellation interrupts
 	// I/O, and unwatch stops that; live is the current connection, for the
 	// cancellation callback.
-	cancelMu sync.Mutex // protects watched, unwatch and gen (see watch)
+	cancelMu sync.Mutex // protects watched, unwatch and gen (see applyContext)
 	watched  context.Context
 	unwatch  func() bool
 	gen      uint64

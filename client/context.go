@@ -7,18 +7,20 @@ import (
 	"time"
 )
 
-// watch applies ctx to the connection until the returned stop is called.
-// A context with a deadline bounds the socket through that deadline; one
+// applyContext applies ctx to the connection for the request about to be
+// made. A context with a deadline bounds the socket through that deadline; one
 // that can only be cancelled is watched, so that cancelling interrupts a
 // blocked read or write. (A context with a deadline that is cancelled
 // early is noticed when the reply comes or the deadline passes: watching
 // it too would cost three allocations per request.)
 //
-// The watch stays registered after the request, for the next one with the
+// There is nothing to undo when the request ends, so it returns nothing:
+// the watch stays registered after the request, for the next one with the
 // same context (a caller's loop usually passes one context to many
-// requests): cancelling it between requests only sets a deadline that the
-// next request replaces.
-func (c *Conn) watch(ctx context.Context) (stop func()) {
+// requests), and cancelling it between requests only sets a deadline that
+// the next request replaces. The next request with another context, or
+// Close, unregisters it.
+func (c *Conn) applyContext(ctx context.Context) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(c.opts.RequestTimeout)
@@ -49,10 +51,7 @@ func (c *Conn) watch(ctx context.Context) (stop func()) {
 		})
 	}
 	c.cancelMu.Unlock()
-	return noop
 }
-
-func noop() {}
 
 // ctxErr prefers the context's error: a socket deadline set from the
 // context's deadline may fire a moment before the context's own timer, and

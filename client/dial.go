@@ -60,9 +60,8 @@ func (c *Conn) dial(ctx context.Context) error {
 		c.in = make([]byte, 64<<10)
 		c.rp = proto.NewReplyParser(proto.DefaultMaxLine*16, proto.DefaultMaxPayload)
 	}
-	stop := c.watch(ctx)
+	c.applyContext(ctx)
 	line, err := c.readLine()
-	stop()
 	if err != nil {
 		c.drop()
 		return fmt.Errorf("connect to host %s: reading metadata line: %w", c.addr, ctxErr(ctx, err))

@@ -48,7 +48,7 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 	begin := time.Now()
 	bounded := func() (context.Context, context.CancelFunc) {
 		if _, ok := ctx.Deadline(); ok {
-			return ctx, noop
+			return ctx, func() {}
 		}
 		return context.WithDeadline(ctx, begin.Add(c.opts.RequestTimeout))
 	}

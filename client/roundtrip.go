@@ -11,8 +11,7 @@ import (
 // roundTrip writes one request and reads its reply. c.mu is held and
 // c.nc is set.
 func (c *Conn) roundTrip(ctx context.Context, enc func([]byte) []byte, fn func(proto.Reply) error) error {
-	stop := c.watch(ctx)
-	defer stop()
+	c.applyContext(ctx)
 	c.out = enc(c.out[:0])
 	n, err := c.nc.Write(c.out)
 	if cap(c.out) > 1<<20 {
