@@ -48,6 +48,10 @@ func TestClassify(t *testing.T) {
 		{"client limit", client.ErrLimit, http.StatusInsufficientStorage, "limit"},
 		{"host closed", host.ErrClosed, http.StatusConflict, "closed"},
 		{"client closed", fmt.Errorf("read: %w", client.ErrClosed), http.StatusConflict, "closed"},
+		// Every kind of "cannot serve now" is closed, not only the host's.
+		{"host vanished", fmt.Errorf("read: %w", host.ErrVanished), http.StatusConflict, "closed"},
+		{"lock wait stopped", fmt.Errorf("write: %w", region.ErrStopped), http.StatusConflict, "closed"},
+		{"client unavailable", fmt.Errorf("write: %w", client.ErrUnavailable), http.StatusConflict, "closed"},
 		{"unknown outcome", fmt.Errorf("write: %w", client.ErrUnknownOutcome), http.StatusBadGateway, "unknown_outcome"},
 		{"refused", fmt.Errorf("connect: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), http.StatusBadGateway, "refused"},
 		{"deadline", fmt.Errorf("read: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, "timeout"},
