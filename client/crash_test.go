@@ -351,7 +351,7 @@ func TestWriteAfterHostRestart(t *testing.T) {
 			case errors.Is(err, client.ErrUnknownOutcome) && string(got) == "before":
 				t.Errorf("BUG: the first write after a host restart failed with %q although it was never applied (content still %q): "+
 					"Conn.do sends it on the connection the old host had already closed, the read then fails, and the changed session "+
-					"makes it ErrUnknownOutcome (client/conn.go, Conn.do/roundTrip)", err, got)
+					"makes it ErrUnknownOutcome (client/retry.go, Conn.do; client/roundtrip.go)", err, got)
 			case err != nil:
 				t.Errorf("first write after a host restart: %v (content %q)", err, got)
 			case string(got) != "after":
