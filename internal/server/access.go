@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/auth"
-
 	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/shmerr"
 )
 
 // maxAuthFailures is how many wrong tokens a connection may send before
@@ -26,7 +26,7 @@ func (c *conn) authenticate(req *proto.Request) {
 		c.authFailures++
 		c.s.cfg.Metrics.AuthFailures.Inc()
 		c.s.cfg.Logf("auth failure from %s (%d of %d): %v", c.nc.RemoteAddr(), c.authFailures, maxAuthFailures, err)
-		c.out = proto.AppendError(c.out, proto.CodeUnauthorized, "invalid token: use the token the host printed at start (or one from 'shmgr token ls' on the host)")
+		c.fail(errBadToken)
 		if c.authFailures >= maxAuthFailures {
 			c.quit = true
 		}
@@ -63,14 +63,13 @@ func (c *conn) permitted(req *proto.Request) bool {
 	}
 	if c.revoked.Load() {
 		c.s.cfg.Metrics.AuthFailures.Inc()
-		c.out = proto.AppendError(c.out, proto.CodeUnauthorized, revokedMsg)
+		c.fail(errRevoked)
 		c.quit = true
 		return false
 	}
 	if c.grant == nil {
 		c.s.cfg.Metrics.AuthFailures.Inc()
-		c.out = proto.AppendError(c.out, proto.CodeUnauthorized,
-			"authentication required: send AUTH <token> first (the host prints its token at start and keeps it in tokens.json in its data directory)")
+		c.fail(errAuthRequired)
 		return false
 	}
 	g := c.grant
@@ -87,11 +86,11 @@ func (c *conn) permitted(req *proto.Request) bool {
 		id = req.ID
 	}
 	if write && g.ReadOnly {
-		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("token %q is read-only", g.Name))
+		c.refuse(proto.CodeForbidden, fmt.Sprintf("token %q is read-only", g.Name))
 		return false
 	}
 	if len(g.Regions) > 0 && id != nil && !g.Region(string(id)) {
-		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("token %q does not cover region %q", g.Name, id))
+		c.refuse(proto.CodeForbidden, fmt.Sprintf("token %q does not cover region %q", g.Name, id))
 		return false
 	}
 	return true
@@ -105,6 +104,20 @@ type authed struct {
 
 // revokedMsg is the last reply of a connection whose token was revoked.
 const revokedMsg = "the token this connection authenticated with was removed or changed on the host (the connection is closed): connect again with a valid token"
+
+// The refusals of a connection without a valid token are errors of kind
+// shmerr.ErrUnauthorized, so that their code comes from the one table
+// (proto.CodeOf), as every other error's does.
+var (
+	// errBadToken answers an AUTH whose token the host does not hold
+	// (auth.ErrNoToken or auth.ErrBadToken: the log says which, the
+	// client is not told).
+	errBadToken = shmerr.New(shmerr.ErrUnauthorized, "invalid token: use the token the host printed at start (or one from 'shmgr token ls' on the host)")
+	// errAuthRequired answers a request before AUTH on a host with tokens.
+	errAuthRequired = shmerr.New(shmerr.ErrUnauthorized, "authentication required: send AUTH <token> first (the host prints its token at start and keeps it in tokens.json in its data directory)")
+	// errRevoked answers a request on a connection whose token was revoked.
+	errRevoked = shmerr.New(shmerr.ErrUnauthorized, revokedMsg)
+)
 
 // tokenCheck is how often the host looks for changes to its token file,
 // to cut the connections whose token was removed or changed.

@@ -37,6 +37,28 @@ const (
 // and reports ErrUnknownOutcome for a write whose reply it lost, without
 // sending it again. (A hash collision can only make a fresh write answer
 // unknown_outcome, never apply one twice.)
+//
+// # Blocking
+//
+// A keyed write holds its client's window lock (window.mu, through
+// acquire) from the lookup until its outcome is recorded, and so across
+// the write itself, which includes the wait for the region's lock (up to
+// Config.LockTimeout; Shutdown ends the wait early, with "host is shutting
+// down"). That is what makes the write at most once: a retry of the same
+// client id, sent on another connection while the first attempt still
+// waits (its client gave up on the reply and reconnected), waits behind
+// it for the window lock, then finds the first attempt's outcome and
+// replays it. So a client's retries, and its other keyed writes, are
+// serialised behind one region lock wait; other clients' writes are not.
+//
+// Two waits go wider than one client, both rare. Evicting a window (the
+// least recently used of dedupClients, see insert) takes its lock with
+// d.mu held, so that a write in flight on it is in the compact record:
+// if that window's write is waiting for a region lock, every keyed write
+// and every new connection (sessionID) waits with it, up to LockTimeout.
+// It takes dedupClients other clients writing during one lock wait.
+// State takes each window's lock too: call it after Shutdown, when no
+// write is in flight.
 type dedup struct {
 	// mu protects everything below; each window's own mutex serialises
 	// that client's writes (a client's writes are sequential anyway).
@@ -58,7 +80,9 @@ type dedup struct {
 
 // window is one client's recent results, indexed by seq % dedupWindow.
 type window struct {
-	id      string
+	id string
+	// mu protects the fields below, and is held by a keyed write from its
+	// lookup to its record, region lock wait included (see dedup).
 	mu      sync.Mutex
 	maxSeq  uint64
 	floor   uint64 // seqs up to it were used before the id was evicted
@@ -66,7 +90,11 @@ type window struct {
 	results [dedupWindow]outcome
 }
 
-// outcome is a write's answer: a version, or an error.
+// outcome is a write's answer: a version, or an error (code is not
+// CodeUnknown) and the reply's text after its code word (failure.text:
+// for a conflict, its fields and then its message), so that a replay,
+// here or in the process State hands it to, is the first answer byte for
+// byte.
 type outcome struct {
 	seq     uint64
 	set     bool

@@ -27,6 +27,16 @@ type heldLease struct {
 
 // lock serves LOCK <id> [lease=] [wait=]: take the region's lock as a
 // lease for this connection, and reply OK <fencing token>.
+//
+// The wait for the lock (wait=, at most MaxLockWait; else
+// Config.LockTimeout) blocks the connection's loop, so requests pipelined
+// behind the LOCK wait for it, and it runs inside host.Region.Do, which
+// keeps the region mapped for the wait: deleting the region waits for it
+// too, and host.Delete waits holding the host's own lock, so while it
+// does, every request that looks a region up and every new connection
+// (on any region) waits behind the LOCK as well. A write's wait
+// (Config.LockTimeout) is the same. Shutdown (c.halt) ends the wait
+// early.
 func (c *conn) lock(req *proto.Request) {
 	hr, err := c.s.h.GetBytes(req.ID)
 	if err != nil {
@@ -37,7 +47,7 @@ func (c *conn) lock(req *proto.Request) {
 		delete(c.leases, string(req.ID)) // lost: expired and taken over
 	}
 	if _, ok := c.leases[string(req.ID)]; ok {
-		c.out = proto.AppendError(c.out, proto.CodeForbidden, fmt.Sprintf("this connection holds the lock of %q already: UNLOCK it first", req.ID))
+		c.refuse(proto.CodeForbidden, fmt.Sprintf("this connection holds the lock of %q already: UNLOCK it first", req.ID))
 		return
 	}
 	lease, ok := c.leaseLength(req)
@@ -47,7 +57,7 @@ func (c *conn) lock(req *proto.Request) {
 	wait := c.s.cfg.LockTimeout
 	if req.HasWait {
 		if req.Wait > int64(MaxLockWait/time.Millisecond) {
-			c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
+			c.refuse(proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
 			return
 		}
 		wait = time.Duration(req.Wait) * time.Millisecond
@@ -80,7 +90,7 @@ func (c *conn) leaseLength(req *proto.Request) (time.Duration, bool) {
 	}
 	d := time.Duration(req.Lease) * time.Millisecond
 	if d > MaxLease || req.Lease > int64(MaxLease/time.Millisecond) {
-		c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("lease of %d ms is longer than the maximum of %d ms: renew a shorter lease instead", req.Lease, MaxLease/time.Millisecond))
+		c.refuse(proto.CodeLimit, fmt.Sprintf("lease of %d ms is longer than the maximum of %d ms: renew a shorter lease instead", req.Lease, MaxLease/time.Millisecond))
 		return 0, false
 	}
 	return d, true
@@ -98,7 +108,7 @@ func (l heldLease) holds() bool {
 func (c *conn) held(id []byte, token uint64) (heldLease, bool) {
 	l, ok := c.leases[string(id)]
 	if !ok || l.token != token {
-		c.out = proto.AppendError(c.out, proto.CodeFenced, fmt.Sprintf("this connection holds no lock on %q with token %d", id, token))
+		c.refuse(proto.CodeFenced, fmt.Sprintf("this connection holds no lock on %q with token %d", id, token))
 		return heldLease{}, false
 	}
 	return l, true

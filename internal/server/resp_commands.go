@@ -14,8 +14,7 @@ import (
 
 // respDispatch serves one command and counts it.
 func (c *conn) respDispatch(args [][]byte) {
-	rc := c.resp
-	rc.code = 0
+	c.code = 0
 	mark := len(c.out)
 	id, ok := respLookup(args[0])
 	fam := respFamilyError

@@ -32,9 +32,8 @@ type respConn struct {
 	id    int64  // CLIENT ID
 	name  []byte // CLIENT SETNAME
 	base  proto.Cmd
-	idbuf []byte     // the region id of the key at hand
-	tmp   []byte     // scratch: values read for GETRANGE and the like
-	code  proto.Code // the error code of the last reply, for metrics
+	idbuf []byte // the region id of the key at hand
+	tmp   []byte // scratch: values read for GETRANGE and the like
 	// failed is set by respAtomic when the step failed as a whole (its
 	// one error reply stands for all its commands).
 	failed bool
@@ -57,12 +56,6 @@ func newRESPConn(c *conn) *respConn {
 	return rc
 }
 
-// respRefusal is the reply of a connection refused by MaxConns, in
-// Redis's wording first.
-func respRefusal(msg string) []byte {
-	return resp.AppendError(nil, "ERR max number of clients reached: "+msg)
-}
-
 // respCmdBase is the metrics index of the first RESP command family: the
 // RESP families follow the shmgr commands (see respFamilyNames).
 func respCmdBase() proto.Cmd { return proto.Cmd(len(commandNames())) }
@@ -73,26 +66,6 @@ func (c *conn) need() int64 {
 		return c.resp.p.Need()
 	}
 	return c.p.Need()
-}
-
-// appendError appends an error reply in the connection's protocol: the
-// shmgr "ERROR <code> <msg>", or RESP's "-ERR <msg>".
-func (c *conn) appendError(dst []byte, code proto.Code, msg string) []byte {
-	if c.resp != nil {
-		return resp.AppendError(dst, respPrefix(code)+" "+msg)
-	}
-	return proto.AppendError(dst, code, msg)
-}
-
-// respPrefix is the RESP error prefix clients classify a code by.
-func respPrefix(code proto.Code) string {
-	switch code {
-	case proto.CodeUnauthorized:
-		return "NOAUTH"
-	case proto.CodeForbidden:
-		return "NOPERM"
-	}
-	return "ERR"
 }
 
 // serveRESP is serve's loop for a RESP connection: parse what has been
@@ -151,8 +124,8 @@ func (c *conn) respRecord(fam respFamily, in, mark int) {
 	if c.run.n > 0 && c.run.cmd != cmd {
 		c.endRun(0)
 	}
-	outcome := int(c.resp.code)
-	switch c.resp.code {
+	outcome := int(c.code)
+	switch c.code {
 	case proto.CodeLockTimeout:
 		c.s.cfg.Metrics.LockTimeouts.Inc()
 	case proto.CodeLimit:
@@ -165,28 +138,6 @@ func (c *conn) respRecord(fam respFamily, in, mark int) {
 	if outcome != 0 {
 		c.endRun(outcome)
 	}
-}
-
-// respErr appends an error reply, with the code it counts as. msg starts
-// with its RESP prefix (ERR, WRONGTYPE, NOAUTH, WRONGPASS, NOPERM,
-// EXECABORT).
-func (c *conn) respErr(code proto.Code, msg string) {
-	c.resp.code = code
-	c.out = resp.AppendError(c.out, msg)
-}
-
-// respFail appends the RESP error for a host or region error.
-func (c *conn) respFail(key []byte, err error) {
-	code, msg := classify(err)
-	switch code {
-	case proto.CodeInvalidUTF8:
-		msg = fmt.Sprintf("value is not valid UTF-8 for key '%s': %s (its region has the utf8 layout; keep binary values in a raw region: shmgr create <id> --layout raw)", key, msg)
-	case proto.CodeTooLarge:
-		msg = fmt.Sprintf("value does not fit the region of key '%s': %s (create a larger region: shmgr create <id> --size N)", key, msg)
-	case proto.CodeConflict:
-		msg = "conflict: " + msg
-	}
-	c.respErr(code, "ERR "+msg)
 }
 
 // respAuth checks a token (AUTH, HELLO AUTH) and answers WRONGPASS, or

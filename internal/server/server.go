@@ -76,8 +76,10 @@ type Config struct {
 }
 
 // DefaultBusyPoll is the BusyPoll of "shmgr host" and of the GUI's host
-// mode: on these machines a sleeping reader took 40 to 60 µs longer to
-// answer a lone client's next request than a spinning one.
+// mode: long enough to cover the wake-up a sleeping reader would add to
+// a lone client's next request (docs/PERFORMANCE.md has the figures),
+// short enough that an idle connection stops spinning within a
+// millisecond.
 const DefaultBusyPoll = 50 * time.Microsecond
 
 // Server serves one host over TCP. It is safe for concurrent use.
@@ -180,10 +182,14 @@ func (s *Server) serve(ln net.Listener, resp bool) error {
 				}
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.cfg.Logf("accept: %v; retrying in %v", err, delay)
-				time.Sleep(delay)
+				// Shutdown ends the back-off: Serve returns at once.
+				select {
+				case <-time.After(delay):
+				case <-s.quit:
+				}
 				continue
 			}
 			return err
@@ -227,17 +233,14 @@ func (s *Server) refuseNoFiles(ln net.Listener, resp bool) bool {
 // within about 20 s even if it never sends again.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}
 
-// errTemporary returns err when the accept error is worth retrying (too
-// many open files and the like), else a sentinel that matches nothing.
-func errTemporary(err error) error {
-	type temporary interface{ Temporary() bool }
-	if t, ok := err.(temporary); ok && t.Temporary() {
-		return err
-	}
-	return errNever
+// isTemporary reports whether an accept error is worth retrying (too
+// many open files and the like). net.Error's Temporary is deprecated for
+// being ill-defined, but accept errors are the one place the net package
+// still sets it deliberately, which is what Serve needs.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
-
-var errNever = errors.New("never")
 
 // track registers a connection and starts its goroutine, unless the
 // server is shutting down.
@@ -334,7 +337,10 @@ func (s *Server) Connections() int {
 
 // Shutdown stops accepting, lets every connection finish the requests it
 // has received, and waits for them to close. If ctx ends first it closes
-// the remaining connections and returns ctx.Err().
+// the remaining connections and returns ctx.Err() at once, as net/http's
+// Server.Shutdown does: a connection's goroutine that is inside a call
+// closing its socket cannot interrupt (a log function blocked on a full
+// pipe) ends when that call returns. Wait waits for it.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closing {
@@ -359,7 +365,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
-		<-done
 		return ctx.Err()
 	}
 }
+
+// Wait blocks until every goroutine the server started has ended. After
+// Shutdown they end by themselves once their current call returns; an
+// owner that must not release the host under them (internal/daemon)
+// waits here before closing it.
+func (s *Server) Wait() { s.wg.Wait() }

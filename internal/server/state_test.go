@@ -23,21 +23,7 @@ func TestStateRoundTrip(t *testing.T) {
 	w2, _ := a.dedup.client([]byte("c2"))
 	w2.record(outcome{seq: 1, version: 3})
 
-	b, err := json.Marshal(a.State())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-	z := New(nil, Config{})
-	if z.dedup.sessionID() == a.dedup.sessionID() {
-		t.Fatal("two servers got the same session id")
-	}
-	if err := z.Resume(st); err != nil {
-		t.Fatalf("Resume: %v", err)
-	}
+	z := handOver(t, a)
 	if z.dedup.sessionID() != a.dedup.sessionID() {
 		t.Errorf("session after Resume = %q, want %q", z.dedup.sessionID(), a.dedup.sessionID())
 	}
@@ -65,6 +51,28 @@ func TestStateRoundTrip(t *testing.T) {
 	if got := z.dedup.lru.Back().Value.(*window).id; got != "c1" {
 		t.Errorf("least recently used after Resume = %q, want c1", got)
 	}
+}
+
+// handOver passes a's State through JSON to a new server, as a graceful
+// restart does, and returns the new server.
+func handOver(t *testing.T, a *Server) *Server {
+	t.Helper()
+	b, err := json.Marshal(a.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	z := New(nil, Config{})
+	if z.dedup.sessionID() == a.dedup.sessionID() {
+		t.Fatal("two servers got the same session id")
+	}
+	if err := z.Resume(st); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	return z
 }
 
 // TestResumeRefuses: a state that does not check out is refused whole.

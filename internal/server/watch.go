@@ -4,9 +4,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
+
+// watch is one WATCH on a connection.
+type watch struct {
+	id      string
+	sub     *host.Sub
+	sent    uint64 // last version sent (or the client's from=)
+	hasSent bool
+	active  bool // false until the WATCH reply has been flushed
+	delta   bool // the client takes DELTA frames (WATCH delta=1)
+}
 
 // watch serves WATCH <id> [from=<version>]: reply OK <version>, then push
 // an EVENT for every newer committed state (coalesced when the client
@@ -29,7 +40,7 @@ func (c *conn) watch(req *proto.Request) {
 		return
 	}
 	if len(c.watches) >= c.s.cfg.MaxWatches {
-		c.out = proto.AppendError(c.out, proto.CodeLimit, fmt.Sprintf("this connection watches %d regions already, the most allowed", len(c.watches)))
+		c.refuse(proto.CodeLimit, fmt.Sprintf("this connection watches %d regions already, the most allowed", len(c.watches)))
 		return
 	}
 	sub, err := hr.Subscribe(c.notify)
@@ -59,7 +70,7 @@ func (c *conn) unwatch(req *proto.Request) {
 	c.nwatches.Store(int32(len(c.watches)))
 	c.smu.Unlock()
 	if !ok {
-		c.out = proto.AppendError(c.out, proto.CodeNotFound, fmt.Sprintf("this connection does not watch %q", req.ID))
+		c.refuse(proto.CodeNotFound, fmt.Sprintf("this connection does not watch %q", req.ID))
 		return
 	}
 	w.sub.Close()

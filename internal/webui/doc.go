@@ -3,10 +3,11 @@
 // internal/webui/dist), for "shmgr gui".
 //
 // The GUI has two modes, as the original desktop app had. In Host mode it
-// runs a host inside the GUI process (internal/host on internal/server)
-// and shows its addresses, port, regions and connected clients; in Client
-// mode it connects to a host with the public client package, mapping the
-// region directly when it can and speaking TCP otherwise. In both modes
+// runs a host inside the GUI process (internal/daemon, as "shmgr host"
+// does, with the same settings) and shows its addresses, port, regions
+// and connected clients; in Client mode it connects to a host with the
+// public client package, mapping the region directly when it can and
+// speaking TCP otherwise. In both modes
 // the page edits a region's content: every write is a conditional write
 // at the version the edit started from, so an edit is never silently
 // lost to a change made meanwhile.

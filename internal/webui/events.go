@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/daemon"
 )
 
 // Stream timing.
@@ -152,8 +152,8 @@ type stream struct {
 	lastHost, lastClient []byte
 
 	hs        *hostSession
-	hr        *host.Region
-	sub       *host.Sub
+	hr        *daemon.Region
+	sub       *daemon.Sub
 	hostVer   uint64
 	hostSent  bool
 	goneSent  bool
@@ -229,7 +229,7 @@ func (st *stream) hostContent(hs *hostSession, n *int) error {
 	if st.sub == nil {
 		r, sub, err := hs.subscribe(id, st.notify)
 		if err != nil {
-			if errors.Is(err, host.ErrNotFound) && !st.goneSent {
+			if errors.Is(err, daemon.ErrNotFound) && !st.goneSent {
 				st.goneSent = true
 				return st.send("hostContent", contentEvent{Region: id, Gone: true}, nil, n)
 			}

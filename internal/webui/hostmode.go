@@ -4,35 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/shmgr/shmgr/client"
-	"github.com/shmgr/shmgr/internal/auth"
-	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/daemon"
 	"github.com/shmgr/shmgr/internal/region"
-	"github.com/shmgr/shmgr/internal/server"
 )
 
 // hostSession is a host running inside the GUI process (Host mode): the
-// same pieces "shmgr host" wires, a host.Host served by a server.Server.
+// same daemon "shmgr host" runs, with the settings the page chose.
 type hostSession struct {
-	h       *host.Host
-	srv     *server.Server
-	addr    *net.TCPAddr
-	bind    string
-	notice  string // what the user should know, such as a busy port
-	from    int    // the port asked for, when it was busy and another was used
-	token   string // the admin token clients need; "" when the host is open
-	served  chan error
-	label   []byte // the lock owner label of the GUI's writes
-	dataDir string
+	// h is the running host; its narrow method set (Get, List, Create,
+	// Delete, DefaultID, Clients) is all the GUI uses of it.
+	h        *daemon.Daemon
+	addr     *net.TCPAddr
+	bind     string
+	notice   string // what the user should know, such as a busy port
+	from     int    // the port asked for, when it was busy and another was used
+	settings hostSettings
+	label    []byte // the lock owner label of the GUI's writes
+	dataDir  string
 	// reachable is Server.reachable at start (interfaces rarely change
 	// while a host runs; the stream asks every second).
 	reachable []string
@@ -43,14 +43,74 @@ type hostSession struct {
 	stopped bool
 }
 
+// hostSettings are the host's settings the page offers, as "shmgr host"
+// offers them as flags. In a start request an absent field keeps the
+// default; in a status they are the values in force (or, stopped, the
+// defaults).
+type hostSettings struct {
+	TLS           bool  `json:"tls"`
+	LockTimeoutMS int64 `json:"lock_timeout_ms"`
+	// IdleTimeoutMS 0: never close an idle connection.
+	IdleTimeoutMS int64 `json:"idle_timeout_ms"`
+	MaxConns      int   `json:"max_connections"`
+	MaxRequest    int64 `json:"max_request"`
+	MaxRegions    int   `json:"max_regions"`
+	MaxRegionSize int64 `json:"max_region_size"`
+}
+
+// settingsOf is cfg's settings, as the page shows them.
+func settingsOf(cfg daemon.Config) hostSettings {
+	return hostSettings{TLS: cfg.TLS, LockTimeoutMS: cfg.LockTimeout.Milliseconds(), IdleTimeoutMS: cfg.IdleTimeout.Milliseconds(),
+		MaxConns: cfg.MaxConns, MaxRequest: cfg.MaxRequest, MaxRegions: cfg.MaxRegions, MaxRegionSize: cfg.MaxRegionSize}
+}
+
 // startRequest is the body of POST /api/host/start.
 type startRequest struct {
 	Bind string `json:"bind"`
 	Port int    `json:"port"`
+	// The settings; absent: the default of "shmgr host".
+	TLS           *bool  `json:"tls"`
+	LockTimeoutMS *int64 `json:"lock_timeout_ms"`
+	IdleTimeoutMS *int64 `json:"idle_timeout_ms"`
+	MaxConns      *int   `json:"max_connections"`
+	MaxRequest    *int64 `json:"max_request"`
+	MaxRegions    *int   `json:"max_regions"`
+	MaxRegionSize *int64 `json:"max_region_size"`
 }
 
-// startHost listens on bind:port (the default port falls back to a free
-// one when busy), opens the host in the data directory and serves it.
+// config is the daemon's Config for req: "shmgr host"'s defaults, with
+// what the page set.
+func (s *Server) config(req startRequest, bind string, port int) daemon.Config {
+	cfg := daemon.DefaultConfig(s.cfg.DataDir)
+	cfg.Listen = net.JoinHostPort(bind, strconv.Itoa(port))
+	cfg.ServerName = "shmgr gui " + s.cfg.Version
+	cfg.Logger = slog.New(logfHandler{logf: s.cfg.Logf})
+	if req.TLS != nil {
+		cfg.TLS = *req.TLS
+	}
+	if req.LockTimeoutMS != nil {
+		cfg.LockTimeout = time.Duration(*req.LockTimeoutMS) * time.Millisecond
+	}
+	if req.IdleTimeoutMS != nil {
+		cfg.IdleTimeout = time.Duration(*req.IdleTimeoutMS) * time.Millisecond
+	}
+	if req.MaxConns != nil {
+		cfg.MaxConns = *req.MaxConns
+	}
+	if req.MaxRequest != nil {
+		cfg.MaxRequest = *req.MaxRequest
+	}
+	if req.MaxRegions != nil {
+		cfg.MaxRegions = *req.MaxRegions
+	}
+	if req.MaxRegionSize != nil {
+		cfg.MaxRegionSize = *req.MaxRegionSize
+	}
+	return cfg
+}
+
+// startHost runs a host on bind:port (the default port falls back to a
+// free one when busy) in the data directory.
 func (s *Server) startHost(req startRequest) (*hostSession, error) {
 	if s.cfg.DataDir == "" {
 		return nil, errorf(http.StatusConflict, "no_data_dir", "no data directory: start the GUI with --data-dir")
@@ -62,81 +122,44 @@ func (s *Server) startHost(req startRequest) (*hostSession, error) {
 	if req.Port < 0 || req.Port > 65535 {
 		return nil, &apiError{Status: http.StatusBadRequest, Code: "bad_port", Message: fmt.Sprintf("port %d: use 1 to 65535, or 0 for a free port", req.Port), Extra: map[string]any{"port": req.Port}}
 	}
-	listen := func(port int) (net.Listener, error) {
-		return server.Listen(net.JoinHostPort(bind, strconv.Itoa(port)))
+	cfg := s.config(req, bind, req.Port)
+	if err := cfg.Check(); err != nil {
+		return nil, errorf(http.StatusBadRequest, "bad_setting", "%v", err)
 	}
-	ln, err := listen(req.Port)
+	// The GUI's host stops when the GUI does, not with a request's
+	// context: Start gets none to abandon.
+	d, err := daemon.Start(context.Background(), cfg)
 	notice, from := "", 0
 	if err != nil && req.Port == client.DefaultPort && errors.Is(err, syscall.EADDRINUSE) {
-		if ln, err = listen(0); err == nil {
-			notice, from = fmt.Sprintf("port %d is busy: using %d", req.Port, ln.Addr().(*net.TCPAddr).Port), req.Port
+		cfg.Listen = net.JoinHostPort(bind, "0")
+		if d, err = daemon.Start(context.Background(), cfg); err == nil {
+			notice, from = fmt.Sprintf("port %d is busy: using %d", req.Port, d.Addr().Port), req.Port
 		}
 	}
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, &apiError{Status: http.StatusConflict, Code: "port_busy", Message: fmt.Sprintf("port %d is in use: choose another, or 0 for a free port", req.Port), Extra: map[string]any{"port": req.Port}}
-		}
-		return nil, errorf(http.StatusBadRequest, "listen", "listen on %s: %v", net.JoinHostPort(bind, strconv.Itoa(req.Port)), err)
-	}
-	addr := ln.Addr().(*net.TCPAddr)
-	cfg := host.DefaultConfig(s.cfg.DataDir)
-	cfg.Logf = s.cfg.Logf
-	h, report, err := host.Open(cfg)
-	if err != nil {
-		ln.Close()
-		if errors.Is(err, host.ErrBusy) {
-			// Most often "shmgr host" runs on this data directory already:
-			// Client mode reaches it.
-			return nil, &apiError{Status: http.StatusConflict, Code: "data_dir_busy",
-				Message: fmt.Sprintf("another host uses %s: connect to it in Client mode, or start the GUI with another --data-dir", s.cfg.DataDir),
-				Extra:   map[string]any{"dir": s.cfg.DataDir}}
-		}
+	var oe *net.OpError
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, &apiError{Status: http.StatusConflict, Code: "port_busy", Message: fmt.Sprintf("port %d is in use: choose another, or 0 for a free port", req.Port), Extra: map[string]any{"port": req.Port}}
+	case errors.As(err, &oe) && oe.Op == "listen":
+		return nil, errorf(http.StatusBadRequest, "listen", "listen on %s: %v", net.JoinHostPort(bind, strconv.Itoa(req.Port)), oe)
+	case errors.Is(err, daemon.ErrBusy):
+		// Most often "shmgr host" runs on this data directory already:
+		// Client mode reaches it.
+		return nil, &apiError{Status: http.StatusConflict, Code: "data_dir_busy",
+			Message: fmt.Sprintf("another host uses %s: connect to it in Client mode, or start the GUI with another --data-dir", s.cfg.DataDir),
+			Extra:   map[string]any{"dir": s.cfg.DataDir}}
+	default:
 		return nil, errorf(http.StatusInternalServerError, "host", "%v", err)
 	}
-	for _, line := range report {
-		s.cfg.Logf("host: %s", line)
-	}
-	hs := &hostSession{h: h, addr: addr, bind: bind, notice: notice, from: from, served: make(chan error, 1),
+	hs := &hostSession{h: d, addr: d.Addr(), bind: bind, notice: notice, from: from, settings: settingsOf(cfg),
 		label: []byte(fmt.Sprintf("shmgr gui pid %d", os.Getpid())), dataDir: s.cfg.DataDir, reachable: s.reachable()}
-	// As "shmgr host" does: a host reachable from other machines requires
-	// the admin token of its data directory.
-	var store *auth.Store
-	if !addr.IP.IsLoopback() {
-		if store, err = auth.Open(s.cfg.DataDir); err == nil {
-			_, err = store.EnsureAdmin() // a token file without one gives a host nobody can use
-		}
-		if err != nil {
-			ln.Close()
-			h.Close()
-			return nil, errorf(http.StatusInternalServerError, "host", "tokens: %v", err)
-		}
-		hs.token = store.Admin()
-	}
-	hs.srv = server.New(h, server.Config{
-		ServerName:  "shmgr gui " + s.cfg.Version,
-		IdleTimeout: 10 * time.Minute,
-		BusyPoll:    server.DefaultBusyPoll,
-		Auth:        store,
-		Logf:        s.cfg.Logf,
-	})
-	// As "shmgr host" does: take over the session a host stopped
-	// gracefully left, and leave ours at stop.
-	if st, found, err := hs.srv.ResumeFrom(s.cfg.DataDir); err != nil {
-		s.cfg.Logf("host mode: not resuming the previous session: %v", err)
-	} else if found {
-		s.cfg.Logf("host mode: resumed session %s (%d clients' recent writes)", st.Session, len(st.Clients))
-	}
-	if !s.goroutine(func() { hs.served <- hs.srv.Serve(ln) }) {
-		ln.Close()
-		h.Close()
-		return nil, errClosing
-	}
-	s.cfg.Logf("host mode: serving %s on %s", s.cfg.DataDir, addr)
+	s.cfg.Logf("host mode: serving %s on %s", s.cfg.DataDir, hs.addr)
 	return hs, nil
 }
 
-// stop shuts the server down (finishing requests in flight) and closes
-// the host; the regions stay in place.
+// stop shuts the host down (finishing requests in flight, for as long as
+// ctx allows) and waits for it to close; the regions stay in place.
 func (hs *hostSession) stop(ctx context.Context) error {
 	hs.mu.Lock()
 	if hs.stopped {
@@ -145,23 +168,49 @@ func (hs *hostSession) stop(ctx context.Context) error {
 	}
 	hs.stopped = true
 	hs.mu.Unlock()
-	err := hs.srv.Shutdown(ctx)
-	<-hs.served
-	if serr := hs.srv.SaveTo(hs.dataDir); serr != nil && err == nil {
-		err = fmt.Errorf("saving the session for the next start: %w", serr)
-	}
-	if cerr := hs.h.Close(); cerr != nil && err == nil {
+	err := hs.h.Shutdown(ctx)
+	if cerr := hs.h.Close(); cerr != nil {
 		err = cerr
 	}
 	return err
 }
 
+// logfHandler passes the daemon's log lines, info and up, to the GUI's
+// Logf, marked as Host mode's.
+type logfHandler struct {
+	logf  func(format string, args ...any)
+	attrs []slog.Attr
+}
+
+func (h logfHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h logfHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	add := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	h.logf("host mode: %s", b.String())
+	return nil
+}
+
+func (h logfHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return logfHandler{logf: h.logf, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+}
+
+func (h logfHandler) WithGroup(string) slog.Handler { return h }
+
 // subscribe follows region id, unless the host is stopping.
-func (hs *hostSession) subscribe(id string, notify chan<- struct{}) (*host.Region, *host.Sub, error) {
+func (hs *hostSession) subscribe(id string, notify chan<- struct{}) (*daemon.Region, *daemon.Sub, error) {
 	hs.mu.RLock()
 	defer hs.mu.RUnlock()
 	if hs.stopped {
-		return nil, nil, host.ErrClosed
+		return nil, nil, daemon.ErrClosed
 	}
 	r, err := hs.h.Get(id)
 	if err != nil {
@@ -181,7 +230,14 @@ type hostStatus struct {
 	Default   string   `json:"default,omitempty"`
 	DataDir   string   `json:"data_dir"`
 	Token     string   `json:"token,omitempty"`
-	Notice    string   `json:"notice,omitempty"`
+	// TLSFingerprint is the SHA-256 fingerprint of the host's TLS
+	// certificate, which clients pin (--tls-fingerprint); empty without
+	// TLS.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// Settings are the host's settings in force, or the defaults while
+	// it is stopped (the page's form starts from them).
+	Settings hostSettings `json:"settings"`
+	Notice   string       `json:"notice,omitempty"`
 	// FallbackFrom is the port asked for when it was busy (Port is the
 	// one used instead).
 	FallbackFrom int `json:"fallback_from,omitempty"`
@@ -199,7 +255,7 @@ type hostStatus struct {
 	CtlOverhead int64               `json:"ctl_overhead"`
 	ShmDir      string              `json:"shm_dir,omitempty"`
 	Regions     []regionView        `json:"regions"`
-	Clients     []server.ClientInfo `json:"clients"`
+	Clients     []daemon.ClientInfo `json:"clients"`
 }
 
 // regionView is one region in the list.
@@ -221,7 +277,7 @@ type regionView struct {
 	Footprint int64 `json:"footprint"`
 }
 
-func viewOf(in host.Info) regionView {
+func viewOf(in daemon.Info) regionView {
 	return regionView{ID: in.ShmID, Size: in.Size, Layout: in.Layout, Max: in.MaxDataSize, Version: in.Version, OSName: in.OSName,
 		OSKind: in.OSKind, Durable: in.Durable, Locked: in.Locked, LockPID: in.LockPID, LockOwner: in.LockOwner,
 		MaxWrite: in.MaxWrite, Footprint: in.Footprint}
@@ -237,13 +293,14 @@ func shmDir() string {
 
 // stoppedStatus is Host mode with no host running.
 func (s *Server) stoppedStatus() hostStatus {
-	return hostStatus{DataDir: s.cfg.DataDir, Reachable: s.reachable(), CtlOverhead: region.CtlSize(0, 0), ShmDir: shmDir(), Regions: []regionView{}, Clients: []server.ClientInfo{}}
+	return hostStatus{DataDir: s.cfg.DataDir, Reachable: s.reachable(), Settings: settingsOf(daemon.DefaultConfig(s.cfg.DataDir)),
+		CtlOverhead: region.CtlSize(0, 0), ShmDir: shmDir(), Regions: []regionView{}, Clients: []daemon.ClientInfo{}}
 }
 
 // reachable lists this machine's addresses that other machines can use.
 func (s *Server) reachable() []string {
 	out := []string{}
-	for _, a := range server.Addresses(net.IPv4zero) {
+	for _, a := range daemon.Addresses(net.IPv4zero) {
 		if ip := net.ParseIP(a); ip != nil && !ip.IsLoopback() {
 			out = append(out, a)
 		}
@@ -252,9 +309,10 @@ func (s *Server) reachable() []string {
 }
 
 func (hs *hostSession) status() hostStatus {
-	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: server.Addresses(hs.addr.IP),
-		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.token, Notice: hs.notice, FallbackFrom: hs.from, Reachable: hs.reachable,
-		Label: string(hs.label), CtlOverhead: region.CtlSize(0, 0), ShmDir: shmDir(), Regions: []regionView{}, Clients: hs.srv.Clients()}
+	st := hostStatus{Running: true, Listen: hs.addr.String(), Bind: hs.bind, Port: hs.addr.Port, Addresses: daemon.Addresses(hs.addr.IP),
+		Default: hs.h.DefaultID(), DataDir: hs.dataDir, Token: hs.h.Token(), TLSFingerprint: hs.h.Fingerprint(), Settings: hs.settings,
+		Notice: hs.notice, FallbackFrom: hs.from, Reachable: hs.reachable,
+		Label: string(hs.label), CtlOverhead: region.CtlSize(0, 0), ShmDir: shmDir(), Regions: []regionView{}, Clients: hs.h.Clients()}
 	for _, in := range hs.h.List() {
 		st.Regions = append(st.Regions, viewOf(in))
 	}
@@ -295,7 +353,7 @@ func (hs *hostSession) create(req createRequest) (regionView, error) {
 			return regionView{}, errorf(http.StatusBadRequest, "bad_max_write", "max write %d: a durable region's undo area is its whole size (its checkpoint is restored as one write)", req.MaxWrite)
 		}
 	}
-	r, err := hs.h.Create(req.ID, host.CreateOptions{Size: req.Size, Layout: l, Durable: req.Durable, MaxWrite: req.MaxWrite})
+	r, err := hs.h.Create(req.ID, daemon.CreateOptions{Size: req.Size, Layout: l, Durable: req.Durable, MaxWrite: req.MaxWrite})
 	if err != nil {
 		return regionView{}, err
 	}
@@ -305,7 +363,7 @@ func (hs *hostSession) create(req createRequest) (regionView, error) {
 // hostTarget is a region of the GUI's own host.
 type hostTarget struct {
 	hs *hostSession
-	r  *host.Region
+	r  *daemon.Region
 }
 
 func (t hostTarget) describe() (layout string, max, maxWrite int64) {

@@ -514,8 +514,41 @@
     return st.regions.find((r) => r.id === id);
   }
 
+  // The host's settings: each input, its field in a status's settings,
+  // and the factor from what the input shows to that field.
+  const hostSettings = [
+    ["host-lock-timeout", "lock_timeout_ms", 1000],
+    ["host-idle-timeout", "idle_timeout_ms", 1000],
+    ["host-max-conns", "max_connections", 1],
+    ["host-max-request", "max_request", 1],
+    ["host-max-regions", "max_regions", 1],
+    ["host-max-region-size", "max_region_size", 1],
+  ];
+  let settingsShown = false; // the form holds the defaults or the user's values
+  function renderSettings(st) {
+    if (!st.settings) return;
+    // While a host runs, the form shows its settings; stopped, the
+    // defaults once, then whatever the user typed.
+    if (st.running || !settingsShown) {
+      hostSettings.forEach(([id, key, f]) => { $(id).value = String(st.settings[key] / f); });
+      $("host-tls").checked = !!st.settings.tls;
+      settingsShown = !st.running;
+    }
+    hostSettings.forEach(([id]) => { $(id).disabled = st.running; });
+    $("host-tls").disabled = st.running;
+  }
+  function settingsRequest() {
+    const req = { tls: $("host-tls").checked };
+    hostSettings.forEach(([id, key, f]) => {
+      const v = $(id).value.trim();
+      if (v !== "") req[key] = Math.round(Number(v) * f);
+    });
+    return req;
+  }
+
   function renderHost(st) {
     lastHost = st;
+    renderSettings(st);
     const badge = $("host-badge");
     badge.dataset.state = st.running ? "running" : "stopped";
     setText(badge, st.running ? "running" : "stopped");
@@ -565,9 +598,11 @@
       else $("fact-cost").textContent = "–";
       $("fact-token-dt").hidden = $("fact-token-dd").hidden = !st.token;
       $("fact-token").textContent = st.token || "";
+      $("fact-tls-dt").hidden = $("fact-tls-dd").hidden = !st.tls_fingerprint;
+      $("fact-tls").textContent = st.tls_fingerprint || "";
       const a = st.addresses[0] || "127.0.0.1";
       const hostPort = (a.includes(":") ? "[" + a + "]" : a) + ":" + st.port;
-      $("fact-connect").textContent = "shmgr read --host " + hostPort + (id !== st.default ? " --id " + id : "") + (st.token ? " --token " + st.token : "");
+      $("fact-connect").textContent = "shmgr read --host " + hostPort + (id !== st.default ? " --id " + id : "") + (st.token ? " --token " + st.token : "") + (st.tls_fingerprint ? " --tls-fingerprint " + st.tls_fingerprint : "");
     }
 
     // Regions, updated in place so that focus stays put.
@@ -695,7 +730,7 @@
       showError("host-error", null);
       const port = Number($("host-port").value || "0");
       try {
-        renderHost(await api("/api/host/start", { bind: $("host-bind").value.trim(), port: port }));
+        renderHost(await api("/api/host/start", Object.assign({ bind: $("host-bind").value.trim(), port: port }, settingsRequest())));
       } catch (err) {
         showError("host-error", err, { port: port });
       }
