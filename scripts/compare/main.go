@@ -10,7 +10,7 @@
 //	go run ./scripts/compare --quick    # a smoke run of about a minute (writes no docs)
 //
 // It installs Debian's redis-server (and gnuplot-nox, for the plots) with
-// apt-get when they are missing, builds shmgr, and starts on 127.0.0.1, each
+// install.sh when they are missing, builds shmgr, and starts on 127.0.0.1, each
 // on a free port and pinned to the first CPU: redis-server, "shmgr host",
 // "shmgr bench --serve-echo" (a bare TCP echo server: the ceiling of any
 // request/reply protocol over TCP) and a raw one-way TCP server (this
@@ -55,7 +55,7 @@ type options struct {
 	onlyRESP    bool          // --only-resp: just the redis-benchmark section (resp.go)
 	out         string        // where PERFORMANCE.md and the PNGs go ("": nowhere)
 	shmgrBin    string        // a prebuilt shmgr binary ("": build one)
-	noInstall   bool          // never run apt-get
+	noInstall   bool          // never run install.sh
 	pin         bool          // pin servers and load generator to different CPUs
 	idleConns   int           // idle connections for the memory test
 	watchers    int           // watchers for the memory test
@@ -179,7 +179,7 @@ func run(ctx context.Context, o options) error {
 	if l.dir, err = os.MkdirTemp("", "shmgr-compare-"); err != nil {
 		return err
 	}
-	if err := ensurePackages(ctx, o.noInstall); err != nil {
+	if err := ensurePackages(ctx, root, o.noInstall); err != nil {
 		return err
 	}
 	if l.self, err = os.Executable(); err != nil {

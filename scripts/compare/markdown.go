@@ -28,8 +28,9 @@ side by side, and their medians over several interleaved rounds mean
 anything.
 
 Reproduce them from the module root (about 10 minutes; it installs
-Debian's `+"`redis-server`"+` and `+"`gnuplot-nox`"+` with apt-get if missing, and
-rewrites this file and the two plots):
+Debian's `+"`redis-server`"+` and `+"`gnuplot-nox`"+` with
+`+"`scripts/compare/install.sh`"+` if missing, and rewrites this file and the two
+plots):
 
 `+"```sh\n%s\n```"+`
 

@@ -11,53 +11,30 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
-	"strings"
+	"path/filepath"
 	"syscall"
 )
 
-// ensurePackages installs redis-server and gnuplot-nox from Debian when
-// their commands are missing (apt-get update at most once).
-func ensurePackages(ctx context.Context, noInstall bool) error {
-	var missing []string
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		missing = append(missing, "redis-server")
-	}
-	if _, err := exec.LookPath("gnuplot"); err != nil {
-		missing = append(missing, "gnuplot-nox")
-	}
-	if len(missing) == 0 {
+// ensurePackages runs install.sh (in this directory of the module at
+// root) when redis-server or gnuplot is missing, unless noInstall is set
+// or this process is not root; then only a missing redis-server is an
+// error, and a missing gnuplot means no plots (said in the doc).
+func ensurePackages(ctx context.Context, root string, noInstall bool) error {
+	_, redisErr := exec.LookPath("redis-server")
+	_, gnuplotErr := exec.LookPath("gnuplot")
+	if redisErr == nil && gnuplotErr == nil {
 		return nil
 	}
 	if noInstall || os.Geteuid() != 0 {
-		if slices.Contains(missing, "redis-server") {
-			return fmt.Errorf("redis-server is missing: install it (apt-get install redis-server) or run as root without --no-install")
+		if redisErr != nil {
+			return fmt.Errorf("redis-server is missing: install it (as root: scripts/compare/install.sh, or apt-get install redis-server) or run as root without --no-install")
 		}
-		return nil // no plots; said in the doc
+		return nil
 	}
-	apt := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		return cmd.Run()
-	}
-	fmt.Fprintf(os.Stderr, "installing %s with apt-get\n", strings.Join(missing, " "))
-	if err := apt("update"); err != nil {
-		return fmt.Errorf("apt-get update: %w", err)
-	}
-	for _, pkg := range missing {
-		args := []string{"-o", "DPkg::Lock::Timeout=120", "install", "-y"}
-		if pkg == "gnuplot-nox" {
-			// Its recommends pull in ImageMagick and Ghostscript; the
-			// PNG terminals need none of them.
-			args = append(args, "--no-install-recommends")
-		}
-		if err := apt(append(args, pkg)...); err != nil {
-			if pkg == "redis-server" {
-				return fmt.Errorf("apt-get install redis-server: %w", err)
-			}
-			fmt.Fprintf(os.Stderr, "apt-get install %s: %v (no plots)\n", pkg, err)
-		}
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "compare", "install.sh"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("scripts/compare/install.sh: %w", err)
 	}
 	return nil
 }
