@@ -5,6 +5,7 @@ package main
 // This file renders docs/PERFORMANCE.md from a report.
 
 import (
+	_ "embed"
 	"fmt"
 	"strconv"
 	"strings"
@@ -149,7 +150,7 @@ buffers would deadlock.
 		}
 	}
 
-	b.WriteString("\n## Targets\n\nFrom the issue, each judged on the median of the per-round ratios (range in parentheses). A missed target is written as missed.\n\n")
+	b.WriteString("\n## Targets\n\nThe performance targets shmgr is held to, each judged on the median of the per-round ratios (range in parentheses). A missed target is written as missed.\n\n")
 	var trows [][]string
 	for _, t := range r.targets() {
 		trows = append(trows, t.row())
@@ -180,73 +181,15 @@ until the host stops with SIGINT. Run a host that way, drive it with
 	return b.String()
 }
 
-// unpinnedNote explains the unpinned round's p99.
-const unpinnedNote = `
-Unpinned, the host's Go runtime runs on both CPUs (GOMAXPROCS defaults to
-the CPU count) while Redis keeps to one thread: the host's threads and the
-load generator's share the two cores, so shmgr's throughput rises above
-Redis's and its p99 rises with it, as the kernel slices the cores between
-the two processes. A host that shares its machine with busy clients can be
-held to one core with ` + "`GOMAXPROCS=1 shmgr host`" + `. One check by hand, unpinned,
-50 connections, 4 KiB READ, two runs each: GOMAXPROCS=1 gave a p99 of
-1.2-1.3 ms at 100-109 k ops/s, the default 4.2-4.4 ms at 117-143 k ops/s,
-Redis (one run) 0.9 ms at 116 k ops/s.
-`
-
-// oneAtATimeNote says where the host's time goes without pipelining.
-const oneAtATimeNote = `
-With one connection, the host's busy polling decides: a read that finds
-a lone client's socket empty keeps trying it for up to 50 µs (yielding to
-other goroutines) before it sleeps, so the client's next request finds
-the host awake instead of waiting for a sleeping CPU to wake (40 to 60 µs
-on this virtual machine). It spins only while the connection is the
-host's only one and its client sends back to back, backs off when its
-spins keep finding nothing, and sleeps at least once a millisecond; ` + "`shmgr host --busy-poll 0`" + ` turns it off, and
-` + "`shmgr_busy_poll_reads_total`" + ` counts the spins that paid and those that
-did not. By hand, pinned, 4 KiB, medians of 3 interleaved rounds: READ at
-one connection 44.4 k ops/s with it, 16.3 k without, Redis 16.0 k; p99
-55, 81 and 84 µs. At 50 connections it does not spin. The spin pays in
-some stretches of time on this shared machine and not in others: ten
-2-second runs of READ at one connection in a row gave 44-49 k ops/s in
-seven, 27-37 k in three (host CPU per request then 26-36 µs instead
-of 20: spins that end without the next request), each still above
-Redis's 16-17 k; the rounds' range in the table shows it.
-
-Without pipelining, at 50 connections, both CPUs are busy all the time,
-for every server: the load generator's (about 6 to 7 µs per request, 85 %
-of it in the kernel) and the server's (its CPU per request times its
-ops/s comes to 0.97-0.99 of a CPU for Redis, the echo server and the host
-alike). Each side's time is mostly the kernel's TCP path, including the
-delivery of what it sends into the other side's socket. Every server is
-held to that pace: READ lands at 0.95-0.99× Redis's GET from run to run,
-and at 1.00-1.03× the echo server. What was tried on the host's side,
-each measured pinned and interleaved against the code before it, none
-moving throughput or p99 outside the noise:
-
-- The read of an empty socket after each reply (one recvfrom per
-  request more than Redis, about 255 ns): the runtime's poller drops its
-  readiness news when a read begins, which is why a loop of reads must
-  try the socket first. Serving the whole connection inside one
-  RawConn.Read keeps that news, and can wait instead of reading once a
-  read has left the socket empty; but a read that did not fill its
-  buffer may have taken the peer's FIN with the last bytes (no wake-up
-  follows: a client that sends its last request and shuts its side
-  would wait for the idle timeout), so "empty" must come from the
-  kernel: recvmsg with TCP_INQ. Measured over 14 interleaved rounds: one
-  read per request instead of two, and ops/s 1.003×, CPU per request
-  0.992× of the code without it (recvmsg costs what the spared read
-  did). Not kept. (Without TCP_INQ, unsafe as said: +1.8 % ops/s.)
-- A reactor in the style of Redis: one goroutine locked to its thread,
-  its own epoll, raw reads and writes. Serving GET and SET inline: no
-  change. Answering GET with a constant 4 KiB value (no region, no
-  metrics: the design's ceiling), 8 interleaved rounds: 0.95× Redis
-  and 0.98× the host, at the lowest CPU per request of the three. As
-  an echo server against the Go echo server: no gain; answering every
-  ready socket's reads before any write (Redis's reply batching), or
-  busy-polling epoll instead of sleeping in it: no gain either.
-- Reno instead of the machine's default congestion control (BBR) on
-  the server's sockets: no difference.
-
-The host's own work (parsing, the region copy, metrics) is a few percent
-of its CPU.
-`
+// The notes are hand-written analysis of the measurements, printed into
+// PERFORMANCE.md as they are. They live in notes/ as Markdown rather than
+// in Go strings because they cite figures measured by hand: edit them
+// there. Nothing modifies these variables.
+var (
+	// unpinnedNote explains the unpinned round's p99.
+	//go:embed notes/unpinned.md
+	unpinnedNote string
+	// oneAtATimeNote says where the host's time goes without pipelining.
+	//go:embed notes/one-at-a-time.md
+	oneAtATimeNote string
+)
