@@ -3,8 +3,8 @@ package proto
 // This file parses a command's key=value options. The options table says
 // what kind of value each key takes and what is wrong when it does not
 // parse; setOption stores a parsed value in its Request field. A new
-// option is a constant, a row of the table and a case of setOption; the
-// commands that accept it name it in their row of the commands table.
+// option is a key constant, a row of the table and a case of setOption;
+// the commands that accept it name it in their row of the commands table.
 
 import (
 	"bytes"
@@ -35,22 +35,14 @@ const (
 	numKeys // must stay last
 )
 
-// Option sets of one key each, for the commands table.
-const (
-	optAt       = optSet(1) << keyAt
-	optIfVer    = optSet(1) << keyIfVer
-	optCID      = optSet(1) << keyCID
-	optSeq      = optSet(1) << keySeq
-	optSize     = optSet(1) << keySize
-	optLayout   = optSet(1) << keyLayout
-	optDurable  = optSet(1) << keyDurable
-	optFrom     = optSet(1) << keyFrom
-	optLease    = optSet(1) << keyLease
-	optWait     = optSet(1) << keyWait
-	optFence    = optSet(1) << keyFence
-	optDelta    = optSet(1) << keyDelta
-	optMaxWrite = optSet(1) << keyMaxWrite
-)
+// keys returns the set of the keys ks.
+func keys(ks ...optKey) optSet {
+	var s optSet
+	for _, k := range ks {
+		s |= 1 << k
+	}
+	return s
+}
 
 // valueKind is the grammar of an option's value.
 type valueKind uint8
@@ -72,8 +64,8 @@ type option struct {
 	// bad is the message for a value that does not parse; zero, for
 	// valPositive, the one for 0.
 	bad, zero string
-	// needs is a key that must come with this one, and missing the
-	// message when it does not.
+	// needs is the keys that must come with this one, and missing the
+	// message when one does not.
 	needs   optSet
 	missing string
 }
@@ -82,8 +74,8 @@ type option struct {
 var options = [numKeys]option{
 	keyAt:       {name: "at", kind: valInt, bad: "malformed offset"},
 	keyIfVer:    {name: "ifver", kind: valUint, bad: "malformed version"},
-	keyCID:      {name: "cid", kind: valID, bad: "invalid client id", needs: optSeq, missing: "cid without seq"},
-	keySeq:      {name: "seq", kind: valUint, bad: "malformed seq", needs: optCID, missing: "seq without cid"},
+	keyCID:      {name: "cid", kind: valID, bad: "invalid client id", needs: keys(keySeq), missing: "cid without seq"},
+	keySeq:      {name: "seq", kind: valUint, bad: "malformed seq", needs: keys(keyCID), missing: "seq without cid"},
 	keySize:     {name: "size", kind: valInt, bad: "malformed size"},
 	keyLayout:   {name: "layout", kind: valLayout, bad: "layout must be utf8 or raw"},
 	keyDurable:  {name: "durable", kind: valBool, bad: "durable must be 0 or 1"},

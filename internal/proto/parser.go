@@ -159,26 +159,8 @@ func (p *Parser) parse(req *Request, buf []byte, eol int) (int, error) {
 		return p.fail(&s, CodeUnknownCommand, "unknown command", s.toks[0].lo, s.toks[0].hi)
 	}
 	bad := s.count(int(c.min), int(c.max))
-	if bad == nil {
-		switch c.id {
-		case idRegion:
-			req.ID, bad = s.id(1)
-		case idOptional:
-			if s.nt > 1 {
-				req.ID, bad = s.id(1)
-			}
-		case idRaw:
-			req.ID = s.tok(1)
-		}
-	}
-	if bad == nil && c.lenTok > 0 {
-		bad = p.checkLen(&s, int(c.lenTok))
-	}
-	if bad == nil && c.arg != argNone {
-		bad = s.positional(c.arg, req)
-	}
-	if bad == nil && c.opts != 0 {
-		bad = s.options(req, int(c.firstOpt), c.opts)
+	if bad == nil && c.max > 1 {
+		bad = p.args(&s, c, req)
 	}
 	if bad != nil {
 		return p.fail(&s, bad.code, bad.msg, bad.lo, bad.hi)
