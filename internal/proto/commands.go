@@ -59,7 +59,7 @@ var commands = [numCmds]command{
 	CmdSet:     {name: "SET", min: 3, max: 8, id: idRegion, lenTok: 2, opts: keys(keyAt, keyIfVer, keyCID, keySeq, keyFence), firstOpt: 3},
 	CmdInfo:    {name: "INFO", min: 1, max: 2, id: idOptional},
 	CmdList:    {name: "LIST", min: 1, max: 1},
-	CmdCreate:  {name: "CREATE", min: 2, max: 5, id: idRegion, opts: keys(keySize, keyLayout, keyDurable, keyMaxWrite), firstOpt: 2},
+	CmdCreate:  {name: "CREATE", min: 2, max: 6, id: idRegion, opts: keys(keySize, keyLayout, keyDurable, keyMaxWrite), firstOpt: 2},
 	CmdDelete:  {name: "DELETE", min: 2, max: 2, id: idRegion},
 	CmdWatch:   {name: "WATCH", min: 2, max: 4, id: idRegion, opts: keys(keyFrom, keyDelta), firstOpt: 2},
 	CmdUnwatch: {name: "UNWATCH", min: 2, max: 2, id: idRegion},
