@@ -259,6 +259,10 @@ func run(ctx context.Context, o options) error {
 		md += "\n> The plots could not be drawn on this run: " + err.Error() + "\n"
 	}
 	path := filepath.Join(o.out, "PERFORMANCE.md")
+	md, err = withHandWritten(md, path)
+	if err != nil {
+		return fmt.Errorf("keeping the hand-written part of %s: %w", path, err)
+	}
 	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		return err
 	}
