@@ -251,14 +251,24 @@ func TestHostCrashLoop(t *testing.T) {
 			unknown++
 		}
 
-		log := h.Stderr()
 		// The text logger quotes the message: region \"crash\": took back ...
-		rec := strings.Contains(log, `crash\": took back the lock from a dead writer`) || strings.Contains(log, `crash": took back the lock from a dead writer`)
+		recovered := func() bool {
+			log := h.Stderr()
+			return strings.Contains(log, `crash\": took back the lock from a dead writer`) || strings.Contains(log, `crash": took back the lock from a dead writer`)
+		}
+		// The host logs the recovery before its banner, but its standard
+		// error reaches h.Stderr through a copying goroutine of its own,
+		// which may not have caught up when Restart has read the banner
+		// from standard output: wait for the note rather than read once.
+		if owner != 0 {
+			shmtest.CheckFor(t, 10*time.Second, fmt.Sprintf("iteration %d: the dead host held the lock, and the restarted host never reported a recovery", n), recovered)
+		}
+		rec := recovered()
 		if rec {
 			reported++
 		}
 		if rec != (owner != 0) {
-			t.Errorf("iteration %d: the dead host held the lock: %v; the restarted host reported a recovery: %v\nlog:\n%s", n, owner != 0, rec, log)
+			t.Errorf("iteration %d: the dead host held the lock: %v; the restarted host reported a recovery: %v\nlog:\n%s", n, owner != 0, rec, h.Stderr())
 		}
 
 		// Read in local mode, through a fresh mapping.
@@ -351,7 +361,7 @@ func TestWriteAfterHostRestart(t *testing.T) {
 			case errors.Is(err, client.ErrUnknownOutcome) && string(got) == "before":
 				t.Errorf("BUG: the first write after a host restart failed with %q although it was never applied (content still %q): "+
 					"Conn.do sends it on the connection the old host had already closed, the read then fails, and the changed session "+
-					"makes it ErrUnknownOutcome (client/conn.go, Conn.do/roundTrip)", err, got)
+					"makes it ErrUnknownOutcome (client/retry.go, Conn.do; client/roundtrip.go)", err, got)
 			case err != nil:
 				t.Errorf("first write after a host restart: %v (content %q)", err, got)
 			case string(got) != "after":

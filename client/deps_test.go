@@ -27,7 +27,7 @@ func TestDependencies(t *testing.T) {
 		deps[line] = true
 	}
 	// The list must be real: the client does use these.
-	for _, want := range []string{pkg, "github.com/shmgr/shmgr/internal/proto", "github.com/shmgr/shmgr/internal/region"} {
+	for _, want := range []string{pkg, "github.com/shmgr/shmgr/internal/proto", "github.com/shmgr/shmgr/internal/region", "github.com/shmgr/shmgr/internal/shmerr"} {
 		if !deps[want] {
 			t.Errorf("go list -deps %s does not list %s; output:\n%s", pkg, want, out)
 		}

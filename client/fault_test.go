@@ -645,7 +645,7 @@ func TestDeadlineErrorIsContextError(t *testing.T) {
 				}
 			}
 			if bare > 0 {
-				t.Errorf("BUG: %d of %d %s calls that ran out of their context's deadline returned a bare network timeout instead of context.DeadlineExceeded, e.g. %q (client/conn.go: ctxErr consults ctx.Err() before the context's timer has fired)", bare, tries, op.name, example)
+				t.Errorf("BUG: %d of %d %s calls that ran out of their context's deadline returned a bare network timeout instead of context.DeadlineExceeded, e.g. %q (client/context.go: ctxErr consults ctx.Err() before the context's timer has fired)", bare, tries, op.name, example)
 			}
 		})
 	}

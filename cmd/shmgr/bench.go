@@ -85,12 +85,13 @@ over TCP can reach here.`,
 				fmt.Fprint(c.ErrOrStderr(), "\r\033[K")
 			}
 			if len(res) > 0 {
-				if asJSON {
-					if perr := printJSON(c.OutOrStdout(), res); perr != nil {
-						return perr
-					}
-				} else {
-					printResults(c.OutOrStdout(), res)
+				// What finished is printed even when a later test failed.
+				out := result{json: res, text: func(w io.Writer) error {
+					printResults(w, res)
+					return nil
+				}}
+				if perr := out.print(c.OutOrStdout(), asJSON); perr != nil {
+					return perr
 				}
 			}
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,43 +48,37 @@ is added only when standard output is a terminal).`,
 			if c.Flags().Changed("length") && n < 0 {
 				return usageError{fmt.Errorf("--length %d: must be 0 or more (leave it out to read to the end)", n)}
 			}
-			ctx, cancel := g.withTimeout(c.Context())
-			defer cancel()
-			r, err := g.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			var b []byte
-			var v uint64
-			if c.Flags().Changed("offset") || c.Flags().Changed("length") {
-				if !c.Flags().Changed("length") {
-					n = -1 // to the end
+			return withClient(c, g, (*globals).dial, func(ctx context.Context, r *client.Region) (result, error) {
+				var b []byte
+				var v uint64
+				var err error
+				if c.Flags().Changed("offset") || c.Flags().Changed("length") {
+					if !c.Flags().Changed("length") {
+						n = -1 // to the end
+					}
+					b, v, err = r.ReadAt(ctx, off, n)
+				} else {
+					b, v, err = r.ReadVersion(ctx)
 				}
-				b, v, err = r.ReadAt(ctx, off, n)
-			} else {
-				b, v, err = r.ReadVersion(ctx)
-			}
-			if err != nil {
-				return fmt.Errorf("read %q: %w", r.ID(), err)
-			}
-			out := c.OutOrStdout()
-			if g.json {
+				if err != nil {
+					return result{}, fmt.Errorf("read %q: %w", r.ID(), err)
+				}
 				res := readResult{ShmID: r.ID(), Version: v, Length: len(b), Mode: r.Mode().String()}
 				if utf8.Valid(b) {
 					res.Content = string(b)
 				} else {
 					res.ContentBase64 = encodeBase64(b)
 				}
-				return printJSON(out, res)
-			}
-			if _, err := out.Write(b); err != nil {
-				return err
-			}
-			if isTerminal(out) && !bytes.HasSuffix(b, []byte("\n")) {
-				fmt.Fprintln(out)
-			}
-			return nil
+				return result{json: res, text: func(out io.Writer) error {
+					if _, err := out.Write(b); err != nil {
+						return err
+					}
+					if isTerminal(out) && !bytes.HasSuffix(b, []byte("\n")) {
+						fmt.Fprintln(out)
+					}
+					return nil
+				}}, nil
+			})
 		},
 	}
 	addClientFlags(c, g, true)
@@ -129,32 +124,30 @@ and says so on standard error.`,
 			if fromStdin && len(p) == 0 {
 				fmt.Fprintln(c.ErrOrStderr(), "shmgr write: standard input was empty: writing empty content (0 bytes)")
 			}
-			ctx, cancel := g.withTimeout(c.Context())
-			defer cancel()
-			r, err := g.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			var v uint64
-			switch {
-			case c.Flags().Changed("offset"):
-				v, err = r.WriteAt(ctx, off, p)
-			case c.Flags().Changed("if-version"):
-				v, err = r.WriteIf(ctx, p, ifVersion)
-			default:
-				v, err = r.Write(ctx, p)
-			}
-			if err != nil {
-				return fmt.Errorf("write %q: %w%s", r.ID(), err, writeHint(err, r, off+int64(len(p))))
-			}
-			if g.json {
-				return printJSON(c.OutOrStdout(), writeResult{ShmID: r.ID(), Version: v, Length: len(p), Mode: r.Mode().String()})
-			}
-			if isTerminal(c.OutOrStdout()) {
-				fmt.Fprintf(c.OutOrStdout(), "wrote %d bytes to %q (version %d, %s)\n", len(p), r.ID(), v, r.Mode())
-			}
-			return nil
+			return withClient(c, g, (*globals).dial, func(ctx context.Context, r *client.Region) (result, error) {
+				var v uint64
+				var err error
+				switch {
+				case c.Flags().Changed("offset"):
+					v, err = r.WriteAt(ctx, off, p)
+				case c.Flags().Changed("if-version"):
+					v, err = r.WriteIf(ctx, p, ifVersion)
+				default:
+					v, err = r.Write(ctx, p)
+				}
+				if err != nil {
+					return result{}, fmt.Errorf("write %q: %w%s", r.ID(), err, writeHint(err, r, off+int64(len(p))))
+				}
+				return result{
+					json: writeResult{ShmID: r.ID(), Version: v, Length: len(p), Mode: r.Mode().String()},
+					text: func(out io.Writer) error {
+						if isTerminal(out) {
+							fmt.Fprintf(out, "wrote %d bytes to %q (version %d, %s)\n", len(p), r.ID(), v, r.Mode())
+						}
+						return nil
+					},
+				}, nil
+			})
 		},
 	}
 	addClientFlags(c, g, true)
@@ -230,29 +223,23 @@ func newLsCmd(g *globals) *cobra.Command {
   shmgr ls --host 192.168.1.5:9410 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			ctx, cancel := g.withTimeout(c.Context())
-			defer cancel()
-			conn, err := g.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			list, err := conn.List(ctx)
-			if err != nil {
-				return fmt.Errorf("ls: %w", err)
-			}
-			if g.json {
+			return withClient(c, g, (*globals).connect, func(ctx context.Context, conn *client.Conn) (result, error) {
+				list, err := conn.List(ctx)
+				if err != nil {
+					return result{}, fmt.Errorf("ls: %w", err)
+				}
 				if list == nil {
 					list = []client.Info{}
 				}
-				return printJSON(c.OutOrStdout(), list)
-			}
-			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SHM_ID\tSIZE\tLAYOUT\tVERSION\tDURABLE\tLOCKED\tOS NAME")
-			for _, in := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%v\t%s\n", in.ShmID, humanBytes(in.Size), in.Layout, in.Version, in.Durable, in.Locked, in.OSName)
-			}
-			return tw.Flush()
+				return result{json: list, text: func(out io.Writer) error {
+					tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "SHM_ID\tSIZE\tLAYOUT\tVERSION\tDURABLE\tLOCKED\tOS NAME")
+					for _, in := range list {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%v\t%s\n", in.ShmID, humanBytes(in.Size), in.Layout, in.Version, in.Durable, in.Locked, in.OSName)
+					}
+					return tw.Flush()
+				}}, nil
+			})
 		},
 	}
 	addClientFlags(c, g, false)
@@ -311,26 +298,19 @@ what the region costs.`,
 					return usageError{err}
 				}
 			}
-			ctx, cancel := g.withTimeout(c.Context())
-			defer cancel()
-			conn, err := g.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			in, err := conn.Create(ctx, id, o)
-			if err != nil {
-				return fmt.Errorf("create %q: %w", id, err)
-			}
-			if g.json {
-				return printJSON(c.OutOrStdout(), in)
-			}
-			out := c.OutOrStdout()
-			fmt.Fprintf(out, "created %q: %s, %s layout, up to %d bytes of data (os name %s)\n", in.ShmID, humanBytes(in.Size), in.Layout, in.MaxDataSize, in.OSName)
-			if in.Footprint > 0 {
-				fmt.Fprintf(out, "cost: %s\n", costLine(in))
-			}
-			return nil
+			return withClient(c, g, (*globals).connect, func(ctx context.Context, conn *client.Conn) (result, error) {
+				in, err := conn.Create(ctx, id, o)
+				if err != nil {
+					return result{}, fmt.Errorf("create %q: %w", id, err)
+				}
+				return result{json: in, text: func(out io.Writer) error {
+					fmt.Fprintf(out, "created %q: %s, %s layout, up to %d bytes of data (os name %s)\n", in.ShmID, humanBytes(in.Size), in.Layout, in.MaxDataSize, in.OSName)
+					if in.Footprint > 0 {
+						fmt.Fprintf(out, "cost: %s\n", costLine(in))
+					}
+					return nil
+				}}, nil
+			})
 		},
 	}
 	addClientFlags(c, g, true)
@@ -386,140 +366,17 @@ func newRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(c.Context())
-			defer cancel()
-			conn, err := g.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			if err := conn.Delete(ctx, id); err != nil {
-				return fmt.Errorf("rm %q: %w", id, err)
-			}
-			if g.json {
-				return printJSON(c.OutOrStdout(), map[string]any{"shm_id": id, "deleted": true})
-			}
-			fmt.Fprintf(c.OutOrStdout(), "deleted %q\n", id)
-			return nil
+			return withClient(c, g, (*globals).connect, func(ctx context.Context, conn *client.Conn) (result, error) {
+				if err := conn.Delete(ctx, id); err != nil {
+					return result{}, fmt.Errorf("rm %q: %w", id, err)
+				}
+				return result{json: map[string]any{"shm_id": id, "deleted": true}, text: func(out io.Writer) error {
+					fmt.Fprintf(out, "deleted %q\n", id)
+					return nil
+				}}, nil
+			})
 		},
 	}
 	addClientFlags(c, g, true)
 	return c
-}
-
-// infoResult is info's --json output without --id.
-type infoResult struct {
-	Host    client.HostInfo `json:"host"`
-	Address string          `json:"address"`
-	Regions []client.Info   `json:"regions"`
-}
-
-func newInfoCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "info",
-		Short: "Show a host's state, or one region's",
-		Example: `  shmgr info
-  shmgr info --id default --json`,
-		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			ctx, cancel := g.withTimeout(c.Context())
-			defer cancel()
-			conn, err := g.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			out := c.OutOrStdout()
-			if g.id != "" {
-				in, err := conn.Info(ctx, g.id)
-				if err != nil {
-					return fmt.Errorf("info %q: %w", g.id, err)
-				}
-				if g.json {
-					return printJSON(out, in)
-				}
-				printRegion(out, in)
-				return nil
-			}
-			hi, err := conn.HostInfo(ctx)
-			if err != nil {
-				return fmt.Errorf("info: %w", err)
-			}
-			list, err := conn.List(ctx)
-			if err != nil {
-				return fmt.Errorf("info: %w", err)
-			}
-			if g.json {
-				return printJSON(out, infoResult{Host: hi, Address: conn.Addr(), Regions: list})
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "host:\t%s\n", conn.Addr())
-			fmt.Fprintf(tw, "server:\t%s (%s, pid %d)\n", hi.Server, hi.Proto, hi.PID)
-			fmt.Fprintf(tw, "host id:\t%s\n", hi.HostID)
-			fmt.Fprintf(tw, "started:\t%s\n", hi.Started.Local().Format("2006-01-02 15:04:05"))
-			auth := hi.Auth
-			if hi.Insecure {
-				auth += " (INSECURE: reachable beyond loopback without tokens)"
-			}
-			fmt.Fprintf(tw, "auth:\t%s\n", auth)
-			fmt.Fprintf(tw, "connections:\t%d open, %d accepted\n", hi.Connections, hi.Accepted)
-			fmt.Fprintf(tw, "limits:\tline %d B, payload %s, lock timeout %s, lease at most %s\n", hi.MaxLine, humanBytes(hi.MaxPayload), hi.LockTimeout, hi.Limits.MaxLease)
-			fmt.Fprintf(tw, "\t%d connections, %d watches each; idle %s, read %s, write %s\n", hi.Limits.MaxConnections, hi.Limits.MaxWatches, hi.Limits.IdleTimeout, hi.Limits.ReadTimeout, hi.Limits.WriteTimeout)
-			fmt.Fprintf(tw, "default region:\t%s\n", hi.Default)
-			fmt.Fprintf(tw, "regions:\t%d\n", hi.Regions)
-			tw.Flush()
-			if len(hi.Clients) > 0 {
-				fmt.Fprintln(out)
-				tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT\tSINCE\tTOKEN\tWATCHES\tLEASES")
-				for _, cl := range hi.Clients {
-					tok := cl.Token
-					if tok == "" {
-						tok = "-"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", cl.Addr, cl.Since.Local().Format("15:04:05"), tok, cl.Watches, cl.Leases)
-				}
-				tw.Flush()
-			}
-			for _, in := range list {
-				fmt.Fprintln(out)
-				printRegion(out, in)
-			}
-			return nil
-		},
-	}
-	addClientFlags(c, g, true)
-	return c
-}
-
-func printRegion(w io.Writer, in client.Info) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "shm_id:\t%s\n", in.ShmID)
-	fmt.Fprintf(tw, "size:\t%d bytes (%s layout, up to %d bytes of data)\n", in.Size, in.Layout, in.MaxDataSize)
-	fmt.Fprintf(tw, "version:\t%d\n", in.Version)
-	fmt.Fprintf(tw, "os name:\t%s (%s)\n", in.OSName, in.OSKind)
-	fmt.Fprintf(tw, "durable:\t%v\n", in.Durable)
-	switch {
-	case in.MaxWrite <= 0: // a host older than max_write
-	case in.MaxWrite >= in.Size:
-		fmt.Fprintf(tw, "max write:\t%d bytes (the whole region)\n", in.MaxWrite)
-	default:
-		fmt.Fprintf(tw, "max write:\t%d bytes (larger writes are refused: recreate the region with a larger --max-write to change it)\n", in.MaxWrite)
-	}
-	if in.Footprint > 0 {
-		// The undo area: a region costs up to twice its size.
-		fmt.Fprintf(tw, "cost:\t%s\n", costLine(in))
-	}
-	lock := "free"
-	if in.Locked {
-		lock = "held"
-		if in.LockPID != 0 {
-			lock += fmt.Sprintf(" by pid %d (%s)", in.LockPID, in.LockOwner)
-		} else {
-			lock += " by a program outside shmgr (offset-0 flag)"
-		}
-	}
-	fmt.Fprintf(tw, "lock:\t%s\n", lock)
-	fmt.Fprintf(tw, "created:\t%s\n", in.Created.Local().Format("2006-01-02 15:04:05"))
-	tw.Flush()
 }

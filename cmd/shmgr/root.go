@@ -250,10 +250,17 @@ func (g *globals) connect(ctx context.Context) (*client.Conn, error) {
 }
 
 // dial opens the region named by --id on --host.
-func (g *globals) dial(ctx context.Context) (*client.Region, error) {
+func (g *globals) dial(ctx context.Context) (*client.Region, error) { return g.dialWith(ctx, nil) }
+
+// dialWith is dial with set, if not nil, applied to the client options
+// first (watch reports the connection's state changes).
+func (g *globals) dialWith(ctx context.Context, set func(*client.Options)) (*client.Region, error) {
 	o, err := g.options()
 	if err != nil {
 		return nil, err
+	}
+	if set != nil {
+		set(&o)
 	}
 	r, err := client.Dial(ctx, g.host, g.id, o)
 	if err != nil {
@@ -327,11 +334,13 @@ func newVersionCmd() *cobra.Command {
   shmgr version --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			if asJSON {
-				return printJSON(c.OutOrStdout(), map[string]string{"version": version, "proto": "shmgr/1", "go": goVersion(), "platform": platform()})
-			}
-			fmt.Fprintf(c.OutOrStdout(), "shmgr %s (protocol shmgr/1, %s, %s)\n", version, goVersion(), platform())
-			return nil
+			return result{
+				json: map[string]string{"version": version, "proto": "shmgr/1", "go": goVersion(), "platform": platform()},
+				text: func(out io.Writer) error {
+					fmt.Fprintf(out, "shmgr %s (protocol shmgr/1, %s, %s)\n", version, goVersion(), platform())
+					return nil
+				},
+			}.print(c.OutOrStdout(), asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")

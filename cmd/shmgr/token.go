@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,11 +68,10 @@ already mapped on the host's machine stays mapped).`,
 			return err
 		}
 		if _, err := os.Stat(filepath.Join(dir, auth.FileName)); errors.Is(err, os.ErrNotExist) {
-			if asJSON {
-				return printJSON(c.OutOrStdout(), []auth.Token{})
-			}
-			fmt.Fprintf(c.OutOrStdout(), "no tokens in %s yet: a host makes its admin token when it first needs one (a --listen beyond loopback, or --token)\n", dir)
-			return nil
+			return result{json: []auth.Token{}, text: func(out io.Writer) error {
+				fmt.Fprintf(out, "no tokens in %s yet: a host makes its admin token when it first needs one (a --listen beyond loopback, or --token)\n", dir)
+				return nil
+			}}.print(c.OutOrStdout(), asJSON)
 		}
 		s, err := store()
 		if err != nil {
@@ -86,23 +86,22 @@ already mapped on the host's machine stays mapped).`,
 				ts[i].Secret = ""
 			}
 		}
-		if asJSON {
-			return printJSON(c.OutOrStdout(), ts)
-		}
-		tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tACCESS\tREGIONS\tCREATED\tTOKEN")
-		for _, t := range ts {
-			regions := "all"
-			if len(t.Regions) > 0 {
-				regions = strings.Join(t.Regions, ",")
+		return result{json: ts, text: func(out io.Writer) error {
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tACCESS\tREGIONS\tCREATED\tTOKEN")
+			for _, t := range ts {
+				regions := "all"
+				if len(t.Regions) > 0 {
+					regions = strings.Join(t.Regions, ",")
+				}
+				secret := "(--show)"
+				if show {
+					secret = t.Secret
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Access, regions, t.Created.Format("2006-01-02"), secret)
 			}
-			secret := "(--show)"
-			if show {
-				secret = t.Secret
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Access, regions, t.Created.Format("2006-01-02"), secret)
-		}
-		return tw.Flush()
+			return tw.Flush()
+		}}.print(c.OutOrStdout(), asJSON)
 	}
 
 	add := &cobra.Command{
@@ -147,11 +146,10 @@ already mapped on the host's machine stays mapped).`,
 		if err != nil {
 			return usageError{err}
 		}
-		if asJSON {
-			return printJSON(c.OutOrStdout(), t)
-		}
-		fmt.Fprintln(c.OutOrStdout(), t.Secret)
-		return nil
+		return result{json: t, text: func(out io.Writer) error {
+			fmt.Fprintln(out, t.Secret)
+			return nil
+		}}.print(c.OutOrStdout(), asJSON)
 	}
 
 	rm := &cobra.Command{

@@ -48,22 +48,22 @@ A watcher that falls behind gets the latest state, not every version:
   shmgr watch --from 41          # every version after 41`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			// The shape of withClient, except that --timeout bounds only
+			// connecting and starting the watch, and each event is printed
+			// as it comes.
 			ctx := c.Context()
-			o, err := g.options()
-			if err != nil {
-				return err
-			}
 			stderr := c.ErrOrStderr()
-			o.OnState = func(s client.State) {
-				if s != client.StateClosed {
-					fmt.Fprintf(stderr, "shmgr watch: %s\n", s)
-				}
-			}
 			dctx, cancel := g.withTimeout(ctx)
-			r, err := client.Dial(dctx, g.host, g.id, o)
+			r, err := g.dialWith(dctx, func(o *client.Options) {
+				o.OnState = func(s client.State) {
+					if s != client.StateClosed {
+						fmt.Fprintf(stderr, "shmgr watch: %s\n", s)
+					}
+				}
+			})
 			if err != nil {
 				cancel()
-				return g.withHint(err)
+				return err
 			}
 			defer r.Close()
 			w, err := r.Watch(dctx, client.WatchOptions{From: from, HasFrom: c.Flags().Changed("from")})

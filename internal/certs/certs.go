@@ -141,13 +141,30 @@ func PinnedConfig(fingerprint string) (*tls.Config, error) {
 		InsecureSkipVerify: true, // replaced by the pin check below
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 {
-				return errors.New("tls: the host sent no certificate")
+				return &PinError{}
 			}
 			sum := sha256.Sum256(raw[0])
 			if got := hex.EncodeToString(sum[:]); got != want {
-				return fmt.Errorf("tls: the host's certificate has fingerprint %s, not the pinned one: wrong host, or its certificate changed", Fingerprint(raw[0]))
+				return &PinError{Got: Fingerprint(raw[0])}
 			}
 			return nil
 		},
 	}, nil
+}
+
+// PinError is the handshake error of a PinnedConfig whose host sent no
+// certificate, or another one than the pinned: crypto/tls returns it as
+// is, so errors.As tells a pin that failed from other connection errors
+// without reading the message.
+type PinError struct {
+	// Got is the fingerprint of the certificate the host sent, as
+	// Fingerprint writes it; "" if it sent none.
+	Got string
+}
+
+func (e *PinError) Error() string {
+	if e.Got == "" {
+		return "tls: the host sent no certificate"
+	}
+	return "tls: the host's certificate has fingerprint " + e.Got + ", not the pinned one: wrong host, or its certificate changed"
 }

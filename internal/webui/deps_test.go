@@ -17,12 +17,6 @@ import (
 func TestDependencies(t *testing.T) {
 	const mod = "github.com/shmgr/shmgr/"
 	forbidden := []string{mod + "internal/host", mod + "internal/server"}
-	// pending lists files still allowed one forbidden import, and why.
-	pending := map[string]string{
-		// errors.go maps host sentinels to the page's error codes until
-		// the shared error vocabulary (issue 15, item 2) replaces them.
-		"errors.go": mod + "internal/host",
-	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +38,7 @@ func TestDependencies(t *testing.T) {
 			}
 			daemonUsed = daemonUsed || path == mod+"internal/daemon"
 			for _, bad := range forbidden {
-				if path == bad && pending[name] != bad {
+				if path == bad {
 					t.Errorf("%s imports %s: the GUI must run its host through internal/daemon", name, bad)
 				}
 			}

@@ -2,17 +2,19 @@ package webui
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"syscall"
 
 	"github.com/shmgr/shmgr/client"
-	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shmerr"
 )
 
 // apiError is an error with an HTTP status and a stable code word that the
@@ -67,8 +69,38 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// classify maps the errors of the host, region and client packages to
-// replies.
+// kindReplies is the one table from kinds of error (package shmerr) to
+// the page's replies: an error made by the region, the host or the client
+// (mapped, or from a host's ERROR reply) matches its kind with errors.Is,
+// so each reply is listed once, whichever layer the error comes from.
+// classify tries them in order: a more specific error (region.ErrBadSize,
+// a kind of ErrProtocol) comes before any kind it is an error of.
+var kindReplies = [...]struct {
+	kind   error
+	status int
+	code   string
+	// written says that nothing was written, for the errors of a write.
+	written bool
+}{
+	{shmerr.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", true},
+	{shmerr.ErrInvalidUTF8, http.StatusUnprocessableEntity, "invalid_utf8", true},
+	{shmerr.ErrLockTimeout, http.StatusLocked, "lock_timeout", false},
+	{shmerr.ErrNotFound, http.StatusNotFound, "no_region", false},
+	{shmerr.ErrExists, http.StatusConflict, "exists", false},
+	{shmerr.ErrBadID, http.StatusBadRequest, "bad_id", false},
+	{region.ErrBadSize, http.StatusBadRequest, "bad_size", false},
+	{shmerr.ErrForbidden, http.StatusForbidden, "forbidden", false},
+	{shmerr.ErrLimit, http.StatusInsufficientStorage, "limit", false},
+	// A host that is closing, a region object gone, a connection or
+	// region the client closed: the page says "closed: try again".
+	{shmerr.ErrUnavailable, http.StatusConflict, "closed", false},
+	{client.ErrClosed, http.StatusConflict, "closed", false},
+	{shmerr.ErrUnknownOutcome, http.StatusBadGateway, "unknown_outcome", false},
+}
+
+// classify maps an error of any layer to its reply: first the errors that
+// carry fields of their own (a conflict's versions, a lock's owner), then
+// the kinds (kindReplies), then the network's.
 func classify(err error) *apiError {
 	var ce *region.ConflictError
 	var lte *region.LockTimeoutError
@@ -78,29 +110,17 @@ func classify(err error) *apiError {
 			Extra: map[string]any{"current": ce.Current, "expected": ce.Expected}}
 	case errors.As(err, &lte):
 		return errorf(http.StatusLocked, "lock_timeout", "the region's lock is busy: %v", lte)
-	case errors.Is(err, region.ErrTooLarge):
-		return errorf(http.StatusRequestEntityTooLarge, "too_large", "%v: nothing was written", err)
-	case errors.Is(err, region.ErrInvalidUTF8):
-		return errorf(http.StatusUnprocessableEntity, "invalid_utf8", "%v: nothing was written", err)
-	case errors.Is(err, region.ErrLockTimeout):
-		return errorf(http.StatusLocked, "lock_timeout", "%v", err)
-	case errors.Is(err, host.ErrNotFound), errors.Is(err, client.ErrNotFound):
-		return errorf(http.StatusNotFound, "no_region", "%v", err)
-	case errors.Is(err, host.ErrExists), errors.Is(err, client.ErrExists):
-		return errorf(http.StatusConflict, "exists", "%v", err)
-	case errors.Is(err, host.ErrBadID), errors.Is(err, client.ErrBadID):
-		return errorf(http.StatusBadRequest, "bad_id", "%v", err)
-	case errors.Is(err, region.ErrBadSize):
-		return errorf(http.StatusBadRequest, "bad_size", "%v", err)
-	case errors.Is(err, host.ErrForbidden), errors.Is(err, client.ErrForbidden):
-		return errorf(http.StatusForbidden, "forbidden", "%v", err)
-	case errors.Is(err, host.ErrLimit), errors.Is(err, client.ErrLimit), errors.Is(err, host.ErrNoSpace):
-		return errorf(http.StatusInsufficientStorage, "limit", "%v", err)
-	case errors.Is(err, host.ErrClosed), errors.Is(err, client.ErrClosed):
-		return errorf(http.StatusConflict, "closed", "%v", err)
-	case errors.Is(err, client.ErrUnknownOutcome):
-		return errorf(http.StatusBadGateway, "unknown_outcome", "%v", err)
-	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"):
+	}
+	for _, kr := range kindReplies {
+		if errors.Is(err, kr.kind) {
+			if kr.written {
+				return errorf(kr.status, kr.code, "%v: nothing was written", err)
+			}
+			return errorf(kr.status, kr.code, "%v", err)
+		}
+	}
+	switch {
+	case isRefused(err):
 		return errorf(http.StatusBadGateway, "refused", "connection refused: %v", err)
 	case isTimeout(err):
 		return errorf(http.StatusGatewayTimeout, "timeout", "timed out: %v", err)
@@ -113,14 +133,40 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
+// isRefused reports whether nothing listens at the address dialled: the
+// system's "connection refused" (ECONNREFUSED; on Windows WSAECONNREFUSED,
+// which syscall.ECONNREFUSED does not match: see refused_windows.go).
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || isRefusedErrno(err)
+}
+
+// isTLS reports whether err is a failed TLS handshake: the peer does not
+// speak TLS (a plain host), its certificate is not the pinned one
+// (certs.PinError), or it does not verify (unknown authority, wrong name,
+// expired), or the peer ended the handshake with an alert.
+func isTLS(err error) bool {
+	var rhe tls.RecordHeaderError
+	var cve *tls.CertificateVerificationError
+	var pe *certs.PinError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	var cie x509.CertificateInvalidError
+	var ae tls.AlertError
+	var oe *net.OpError
+	return errors.As(err, &rhe) || errors.As(err, &cve) || errors.As(err, &pe) ||
+		errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) || errors.As(err, &ae) ||
+		// crypto/tls reports the peer's alert as an *net.OpError of Op
+		// "remote error" around an unexported alert type.
+		errors.As(err, &oe) && oe.Op == "remote error"
+}
+
 // dialError explains why Client mode could not connect to addr for
 // region id, in the words the user needs.
 func dialError(err error, addr, id string) *apiError {
-	s := err.Error()
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 		return &apiError{Status: http.StatusNotFound, Code: "no_region", Message: fmt.Sprintf("no region %q on that host", id), Extra: map[string]any{"id": id}}
-	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(s, "connection refused") || strings.Contains(s, "actively refused"):
+	case isRefused(err):
 		return &apiError{Status: http.StatusBadGateway, Code: "refused", Message: fmt.Sprintf("connection refused: no host is listening at %s", addr), Extra: map[string]any{"addr": addr}}
 	case isTimeout(err):
 		return &apiError{Status: http.StatusGatewayTimeout, Code: "timeout", Message: fmt.Sprintf("timed out: %s did not answer (check the address and the firewall)", addr), Extra: map[string]any{"addr": addr}}
@@ -130,7 +176,7 @@ func dialError(err error, addr, id string) *apiError {
 		return errorf(http.StatusBadRequest, "bad_id", "%v", err)
 	case errors.Is(err, client.ErrNotLocal):
 		return errorf(http.StatusBadGateway, "not_local", "%v", err)
-	case strings.Contains(s, "certificate") || strings.Contains(s, "tls:"):
+	case isTLS(err):
 		return errorf(http.StatusBadGateway, "tls", "TLS: %v", err)
 	case errors.Is(err, client.ErrProtocol):
 		return errorf(http.StatusBadGateway, "protocol", "not a shmgr host, or it speaks TLS: %v", err)

@@ -3,7 +3,7 @@
 A :class:`Conn` carries one request at a time (a lock makes concurrent
 callers take turns). When the connection drops, the next request dials
 again with exponential backoff and jitter, and the request is retried
-when that is safe, with the Go client's three classes (client/conn.go):
+when that is safe, with the Go client's three classes (client/retry.go):
 
 - reads, INFO, LIST, PING are repeated;
 - every write carries this connection's client id and a sequence number

@@ -215,27 +215,41 @@ CODES: Dict[str, Type[Error]] = {
 def from_code(code: str, message: str) -> Error:
     """Returns the exception for an ``ERROR <code> <message>`` reply.
 
-    A ``conflict`` message starts with the region's current version
-    (``"7 version conflict: expected version 5, ..."``): it becomes
-    :attr:`ConflictError.current`.
+    A ``conflict`` reply carries its versions as fields before the message
+    (``"7 expected=5 version conflict"``): they become
+    :attr:`ConflictError.current` and :attr:`ConflictError.expected`. A
+    host older than the ``expected=`` field sends only the current version
+    and says ``"expected version 5"`` in the message, which is read then.
     """
     cls = CODES.get(code)
     if cls is None:
         return HostError(message, code="unknown")
     if cls is ConflictError:
-        current, expected = 0, 0
-        head, _, rest = message.partition(" ")
-        if head.isdigit() and head.isascii():
-            current, message = int(head), rest
-        key = "expected version "
-        i = message.find(key)
-        if i >= 0:
-            digits = ""
-            for ch in message[i + len(key):]:
-                if not ch.isdigit():
-                    break
-                digits += ch
-            if digits:
-                expected = int(digits)
-        return ConflictError(message, code, current=current, expected=expected)
+        return _conflict(code, message)
     return cls(message, code)
+
+
+def _is_number(word: str) -> bool:
+    return word.isdigit() and word.isascii()
+
+
+def _conflict(code: str, message: str) -> ConflictError:
+    current, expected = 0, 0
+    head, _, rest = message.partition(" ")
+    if not _is_number(head):
+        return ConflictError(message, code)
+    current, message = int(head), rest
+    head, _, rest = message.partition(" ")
+    if head.startswith("expected=") and _is_number(head[len("expected="):]):
+        return ConflictError(rest, code, current=current, expected=int(head[len("expected="):]))
+    key = "expected version "
+    i = message.find(key)
+    if i >= 0:
+        digits = ""
+        for ch in message[i + len(key):]:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if digits:
+            expected = int(digits)
+    return ConflictError(message, code, current=current, expected=expected)

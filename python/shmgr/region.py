@@ -152,8 +152,9 @@ class Region:
         fast = m.fast_readers(self._read_version_slow)
         if fast is not None:
             # The common local read is one closure call: bound on the
-            # instance, it shadows the method and spares a call layer
-            # (about a third of a 4 KiB read's cost beyond its copy).
+            # instance, it shadows the method and spares a call layer,
+            # a large part of a local read's cost beyond its copy
+            # (docs/PERFORMANCE.md, "The client split, before and after").
             self.read, self.read_version = fast  # type: ignore[assignment]
 
     def _detach(self) -> None:

@@ -170,6 +170,26 @@ class TestGoldenFiles(unittest.TestCase):
         assert isinstance(err, shmgr.ConflictError)
         self.assertEqual((err.current, err.expected), (7, 5))
 
+    def test_conflict_fields(self) -> None:
+        # A host sends "<current> expected=<expected> <message>"; an older
+        # one sent the current version and "expected version N" in the
+        # message. Both give ConflictError.current and .expected.
+        cases = [
+            (b"ERROR conflict 7 expected=5 version conflict\n", 7, 5, "version conflict"),
+            (b"ERROR conflict 9 expected=4 version conflict: expected version 3\n", 9, 4, "version conflict: expected version 3"),
+            (b"ERROR conflict 12 expected=0\n", 12, 0, ""),
+            (b"ERROR conflict 7 version conflict: expected version 5, region is at version 7\n", 7, 5, "version conflict: expected version 5, region is at version 7"),
+            (b"ERROR conflict 7 version conflict\n", 7, 0, "version conflict"),
+            (b"ERROR conflict 7 expected=x version conflict\n", 7, 0, "expected=x version conflict"),
+            (b"ERROR conflict version conflict\n", 0, 0, "version conflict"),
+        ]
+        for line, current, expected, message in cases:
+            rep, _ = proto.parse_reply(line)
+            assert rep is not None
+            err = rep.error()
+            assert isinstance(err, shmgr.ConflictError), line
+            self.assertEqual((err.current, err.expected, err.message), (current, expected, message), line)
+
     def test_malformed_replies(self) -> None:
         bad = [
             b"HELLO\n",

@@ -72,7 +72,7 @@ func TestCompareSmoke(t *testing.T) {
 	targets := strings.Count(string(md[strings.Index(string(md), "## Targets"):]), "| met |") +
 		strings.Count(string(md), "| **missed** |")
 	if targets != 16 {
-		t.Errorf("PERFORMANCE.md judges %d targets, want the issue's 16", targets)
+		t.Errorf("PERFORMANCE.md judges %d targets, want the 16 performance targets", targets)
 	}
 	if _, err := exec.LookPath("gnuplot"); err == nil {
 		for _, png := range []string{"perf-connections.png", "perf-sizes.png"} {

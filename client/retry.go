@@ -1,0 +1,121 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/proto"
+)
+
+// retry says what may be repeated after the connection drops mid-request.
+type retry int
+
+const (
+	// retrySafe: repeating is harmless (reads, PING, INFO, LIST).
+	retrySafe retry = iota
+	// retryKeyed: a write with an idempotency key; repeating it is safe
+	// while the same host process answers.
+	retryKeyed
+	// retryNever: CREATE and DELETE; a lost reply is an unknown outcome.
+	retryNever
+)
+
+// maxAttempts bounds how often one request is tried.
+const maxAttempts = 5
+
+// transportError marks a failure of the connection, as opposed to an
+// answer from the host.
+type transportError struct {
+	err  error
+	sent bool // some of the request may have reached the host
+}
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// do sends one request (encoded by enc) and reads its reply; fn sees the
+// reply while the buffer is valid. A dropped connection is re-dialled and
+// the request retried as rt allows.
+func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn func(proto.Reply) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Without a deadline of its own, a request (with its retries) gets
+	// RequestTimeout. The derived context is made only when a retry needs
+	// it: the common path allocates nothing.
+	begin := time.Now()
+	bounded := func() (context.Context, context.CancelFunc) {
+		if _, ok := ctx.Deadline(); ok {
+			return ctx, func() {}
+		}
+		return context.WithDeadline(ctx, begin.Add(c.opts.RequestTimeout))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var session string
+	for attempt := 1; ; attempt++ {
+		if c.closed {
+			return ErrClosed
+		}
+		if c.nc != nil && time.Since(c.lastIO) > idleProbe {
+			c.probe()
+		}
+		if c.nc == nil {
+			rctx, cancel := bounded()
+			err := c.redial(rctx)
+			cancel()
+			if err != nil {
+				if session != "" && rt != retrySafe {
+					return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+				}
+				return err
+			}
+			if session != "" && c.session != session && rt == retryKeyed {
+				// Another host process: it cannot know whether the first
+				// attempt was applied.
+				return fmt.Errorf("%w: the host restarted before it answered a write", ErrUnknownOutcome)
+			}
+		}
+		err := c.roundTrip(ctx, enc, fn)
+		te, ok := err.(*transportError) // roundTrip returns it unwrapped
+		if !ok {
+			c.lastIO = time.Now()
+			return err
+		}
+		c.drop()
+		err = fmt.Errorf("host %s: %w", c.addr, ctxErr(ctx, te.err))
+		if te.sent {
+			session = c.session
+		}
+		expired := ctx.Err() != nil
+		if _, ok := ctx.Deadline(); !ok && time.Since(begin) >= c.opts.RequestTimeout {
+			expired = true
+		}
+		if expired || attempt >= maxAttempts || te.sent && rt == retryNever {
+			if session != "" && rt != retrySafe {
+				return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+			}
+			return err
+		}
+	}
+}
+
+// idleProbe is how long a connection may sit unused before the next
+// request first checks that the host has not closed it (a host that
+// restarted meanwhile). A request sent on a connection already closed by
+// the host would count as sent, and a write would end as an unknown
+// outcome although it never left this machine.
+const idleProbe = time.Millisecond
+
+// probe drops the connection if the host has closed it. c.mu is held.
+func (c *Conn) probe() {
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if closedByPeer(nc) {
+		c.drop()
+	}
+}
