@@ -46,6 +46,9 @@ func (h *Host) Create(id string, o CreateOptions) (*Region, error) {
 	if _, ok := h.regions[id]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrExists, id)
 	}
+	if h.deleting[id] {
+		return nil, fmt.Errorf("%w: %q is still being deleted (a request on it waits for its lock); create it again once the delete has returned", ErrExists, id)
+	}
 	if len(h.regions) >= h.cfg.MaxRegions {
 		return nil, fmt.Errorf("%w: the host has %d regions, the most it allows (shmgr host --max-regions)", ErrLimit, len(h.regions))
 	}

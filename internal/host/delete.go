@@ -12,21 +12,45 @@ import (
 )
 
 // Delete unmaps and removes a region. The default region cannot be
-// deleted. It waits, holding the host's lock, for every Region.Do and
-// DoWrite on the region to return, including their waits for the
-// region's lock (see Do).
+// deleted. The region is forgotten at once (Get and List no longer see it,
+// and its id may be created again), then Delete waits for every
+// Region.Do and DoWrite on it to return, including their waits for the
+// region's lock (see Do), before it unmaps and removes its objects. It
+// does not hold the host's lock while it waits: the rest of the host goes
+// on serving.
 func (h *Host) Delete(id string) error {
+	r, err := h.forget(id)
+	if err != nil {
+		return err
+	}
+	r.hub.shutdown(true)
+	r.mu.Lock()
+	r.r.Retire()
+	r.gone = true
+	r.unmap()
+	r.mu.Unlock()
+	removeObjects(r.entry)
+	h.mu.Lock()
+	delete(h.deleting, id)
+	h.mu.Unlock()
+	h.cfg.Logf("deleted region %q", id)
+	return nil
+}
+
+// forget removes the region from the registry, saved, and from the host's
+// table, under the host's lock, and returns it.
+func (h *Host) forget(id string) (*Region, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	r, ok := h.regions[id]
 	if !ok {
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	if id == h.table.Default {
-		return fmt.Errorf("%w: %q is the host's default region and cannot be deleted", ErrForbidden, id)
+		return nil, fmt.Errorf("%w: %q is the host's default region and cannot be deleted", ErrForbidden, id)
 	}
 	// The registry forgets the region first and its objects go after: a
 	// refused save leaves the region as it was, and a crash between the
@@ -38,18 +62,11 @@ func (h *Host) Delete(id string) error {
 		h.cfg.Logf("deleting region %q, but the registry: %v", id, err)
 	} else if err != nil {
 		h.table.Put(saved)
-		return fmt.Errorf("region %q not deleted (nothing changed): %w", id, err)
+		return nil, fmt.Errorf("region %q not deleted (nothing changed): %w", id, err)
 	}
 	delete(h.regions, id)
-	r.hub.shutdown(true)
-	r.mu.Lock()
-	r.r.Retire()
-	r.gone = true
-	r.unmap()
-	r.mu.Unlock()
-	removeObjects(r.entry)
-	h.cfg.Logf("deleted region %q", id)
-	return nil
+	h.deleting[id] = true
+	return r, nil
 }
 
 func removeObjects(e registry.Entry) {

@@ -4,7 +4,6 @@ package host_test
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,8 +15,8 @@ import (
 
 // TestDeleteWaitsForDo: a write inside Region.Do that waits for the
 // region's lock (another mapping holds a lease) keeps Delete waiting
-// until it returns, as Do's documentation says; then Delete goes
-// through and later calls fail with ErrNotFound.
+// until it returns, as Do's documentation says, but not the rest of the
+// host; then Delete goes through and later calls fail with ErrNotFound.
 func TestDeleteWaitsForDo(t *testing.T) {
 	h := openHost(t, t.TempDir())
 	r, err := h.Create("busy", host.CreateOptions{})
@@ -50,21 +49,42 @@ func TestDeleteWaitsForDo(t *testing.T) {
 		err := h.Delete("busy")
 		deleteDone <- result{err, wrote.Load()}
 	}()
-	// Delete holds the host's lock while it waits, so a Get blocks behind
-	// it: that shows Delete has begun before the lease ends. The probes
-	// return once Delete is through.
-	var probes sync.WaitGroup
-	defer probes.Wait()
-	shmtest.CheckFor(t, 20*time.Second, "Delete never took the host's lock", func() bool {
-		got := make(chan struct{})
-		probes.Go(func() { h.Get("busy"); close(got) })
-		select {
-		case <-got:
-			return false
-		case <-time.After(50 * time.Millisecond):
-			return true
+	// While Delete waits for the write, the host goes on serving: the
+	// region is already forgotten (a Get says not found at once) and other
+	// regions are there. Delete used to wait holding the host's lock, so
+	// every Get, Create and List (every new connection) waited with it, for
+	// as long as the lock wait lasts (up to the lease here, 30 s).
+	gets := make(chan error, 1)
+	go func() {
+		for {
+			_, err := h.Get("busy")
+			if err != nil {
+				gets <- err
+				return
+			}
+			if wrote.Load() {
+				gets <- errors.New("the write returned before the region was forgotten")
+				return
+			}
+			time.Sleep(time.Millisecond) // pacing the probe, not a wait for a state
 		}
-	})
+	}()
+	select {
+	case err := <-gets:
+		if !errors.Is(err, host.ErrNotFound) {
+			t.Fatalf("Get of the region being deleted: %v, want ErrNotFound", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("BUG: no Get of the region being deleted returned in 20 s: Delete holds the host's lock while it waits for the write inside Do, so the whole host waits with it")
+	}
+	if _, err := h.Get("default"); err != nil {
+		t.Fatalf("Get of another region while a Delete waits: %v", err)
+	}
+	// Its OS names are the id's until Delete has removed the objects: a
+	// Create now would make objects that Delete then removes.
+	if _, err := h.Create("busy", host.CreateOptions{}); !errors.Is(err, host.ErrExists) {
+		t.Fatalf("Create of the id being deleted = %v, want ErrExists (still being deleted)", err)
+	}
 	select {
 	case res := <-deleteDone:
 		t.Fatalf("Delete returned (%v) while a write inside Do still waited for the region's lock", res.err)
@@ -81,5 +101,13 @@ func TestDeleteWaitsForDo(t *testing.T) {
 	}
 	if err := r.Do(func(*region.Region) error { return nil }); !errors.Is(err, host.ErrNotFound) {
 		t.Errorf("Do after Delete = %v, want ErrNotFound", err)
+	}
+	again, err := h.Create("busy", host.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create after the Delete returned: %v", err)
+	}
+	write(t, again, "made again")
+	if got := read(t, again); got != "made again" {
+		t.Errorf("the region made again reads %q, want %q", got, "made again")
 	}
 }

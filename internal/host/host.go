@@ -94,12 +94,17 @@ type Host struct {
 	cfg    Config
 	hostID string
 
-	// mu protects table, regions and closed. It is never held while a
-	// region's content is copied.
+	// mu protects table, regions, deleting and closed. It is never held
+	// while a region's content is copied, nor while Delete waits for a
+	// region's users.
 	mu      sync.RWMutex
 	table   *registry.Table
 	regions map[string]*Region
-	closed  bool
+	// deleting holds the ids Delete has forgotten but whose objects it
+	// has not removed yet: their OS names are still taken (they derive
+	// from the id), so Create must not make them again until then.
+	deleting map[string]bool
+	closed   bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -162,7 +167,7 @@ func Open(cfg Config) (*Host, []string, error) {
 		lock.Close()
 		return nil, nil, fmt.Errorf("host: %w", err)
 	}
-	h := &Host{cfg: cfg, hostID: shm.HostID(), table: tab, regions: map[string]*Region{}, stop: make(chan struct{}), lock: lock}
+	h := &Host{cfg: cfg, hostID: shm.HostID(), table: tab, regions: map[string]*Region{}, deleting: map[string]bool{}, stop: make(chan struct{}), lock: lock}
 	report, err := h.reconcile()
 	if err != nil {
 		h.unmapAll()

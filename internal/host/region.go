@@ -55,10 +55,11 @@ func (r *Region) Gone() bool {
 // including any wait of fn's for the region's own lock (a write or a
 // LOCK behind another holder's lease waits up to its timeout). Delete
 // and Close take the write lock to unmap the region, so a Delete waits
-// until every such fn has returned; and since Delete waits holding the
-// host's lock, every Get, Create, List and Delete of the host waits with
-// it. fn must therefore bound its waits (region.WriteOptions Timeout and
-// Stop: the server passes its lock timeout and the connection's end).
+// until every such fn has returned (the region is already forgotten by
+// then, and the rest of the host serves on; only a Create of the same id
+// is refused until Delete returns). fn must therefore bound its waits
+// (region.WriteOptions Timeout and Stop: the server passes its lock
+// timeout and the connection's end).
 func (r *Region) Do(fn func(*region.Region) error) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

@@ -31,10 +31,9 @@ type heldLease struct {
 // The wait for the lock (wait=, at most MaxLockWait; else
 // Config.LockTimeout) blocks the connection's loop, so requests pipelined
 // behind the LOCK wait for it, and it runs inside host.Region.Do, which
-// keeps the region mapped for the wait: deleting the region waits for it
-// too, and host.Delete waits holding the host's own lock, so while it
-// does, every request that looks a region up and every new connection
-// (on any region) waits behind the LOCK as well. A write's wait
+// keeps the region mapped for the wait: a DELETE of the region answers
+// only once the wait is over (the region is forgotten at once, so other
+// requests and connections are not held up). A write's wait
 // (Config.LockTimeout) is the same. Shutdown (c.halt) ends the wait
 // early.
 func (c *conn) lock(req *proto.Request) {
