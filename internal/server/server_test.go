@@ -628,7 +628,6 @@ func TestIdleTimeoutWatcher(t *testing.T) {
 	ts := startServer(t, Config{IdleTimeout: idle}, nil, nil)
 	w := dial(t, ts.addr)
 	w.expect("WATCH default\n", "OK ")
-	writer := dial(t, ts.addr)
 	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -636,7 +635,13 @@ func TestIdleTimeoutWatcher(t *testing.T) {
 	dropped := false
 	for i := 0; time.Since(start) < 3*idle; i++ {
 		<-tick.C
+		// A connection per write: the writer is never idle itself, however
+		// late a loaded machine runs this loop (a writer kept open was
+		// closed as idle once, under load, failing the test for the
+		// wrong connection).
+		writer := dial(t, ts.addr)
 		writer.expect(fmt.Sprintf("WRITE 1\n%d\n", i%10), "OK")
+		writer.nc.Close()
 		// Take what the host pushed (an event per write, unless two
 		// were coalesced: then nothing comes, which is fine).
 		w.nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
