@@ -181,17 +181,11 @@ func (h *Host) makeObjects(e registry.Entry, version uint64) (*Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	create := func(name string, size int64) (*shm.Mapping, error) {
-		if e.Durable {
-			return shm.CreateFile(name, size, h.cfg.Perm)
-		}
-		return shm.Create(name, size, h.cfg.Perm)
-	}
-	data, err := create(e.OSName, e.Size)
+	data, err := h.createObject(e.Durable, e.OSName, e.Size)
 	if err != nil {
 		return nil, err
 	}
-	ctl, err := create(e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
+	ctl, err := h.createObject(e.Durable, e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
 	if err != nil {
 		data.Close()
 		removeObject(e.Durable, e.OSName)
@@ -241,4 +235,13 @@ func (h *Host) chgrp(e registry.Entry) error {
 		}
 	}
 	return nil
+}
+
+// createObject makes one of a region's objects: a file in the data
+// directory for a durable region, a shared-memory object otherwise.
+func (h *Host) createObject(durable bool, name string, size int64) (*shm.Mapping, error) {
+	if durable {
+		return shm.CreateFile(name, size, h.cfg.Perm)
+	}
+	return shm.Create(name, size, h.cfg.Perm)
 }

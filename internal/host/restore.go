@@ -124,17 +124,11 @@ func (h *Host) restore(r *Region) error {
 	// What survived is unlinked too: both objects are made anew, so that
 	// retiring the old control block cannot retire the new one.
 	removeObjects(e)
-	create := func(name string, size int64) (*shm.Mapping, error) {
-		if e.Durable {
-			return shm.CreateFile(name, size, h.cfg.Perm)
-		}
-		return shm.Create(name, size, h.cfg.Perm)
-	}
-	data, err := create(e.OSName, e.Size)
+	data, err := h.createObject(e.Durable, e.OSName, e.Size)
 	if err != nil {
 		return err
 	}
-	ctl, err := create(e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
+	ctl, err := h.createObject(e.Durable, e.CtlName, region.CtlSize(e.Size, e.MaxWrite))
 	if err != nil {
 		data.Close()
 		removeObject(e.Durable, e.OSName)
