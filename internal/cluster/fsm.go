@@ -49,6 +49,9 @@ type fsm struct {
 	mu      sync.Mutex
 	uploads map[uint64]*upload
 	applied atomic.Uint64
+	// restores counts snapshots restored (on start, or sent by a leader
+	// to a node that fell behind the compacted log).
+	restores atomic.Uint64
 }
 
 // upload is a large write being staged, off the region.
@@ -225,6 +228,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // installed at the snapshot's content and version.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.restores.Add(1)
 	s, err := readSnapshot(rc)
 	if err != nil {
 		return err

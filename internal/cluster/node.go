@@ -80,6 +80,10 @@ type Config struct {
 	// SnapshotInterval how often the threshold is checked (default 2 min).
 	SnapshotThreshold, TrailingLogs uint64
 	SnapshotInterval                time.Duration
+	// LogSegmentSize is the size of the log's segment files (default 64
+	// MiB). The log frees space a whole segment at a time, and the segment
+	// being written still serves entries a snapshot compacted away.
+	LogSegmentSize int
 	// StaleUploads is how many entries after its last piece a chunked
 	// write that never got its commit (its leader died) is dropped
 	// (default 65536).
@@ -142,7 +146,10 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, fsm: newFSM(cfg.Host, cfg.Logf, cfg.StaleUploads)}
 	var err error
-	if n.logs, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(rc.Logger.Named("wal"))); err != nil {
+	if cfg.LogSegmentSize == 0 {
+		cfg.LogSegmentSize = wal.DefaultSegmentSize
+	}
+	if n.logs, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(rc.Logger.Named("wal")), wal.WithSegmentSize(cfg.LogSegmentSize)); err != nil {
 		return nil, fmt.Errorf("cluster: open the log: %w", err)
 	}
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, rc.Logger.Named("snapshots")); err != nil {
@@ -331,9 +338,33 @@ func (n *Node) State() string { return n.raft.State().String() }
 // AppliedIndex returns the index of the last entry applied to the host.
 func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
 
-// Staged returns how many chunked writes are staged awaiting their commit
-// entry, and their bytes.
-func (n *Node) Staged() (uploads int, bytes int64) { return n.fsm.staged() }
+// Status is a node's view of the cluster, for status commands and tests.
+type Status struct {
+	// ID and State are this node's ID and Raft role.
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// Leader is the leader's ID, empty when none is known.
+	Leader string `json:"leader"`
+	// Term, LastIndex, CommitIndex and AppliedIndex are Raft's.
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Restores counts snapshots this process restored.
+	Restores uint64 `json:"restores"`
+	// Staged and StagedBytes are the chunked writes awaiting their commit.
+	Staged      int   `json:"staged"`
+	StagedBytes int64 `json:"staged_bytes"`
+}
+
+// Status returns the node's status now.
+func (n *Node) Status() Status {
+	leader, _ := n.Leader()
+	st := Status{ID: n.cfg.ID, State: n.State(), Leader: leader, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(),
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), Restores: n.fsm.restores.Load()}
+	st.Staged, st.StagedBytes = n.fsm.staged()
+	return st
+}
 
 // Snapshot takes a snapshot now and compacts the log behind it.
 func (n *Node) Snapshot() error {

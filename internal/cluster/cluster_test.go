@@ -1,0 +1,274 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shmerr"
+	"github.com/shmgr/shmgr/internal/shmtest"
+)
+
+// applyRetry applies cmd on whichever node leads, retrying (bounded) while
+// there is no leader or the one asked stopped leading (a write whose
+// outcome was unknown is sent again: every write here is idempotent in
+// content). Safe on any goroutine.
+func applyRetry(t *testing.T, procs []*proc, cmd Command) (uint64, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		var l *proc
+		if l, err = findLeader(procs, time.Until(deadline)); err != nil {
+			return 0, err
+		}
+		var v uint64
+		v, err = l.apply(cmd)
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, shmerr.ErrUnknownOutcome) && !errors.Is(err, shmerr.ErrUnavailable) {
+			return v, err
+		}
+	}
+	return 0, err
+}
+
+// TestThreeNodesReplicate (a): a write through the leader is readable,
+// byte for byte and at the same version, through the mapping on every
+// node; so is a create, a range write, a conditional write and its
+// conflict, and a delete.
+func TestThreeNodesReplicate(t *testing.T) {
+	procs := startCluster(t, 3, nil)
+	l := leader(t, procs)
+	if _, err := l.apply(Command{Op: OpCreate, ID: "r", Size: 1 << 16, Layout: region.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 4096)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	v, err := l.apply(Command{Op: OpWriteAt, ID: "r", Off: 1000, Data: data})
+	if err != nil || v != 1 {
+		t.Fatalf("write: version %d, %v; want 1", v, err)
+	}
+	content, version := converged(t, procs, "r", 10*time.Second)
+	if version != 1 || !bytes.Equal(content[1000:1000+4096], data) {
+		t.Fatalf("replicated at version %d; content differs: %v", version, !bytes.Equal(content[1000:5096], data))
+	}
+	for _, p := range procs {
+		if b, v, _ := p.read(t, "r"); v != 1 || !bytes.Equal(b, content) {
+			t.Fatalf("node %s: version %d", p.spec.ID, v)
+		}
+	}
+	if v, err := l.apply(Command{Op: OpWrite, ID: "default", Conditional: true, IfVersion: 0, Data: []byte("first")}); err != nil || v != 1 {
+		t.Fatalf("conditional write: %d, %v", v, err)
+	}
+	_, err = l.apply(Command{Op: OpWrite, ID: "default", Conditional: true, IfVersion: 0, Data: []byte("second")})
+	if !errors.Is(err, shmerr.ErrConflict) {
+		t.Fatalf("stale conditional write: %v, want a conflict", err)
+	}
+	if content, version := converged(t, procs, "default", 10*time.Second); string(content) != "first" || version != 1 {
+		t.Fatalf("default: %q at %d", content, version)
+	}
+	if f := procs[(indexOf(procs, l)+1)%3]; true {
+		if _, err := f.apply(Command{Op: OpWrite, ID: "default", Data: []byte("x")}); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("write on follower %s: %v, want ErrNotLeader", f.spec.ID, err)
+		}
+	}
+	if _, err := l.apply(Command{Op: OpDelete, ID: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	shmtest.CheckFor(t, 10*time.Second, "region r still on a node after its delete", func() bool {
+		for _, p := range procs {
+			if _, _, err := p.read(t, "r"); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func indexOf(procs []*proc, p *proc) int {
+	for i, q := range procs {
+		if q == p {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestLeaderKilledMidStream (b): clients write a stream of writes while
+// the leader is killed with SIGKILL; every acknowledged write is present
+// after a new leader is elected and the old one restarts, and versions
+// and content converge on all three nodes.
+func TestLeaderKilledMidStream(t *testing.T) {
+	procs := startCluster(t, 3, nil)
+	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "s", Size: 1 << 16, Layout: region.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	const writers, perWriter = 3, 120
+	var mu sync.Mutex
+	acked := map[int]bool{} // slot -> acknowledged
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				slot := w*perWriter + i
+				var b [8]byte
+				binary.LittleEndian.PutUint64(b[:], uint64(slot)+1)
+				if _, err := applyRetry(t, procs, Command{Op: OpWriteAt, ID: "s", Off: int64(8 * slot), Data: b[:]}); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				acked[slot] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	shmtest.CheckFor(t, 60*time.Second, "writes did not start", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 60
+	})
+	old := leader(t, procs)
+	old.kill(t)
+	t.Logf("killed leader %s after %d acknowledged writes", old.spec.ID, len(acked))
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	nl := leader(t, procs)
+	if nl == old {
+		t.Fatal("the killed node is the leader")
+	}
+	old.start(t)
+	content, version := converged(t, procs, "s", 60*time.Second)
+	for slot := range acked {
+		if got := binary.LittleEndian.Uint64(content[8*slot:]); got != uint64(slot)+1 {
+			t.Fatalf("acknowledged write %d lost: slot holds %d", slot, got)
+		}
+	}
+	if len(acked) != writers*perWriter {
+		t.Fatalf("%d writes acknowledged, want %d", len(acked), writers*perWriter)
+	}
+	t.Logf("converged at version %d (%d writes, retries after unknown outcomes included), new leader %s", version, len(acked), nl.spec.ID)
+}
+
+// TestChunkedWriteKilled (c): a 64 MiB write travels as 64 pieces and a
+// commit; the leader is killed once a follower has staged some of them.
+// Every node ends with all of the write or none of it, and all agree.
+func TestChunkedWriteKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: moves 64 MiB through three nodes")
+	}
+	const size = 64 << 20
+	procs := startCluster(t, 3, nil)
+	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "big", Size: size, Layout: region.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	old := make([]byte, size)
+	for i := range old {
+		old[i] = byte(i)
+	}
+	if v, err := applyRetry(t, procs, Command{Op: OpWrite, ID: "big", Data: old}); err != nil || v != 1 {
+		t.Fatalf("first 64 MiB write: %d, %v", v, err)
+	}
+	converged(t, procs, "big", 60*time.Second)
+	next := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < size; i += 8 {
+		binary.LittleEndian.PutUint64(next[i:], rng.Uint64())
+	}
+	l := leader(t, procs)
+	var follower *proc
+	for _, p := range procs {
+		if p != l {
+			follower = p
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.apply(Command{Op: OpWrite, ID: "big", Data: next})
+		done <- err
+	}()
+	shmtest.CheckFor(t, 60*time.Second, "no piece staged on a follower", func() bool {
+		st := follower.status(t)
+		return st.Staged > 0
+	})
+	l.kill(t)
+	err := <-done
+	t.Logf("the write, leader killed mid-way: %v", err)
+	leader(t, procs)
+	l.start(t)
+	content, version := converged(t, procs, "big", 120*time.Second)
+	switch {
+	case version == 1 && bytes.Equal(content, old):
+		t.Logf("nothing of the write applied on any node (version 1)")
+	case version == 2 && bytes.Equal(content, next):
+		t.Logf("all of the write applied on every node (version 2)")
+	default:
+		t.Fatalf("version %d holds neither the old content nor the new one whole (crc %08x)", version, crc32.ChecksumIEEE(content))
+	}
+	if err == nil && version != 2 {
+		t.Fatal("the write was acknowledged but is not there")
+	}
+}
+
+// TestSnapshotCatchUp: a node that was down while the log was compacted
+// behind a snapshot catches up from the leader's snapshot, with identical
+// bytes and versions, and then follows the log again.
+func TestSnapshotCatchUp(t *testing.T) {
+	// Small log segments, so that compaction frees the entries the
+	// stopped node needs (the log keeps its current segment readable).
+	procs := startCluster(t, 3, func(s *nodeSpec) { s.SnapshotThreshold, s.TrailingLogs, s.LogSegmentSize = 16, 4, 8<<10 })
+	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "c", Size: 1 << 16, Layout: region.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	l := leader(t, procs)
+	var down *proc
+	for _, p := range procs {
+		if p != l {
+			down = p
+		}
+	}
+	down.stop(t)
+	before := 0
+	for i := 0; i < 100; i++ {
+		if _, err := applyRetry(t, procs, Command{Op: OpWriteAt, ID: "c", Off: int64(i * 512), Data: bytes.Repeat([]byte{byte(i)}, 512)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "later", Size: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	l = leader(t, procs)
+	l.snapshot(t)
+	down.start(t)
+	content, version := converged(t, procs, "c", 60*time.Second)
+	if version != 100 {
+		t.Fatalf("caught up at version %d, want 100", version)
+	}
+	for i := 0; i < 100; i++ {
+		if !bytes.Equal(content[i*512:i*512+512], bytes.Repeat([]byte{byte(i)}, 512)) {
+			t.Fatalf("slot %d differs", i)
+		}
+	}
+	if st := down.status(t); st.Restores == uint64(before) {
+		t.Fatalf("node %s caught up without a snapshot (restores %d): the log was not compacted", down.spec.ID, st.Restores)
+	}
+	converged(t, procs, "later", 10*time.Second)
+	if _, err := applyRetry(t, procs, Command{Op: OpWrite, ID: "later", Data: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if b, v := converged(t, procs, "later", 10*time.Second); string(b) != "after" || v != 1 {
+		t.Fatalf("after catching up: %q at %d", b, v)
+	}
+}
