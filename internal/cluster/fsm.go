@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -49,6 +50,10 @@ type fsm struct {
 	mu      sync.Mutex
 	uploads map[uint64]*upload
 	applied atomic.Uint64
+	// wmu protects wake, closed and replaced after every entry to wake
+	// waitApplied.
+	wmu  sync.Mutex
+	wake chan struct{}
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
 	restores atomic.Uint64
@@ -62,12 +67,12 @@ type upload struct {
 }
 
 func newFSM(h *host.Host, logf func(string, ...any), staleAfter uint64) *fsm {
-	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}}
+	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{})}
 }
 
 // Apply implements raft.FSM. It returns a *Result.
 func (f *fsm) Apply(l *raft.Log) any {
-	defer f.applied.Store(l.Index)
+	defer f.woke(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -78,6 +83,37 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	res := f.apply(l.Index, &c)
 	return &res
+}
+
+// woke records index as applied and wakes waitApplied.
+func (f *fsm) woke(index uint64) {
+	f.applied.Store(index)
+	f.wmu.Lock()
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.wmu.Unlock()
+}
+
+// waitApplied returns once index is applied: by an entry (fsm.applied) or
+// by a snapshot restore (which only Raft's own applied index shows, so it
+// is looked at every few milliseconds as well).
+func (f *fsm) waitApplied(ctx context.Context, index uint64, raftApplied func() uint64) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		f.wmu.Lock()
+		ch := f.wake
+		f.wmu.Unlock()
+		if f.applied.Load() >= index || raftApplied() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting to apply index %d (at %d): %w", shmerr.ErrUnavailable, index, f.applied.Load(), ctx.Err())
+		}
+	}
 }
 
 // apply runs one command; everything it does depends only on the command

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -104,6 +105,7 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	trans *raft.NetworkTransport
+	mux   *mux
 	logs  *wal.WAL
 	snaps *raft.FileSnapshotStore
 }
@@ -169,10 +171,14 @@ func Start(cfg Config) (*Node, error) {
 		n.logs.Close()
 		return nil, err
 	}
-	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.Bind, nil, 3, 10*time.Second, rc.Logger.Named("transport")); err != nil {
+	ln, err := net.Listen("tcp", cfg.Bind)
+	if err != nil {
 		n.logs.Close()
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 	}
+	n.mux = newMux(ln, n.serveForward)
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second,
+		Logger: rc.Logger.Named("transport")})
 	existing, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
 		n.close()
@@ -182,7 +188,7 @@ func Start(cfg Config) (*Node, error) {
 		n.close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	if !existing {
+	if !existing && len(cfg.Peers) > 0 {
 		var conf raft.Configuration
 		for _, id := range sortedKeys(cfg.Peers) {
 			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(cfg.Peers[id])})
@@ -239,13 +245,27 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // Apply commits cmd through the log and returns the region's version
-// after it, once a majority has it and this node applied it. Only the
-// leader commits: elsewhere it fails with ErrNotLeader. A write larger
-// than the chunk size goes as pieces and one commit entry, so that every
-// node applies all of it or nothing. An error of kind ErrUnknownOutcome
-// means leadership was lost while committing: the entry may yet commit.
-// ctx bounds the wait to enqueue the entry.
+// after it, once a majority has it and the leader applied it. On a
+// follower it is forwarded to the leader (the answer comes when the leader
+// has applied it; this node applies it a replication lag later: Barrier
+// waits for that). A write larger than the chunk size goes as pieces and
+// one commit entry, so that every node applies all of it or nothing. An
+// error of kind ErrUnknownOutcome means the leader was lost while
+// committing, or its answer was: the entry may yet commit. ErrNotLeader
+// (of kind ErrUnavailable) means no leader could take it: try again.
+// ctx bounds the wait to enqueue the entry, and the forwarding.
 func (n *Node) Apply(ctx context.Context, cmd Command) (uint64, error) {
+	if err := cmd.check(); err != nil {
+		return 0, err
+	}
+	if n.raft.State() != raft.Leader {
+		return n.forward(ctx, fwdApply, cmd.Append(nil))
+	}
+	return n.applyLocal(ctx, cmd)
+}
+
+// applyLocal is Apply on this node's Raft, leader or not.
+func (n *Node) applyLocal(ctx context.Context, cmd Command) (uint64, error) {
 	if err := cmd.check(); err != nil {
 		return 0, err
 	}
@@ -330,6 +350,106 @@ func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
 	return v, err
 }
 
+// readIndex confirms this node leads and returns an index that covers
+// every write acknowledged so far (its last index: entries of its own log
+// past the commit index either commit or the node stops leading).
+func (n *Node) readIndex() (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, n.raftErr(raft.ErrNotLeader)
+	}
+	idx := n.raft.LastIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, n.raftErr(err)
+	}
+	return idx, nil
+}
+
+// Barrier returns once this node has applied every write acknowledged
+// anywhere before it was called: a read of the local regions after it is
+// linearizable. The leader confirms it still leads (a heartbeat round to a
+// majority); a follower asks the leader for that index, then waits until
+// it has applied as far. A node cut off from the leader fails with
+// ErrNotLeader (of kind ErrUnavailable) rather than answer stale.
+func (n *Node) Barrier(ctx context.Context) error {
+	var idx uint64
+	var err error
+	if n.raft.State() == raft.Leader {
+		idx, err = n.readIndex()
+	} else {
+		idx, err = n.forward(ctx, fwdRead, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return n.fsm.waitApplied(ctx, idx, n.raft.AppliedIndex)
+}
+
+// Member is one server of the cluster's configuration.
+type Member struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+}
+
+// Members returns the cluster's configuration as this node knows it.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, n.raftErr(err)
+	}
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// AddVoter adds node id at its Raft address addr as a voter (on the
+// leader). The new node is started with no Peers and an empty host and
+// data directory; the leader then sends it a snapshot and the log.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout(ctx)).Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
+}
+
+// RemoveServer removes node id from the cluster (on the leader).
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeout(ctx)).Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to node id (any up-to-date voter
+// if id is empty), on the leader.
+func (n *Node) TransferLeadership(id string) error {
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		ms, err := n.Members()
+		if err != nil {
+			return err
+		}
+		addr := ""
+		for _, m := range ms {
+			if m.ID == id {
+				addr = m.Address
+			}
+		}
+		if addr == "" {
+			return fmt.Errorf("%w: no member %q", shmerr.ErrNotFound, id)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	}
+	if err := f.Error(); err != nil {
+		return n.raftErr(err)
+	}
+	return nil
+}
+
 // IsLeader reports whether this node is the leader now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
@@ -345,7 +465,7 @@ func (n *Node) Leader() (id, addr string) {
 func (n *Node) State() string { return n.raft.State().String() }
 
 // AppliedIndex returns the index of the last entry applied to the host.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
+func (n *Node) AppliedIndex() uint64 { return max(n.fsm.applied.Load(), n.raft.AppliedIndex()) }
 
 // Status is a node's view of the cluster, for status commands and tests.
 type Status struct {
@@ -395,7 +515,10 @@ func (n *Node) Close() error {
 func (n *Node) close() error {
 	var err error
 	if n.trans != nil {
-		err = n.trans.Close()
+		err = n.trans.Close() // closes the mux too
+	}
+	if n.mux != nil {
+		n.mux.Close()
 	}
 	return errors.Join(err, n.logs.Close())
 }

@@ -104,6 +104,10 @@ func runNode(specJSON string) error {
 		}
 		json.NewEncoder(w).Encode(reg.Info())
 	})
+	mux.HandleFunc("POST /barrier", func(w http.ResponseWriter, r *http.Request) {
+		err := n.Barrier(r.Context())
+		json.NewEncoder(w).Encode(applyReply{Kind: kindOf(err), Err: errString(err)})
+	})
 	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
 		if err := n.Snapshot(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -333,6 +337,23 @@ func (p *proc) apply(cmd Command) (uint64, error) {
 		}
 	}
 	return r.Version, errors.New(r.Err)
+}
+
+// barrier runs Node.Barrier on the child.
+func (p *proc) barrier() error {
+	resp, err := httpClient.Post("http://"+p.addr()+"/barrier", "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var r applyReply
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return err
+	}
+	if r.Err != "" {
+		return errors.New(r.Err)
+	}
+	return nil
 }
 
 func (p *proc) get(path string, v any) error {
