@@ -304,7 +304,8 @@ func (n *Node) raftErr(err error) error {
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: %v (the write may still commit)", shmerr.ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return fmt.Errorf("%w: cluster node stopped: %v", shmerr.ErrUnavailable, err)
+		// An entry handed over before the node stopped may still commit.
+		return fmt.Errorf("%w: cluster node stopped: %v", shmerr.ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: cluster: %v", shmerr.ErrUnavailable, err)
 	}
