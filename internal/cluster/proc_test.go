@@ -105,7 +105,9 @@ func runNode(specJSON string) error {
 		json.NewEncoder(w).Encode(reg.Info())
 	})
 	mux.HandleFunc("POST /barrier", func(w http.ResponseWriter, r *http.Request) {
-		err := n.Barrier(r.Context())
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		err := n.Barrier(ctx)
 		json.NewEncoder(w).Encode(applyReply{Kind: kindOf(err), Err: errString(err)})
 	})
 	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
@@ -283,6 +285,19 @@ func (p *proc) start(t *testing.T) {
 	p.mu.Lock()
 	p.cmd, p.ctl = cmd, string(ctl)
 	p.mu.Unlock()
+}
+
+// signal sends sig to the running child.
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		t.Fatalf("node %s is not running", p.spec.ID)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // take returns the running child and forgets it.
