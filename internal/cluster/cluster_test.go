@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,9 +21,18 @@ import (
 // outcome was unknown is sent again: every write here is idempotent in
 // content). Safe on any goroutine.
 func applyRetry(t *testing.T, procs []*proc, cmd Command) (uint64, error) {
+	return applyCounting(procs, cmd, nil)
+}
+
+// applyCounting is applyRetry counting in retried the writes sent again
+// after an unknown outcome.
+func applyCounting(procs []*proc, cmd Command, retried *atomic.Int64) (uint64, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	var err error
-	for time.Now().Before(deadline) {
+	for try := 0; time.Now().Before(deadline); try++ {
+		if try > 0 && retried != nil && errors.Is(err, shmerr.ErrUnknownOutcome) {
+			retried.Add(1)
+		}
 		var l *proc
 		if l, err = findLeader(procs, time.Until(deadline)); err != nil {
 			return 0, err
@@ -114,14 +124,17 @@ func indexOf(procs []*proc, p *proc) int {
 // TestLeaderKilledMidStream (b): clients write a stream of writes while
 // the leader is killed with SIGKILL; every acknowledged write is present
 // after a new leader is elected and the old one restarts, and versions
-// and content converge on all three nodes.
+// and content converge on all three nodes. Each write is retried with its
+// Request until answered, so a write whose answer died with the leader is
+// applied once: the version is exactly the number of writes.
 func TestLeaderKilledMidStream(t *testing.T) {
 	procs := startCluster(t, 3, nil)
-	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "s", Size: 1 << 16, Layout: region.Raw}); err != nil {
+	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "s", Size: 1 << 16, Layout: region.Raw, Request: rand.Uint64() | 1}); err != nil {
 		t.Fatal(err)
 	}
 	const writers, perWriter = 3, 120
 	var mu sync.Mutex
+	var retries atomic.Int64
 	acked := map[int]bool{} // slot -> acknowledged
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -133,7 +146,8 @@ func TestLeaderKilledMidStream(t *testing.T) {
 				slot := w*perWriter + i
 				var b [8]byte
 				binary.LittleEndian.PutUint64(b[:], uint64(slot)+1)
-				if _, err := applyRetry(t, procs, Command{Op: OpWriteAt, ID: "s", Off: int64(8 * slot), Data: b[:]}); err != nil {
+				cmd := Command{Op: OpWriteAt, ID: "s", Off: int64(8 * slot), Data: b[:], Request: rand.Uint64() | 1}
+				if _, err := applyCounting(procs, cmd, &retries); err != nil {
 					errs <- err
 					return
 				}
@@ -167,10 +181,10 @@ func TestLeaderKilledMidStream(t *testing.T) {
 			t.Fatalf("acknowledged write %d lost: slot holds %d", slot, got)
 		}
 	}
-	if len(acked) != writers*perWriter {
-		t.Fatalf("%d writes acknowledged, want %d", len(acked), writers*perWriter)
+	if len(acked) != writers*perWriter || version != uint64(writers*perWriter) {
+		t.Fatalf("%d writes acknowledged, version %d; want %d of each (retried writes applied once)", len(acked), version, writers*perWriter)
 	}
-	t.Logf("converged at version %d (%d writes, retries after unknown outcomes included), new leader %s", version, len(acked), nl.spec.ID)
+	t.Logf("converged at version %d, %d retries, new leader %s", version, retries.Load(), nl.spec.ID)
 }
 
 // TestChunkedWriteKilled (c): a 64 MiB write travels as 64 pieces and a

@@ -92,6 +92,13 @@ type Command struct {
 	Total   int64
 	Sum     uint32
 	WriteAt bool
+
+	// Request, if not 0, names the write for exactly-once retries: a
+	// command whose Request was applied already (within the last
+	// maxRequests requests) is answered with the first one's result and
+	// not applied again, on whichever leader it reaches. The caller picks
+	// it at random once per logical write and sends it with every retry.
+	Request uint64
 }
 
 // Flag bits of an encoded command.
@@ -107,8 +114,8 @@ const (
 var ErrBadCommand = shmerr.New(shmerr.ErrProtocol, "bad cluster command")
 
 // Append appends c's encoding to dst: format, op, flags, the shm_id
-// (uvarint length and bytes), the numbers as uvarints, then Data to the
-// end of the entry.
+// (uvarint length and bytes), the eleven numbers as uvarints, then Data to
+// the end of the entry.
 func (c *Command) Append(dst []byte) []byte {
 	var flags byte
 	if c.Durable {
@@ -124,7 +131,7 @@ func (c *Command) Append(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(c.ID)))
 	dst = append(dst, c.ID...)
 	for _, n := range [...]uint64{uint64(c.Size), uint64(c.Layout), uint64(c.MaxWrite), uint64(c.Off), c.IfVersion,
-		c.Upload, uint64(c.Seq), uint64(c.Chunks), uint64(c.Total), uint64(c.Sum)} {
+		c.Upload, uint64(c.Seq), uint64(c.Chunks), uint64(c.Total), uint64(c.Sum), c.Request} {
 		dst = binary.AppendUvarint(dst, n)
 	}
 	return append(dst, c.Data...)
@@ -163,8 +170,8 @@ func Decode(b []byte) (Command, error) {
 		return c, fmt.Errorf("%w: shm_id of %d bytes (at most %d, %d left)", ErrBadCommand, l, maxIDLen, len(p))
 	}
 	c.ID, p = string(p[:l]), p[l:]
-	var n [10]uint64
-	for i, what := range [...]string{"size", "layout", "max write", "offset", "if version", "upload", "seq", "chunks", "total", "sum"} {
+	var n [11]uint64
+	for i, what := range [...]string{"size", "layout", "max write", "offset", "if version", "upload", "seq", "chunks", "total", "sum", "request"} {
 		if n[i], err = next(what); err != nil {
 			return c, err
 		}
@@ -174,7 +181,7 @@ func Decode(b []byte) (Command, error) {
 		return c, fmt.Errorf("%w: a number is out of range", ErrBadCommand)
 	}
 	c.Size, c.Layout, c.MaxWrite, c.Off, c.IfVersion = int64(n[0]), region.Layout(n[1]), int64(n[2]), int64(n[3]), n[4]
-	c.Upload, c.Seq, c.Chunks, c.Total, c.Sum = n[5], uint32(n[6]), uint32(n[7]), int64(n[8]), uint32(n[9])
+	c.Upload, c.Seq, c.Chunks, c.Total, c.Sum, c.Request = n[5], uint32(n[6]), uint32(n[7]), int64(n[8]), uint32(n[9]), n[10]
 	if len(p) > 0 {
 		c.Data = p
 	}

@@ -3,16 +3,19 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"reflect"
 	"testing"
 
 	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shmerr"
 )
 
 // TestCommandRoundTrip: every field survives Append and Decode.
 func TestCommandRoundTrip(t *testing.T) {
 	for _, c := range append(history(), Command{Op: OpCreate, ID: "d", Size: 1 << 40, Layout: region.Raw, Durable: true, MaxWrite: 1 << 20},
-		Command{Op: OpCommit, ID: "x", Upload: 1<<64 - 1, Chunks: 1<<32 - 1, Total: 1<<63 - 1, Sum: 1<<32 - 1, WriteAt: true, Conditional: true, IfVersion: 1<<64 - 1}) {
+		Command{Op: OpCommit, ID: "x", Upload: 1<<64 - 1, Chunks: 1<<32 - 1, Total: 1<<63 - 1, Sum: 1<<32 - 1, WriteAt: true, Conditional: true, IfVersion: 1<<64 - 1, Request: 1<<64 - 1}) {
 		got, err := Decode(c.Append(nil))
 		if err != nil {
 			t.Fatalf("%+v: %v", c, err)
@@ -39,11 +42,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"id too long", append([]byte{1, 3, 0, 65}, bytes.Repeat([]byte("a"), 65)...)},
 		{"id past end", []byte{1, 3, 0, 5, 'a'}},
 		{"numbers missing", good[:5]},
-		{"layout out of range", []byte{1, 1, 0, 1, 'r', 0, 0x80, 0x02, 0, 0, 0, 0, 0, 0, 0, 0}},
-		{"seq out of range", []byte{1, 5, 0, 1, 'r', 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0}},
+		{"layout out of range", []byte{1, 1, 0, 1, 'r', 0, 0x80, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{"seq out of range", []byte{1, 5, 0, 1, 'r', 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0}},
 	} {
-		if _, err := Decode(tc.b); !errors.Is(err, ErrBadCommand) {
+		_, err := Decode(tc.b)
+		if !errors.Is(err, ErrBadCommand) {
 			t.Errorf("%s: %v, want ErrBadCommand", tc.name, err)
+		}
+		if strings.HasSuffix(tc.name, "out of range") && !strings.Contains(fmt.Sprint(err), "out of range") {
+			t.Errorf("%s: %v, want a number out of range", tc.name, err)
 		}
 	}
 }
@@ -72,7 +79,8 @@ func FuzzDecode(f *testing.F) {
 func FuzzReadSnapshot(f *testing.F) {
 	s := &snapshot{regions: []snapRegion{{ID: "a", Size: 4096, Layout: region.UTF8, Nonce: "00ff", Version: 3, Content: []byte("héllo")},
 		{ID: "b", Size: 64, Layout: region.Raw, MaxWrite: 8, Version: 1 << 40, Content: make([]byte, 64)}},
-		uploads: []snapUpload{{ID: 9, Last: 12, Parts: [][]byte{[]byte("ab"), []byte("c")}}}}
+		uploads:  []snapUpload{{ID: 9, Last: 12, Parts: [][]byte{[]byte("ab"), []byte("c")}}},
+		requests: []snapRequest{{ID: 5, Result: Result{Version: 3}}, {ID: 6, Result: Result{Err: &remoteError{kind: shmerr.ErrConflict, msg: "version conflict"}}}}}
 	var buf bytes.Buffer
 	s.write(&buf)
 	f.Add(buf.Bytes())

@@ -255,7 +255,7 @@ func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, erro
 		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
 	}
 	if code != 0 {
-		return v, &remoteError{kind: proto.Code(code).Err(), msg: string(msg)}
+		return v, &remoteError{kind: proto.Code(code).Err(), msg: "leader " + string(leaderID) + ": " + string(msg)}
 	}
 	return v, nil
 }
@@ -269,11 +269,12 @@ func unknownIfApply(verb byte) error {
 	return shmerr.ErrUnavailable
 }
 
-// remoteError is an error the leader met, of a kind of package shmerr.
+// remoteError is an error met elsewhere (on the leader, or before a
+// snapshot was taken), of a kind of package shmerr.
 type remoteError struct {
 	kind error
 	msg  string
 }
 
-func (e *remoteError) Error() string { return "leader: " + e.msg }
+func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.kind }

@@ -54,6 +54,10 @@ type fsm struct {
 	// waitApplied.
 	wmu  sync.Mutex
 	wake chan struct{}
+	// requests are the results of the last maxRequests requests (by
+	// Command.Request), oldest first in order; under mu.
+	requests map[uint64]Result
+	order    []uint64
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
 	restores atomic.Uint64
@@ -67,7 +71,33 @@ type upload struct {
 }
 
 func newFSM(h *host.Host, logf func(string, ...any), staleAfter uint64) *fsm {
-	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{})}
+	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{}), requests: map[uint64]Result{}}
+}
+
+// maxRequests is how many requests the FSM remembers for exactly-once
+// retries. A constant, not a setting: every replica must forget the same
+// ones at the same entry.
+const maxRequests = 1 << 16
+
+// seen returns the result of an applied request.
+func (f *fsm) seen(id uint64) (Result, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.requests[id]
+	return r, ok
+}
+
+// remember records a request's result, forgetting the oldest beyond
+// maxRequests.
+func (f *fsm) remember(id uint64, r Result) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests[id] = r
+	f.order = append(f.order, id)
+	if len(f.order) > maxRequests {
+		delete(f.requests, f.order[0])
+		f.order = f.order[1:]
+	}
 }
 
 // Apply implements raft.FSM. It returns a *Result.
@@ -81,7 +111,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.logf("cluster: entry %d: %v (skipped on every node alike)", l.Index, err)
 		return &Result{Err: err}
 	}
+	if c.Request != 0 && c.Op != OpChunk {
+		if res, ok := f.seen(c.Request); ok {
+			if c.Op == OpCommit {
+				f.take(&c) // the retry's pieces: not applied again
+			}
+			return &res
+		}
+	}
 	res := f.apply(l.Index, &c)
+	if c.Request != 0 && c.Op != OpChunk {
+		f.remember(c.Request, res)
+	}
 	return &res
 }
 
@@ -253,6 +294,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	for id, u := range f.uploads {
 		s.uploads = append(s.uploads, snapUpload{ID: id, Last: u.last, Parts: u.parts}) // parts are never changed: shared
 	}
+	for _, id := range f.order {
+		s.requests = append(s.requests, snapRequest{ID: id, Result: f.requests[id]})
+	}
 	f.mu.Unlock()
 	return s, nil
 }
@@ -299,6 +343,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		f.uploads[u.ID] = nu
 	}
+	f.requests, f.order = map[uint64]Result{}, nil
+	for _, r := range s.requests {
+		f.requests[r.ID] = r.Result
+		f.order = append(f.order, r.ID)
+	}
 	f.mu.Unlock()
 	return nil
 }
@@ -325,6 +374,7 @@ func (f *fsm) reset() error {
 	}
 	f.mu.Lock()
 	f.uploads = map[uint64]*upload{}
+	f.requests, f.order = map[uint64]Result{}, nil
 	f.mu.Unlock()
 	return nil
 }

@@ -257,3 +257,63 @@ func TestFSMReset(t *testing.T) {
 	fresh := openHost(t)
 	sameState(t, state(t, fresh), state(t, h))
 }
+
+// TestFSMRequestsOnce: a command retried with the same Request is answered
+// with the first result, success or error, and not applied again, also
+// after a snapshot is restored elsewhere; a chunked retry's pieces are
+// dropped; the oldest requests beyond maxRequests are forgotten.
+func TestFSMRequestsOnce(t *testing.T) {
+	h1, h2 := openHost(t), openHost(t)
+	f1, f2 := newFSM(h1, t.Logf, 1000), newFSM(h2, t.Logf, 1000)
+	data := []byte("chunked")
+	cmds := []Command{
+		{Op: OpCreate, ID: "r", Size: 4096, Layout: region.Raw, Request: 1},
+		{Op: OpCreate, ID: "r", Size: 4096, Layout: region.Raw, Request: 1}, // retry: no ErrExists
+		{Op: OpWrite, ID: "r", Data: []byte("a"), Request: 2},
+		{Op: OpWrite, ID: "r", Data: []byte("a"), Request: 2},
+		{Op: OpWrite, ID: "r", Conditional: true, IfVersion: 7, Data: []byte("b"), Request: 3},
+		{Op: OpWrite, ID: "r", Data: []byte("c")},
+		{Op: OpWrite, ID: "r", Conditional: true, IfVersion: 7, Data: []byte("b"), Request: 3}, // the first conflict
+		{Op: OpChunk, ID: "r", Upload: 10, Data: data},
+		{Op: OpCommit, ID: "r", Upload: 10, Chunks: 1, Total: int64(len(data)), Sum: crc32.Checksum(data, castagnoli), Request: 4},
+		{Op: OpChunk, ID: "r", Upload: 11, Data: data}, // the retry's pieces
+		{Op: OpCommit, ID: "r", Upload: 11, Chunks: 1, Total: int64(len(data)), Sum: crc32.Checksum(data, castagnoli), Request: 4},
+	}
+	res := applyAll(f1, 1, cmds)
+	for _, tc := range []struct {
+		i   int
+		v   uint64
+		err error
+	}{{1, 0, nil}, {3, 1, nil}, {4, 0, shmerr.ErrConflict}, {5, 2, nil}, {6, 0, shmerr.ErrConflict}, {8, 3, nil}, {10, 3, nil}} {
+		if res[tc.i].Version != tc.v || !errors.Is(res[tc.i].Err, tc.err) || (tc.err == nil) != (res[tc.i].Err == nil) {
+			t.Errorf("entry %d: %d, %v; want %d, %v", tc.i, res[tc.i].Version, res[tc.i].Err, tc.v, tc.err)
+		}
+	}
+	if n, _ := f1.staged(); n != 0 {
+		t.Fatalf("%d uploads staged: the retry's pieces were kept", n)
+	}
+	if v := state(t, h1)["r"]; !strings.Contains(v, "v=3 ") {
+		t.Fatalf("r: %s, want version 3", v)
+	}
+	var buf bytes.Buffer
+	snap, _ := f1.Snapshot()
+	snap.(*snapshot).write(&buf)
+	if err := f2.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	again := applyAll(f2, 20, []Command{cmds[4], cmds[2]})
+	if !errors.Is(again[0].Err, shmerr.ErrConflict) || again[1].Version != 1 || again[1].Err != nil {
+		t.Fatalf("retries after a restore: %v", again)
+	}
+	sameState(t, state(t, h1), state(t, h2))
+
+	for i := 0; i < maxRequests; i++ {
+		f1.remember(uint64(100+i), Result{})
+	}
+	if _, ok := f1.seen(1); ok {
+		t.Fatal("the oldest request is still remembered past maxRequests")
+	}
+	if _, ok := f1.seen(uint64(100 + maxRequests - 1)); !ok {
+		t.Fatal("the newest request is forgotten")
+	}
+}

@@ -328,7 +328,8 @@ func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
 		futures = append(futures, n.raft.Apply(buf, timeout(ctx)))
 	}
 	c := Command{Op: OpCommit, ID: cmd.ID, Upload: up, Chunks: uint32(chunks), Total: int64(len(cmd.Data)),
-		Sum: crc32.Checksum(cmd.Data, castagnoli), WriteAt: cmd.Op == OpWriteAt, Off: cmd.Off, Conditional: cmd.Conditional, IfVersion: cmd.IfVersion}
+		Sum: crc32.Checksum(cmd.Data, castagnoli), WriteAt: cmd.Op == OpWriteAt, Off: cmd.Off, Conditional: cmd.Conditional, IfVersion: cmd.IfVersion,
+		Request: cmd.Request}
 	last := n.raft.Apply(c.Append(nil), timeout(ctx))
 	var first error
 	for _, f := range futures {

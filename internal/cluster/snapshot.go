@@ -11,13 +11,15 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
 
 // A snapshot stream: magic "SHMGRCS1"; the region count, then for each its
 // shm_id, size, layout, durable flag, max write, nonce, version and
 // content; the upload count, then for each its id, last index and pieces;
-// a CRC-32C of everything before it (4 bytes, little-endian). Strings and
+// the request count, then for each (oldest first) its id, version, error
+// code (proto.Code, 0 for none) and error message; a CRC-32C of everything before it (4 bytes, little-endian). Strings and
 // byte strings are a uvarint length and the bytes; numbers are uvarints.
 const snapMagic = "SHMGRCS1"
 
@@ -30,8 +32,14 @@ const maxSnapString = 256
 var ErrBadSnapshot = errors.New("bad cluster snapshot")
 
 type snapshot struct {
-	regions []snapRegion
-	uploads []snapUpload
+	regions  []snapRegion
+	uploads  []snapUpload
+	requests []snapRequest
+}
+
+type snapRequest struct {
+	ID     uint64
+	Result Result
 }
 
 type snapRegion struct {
@@ -92,6 +100,18 @@ func (s *snapshot) write(w io.Writer) error {
 		u(uint64(len(up.Parts)))
 		for _, p := range up.Parts {
 			bs(p)
+		}
+	}
+	u(uint64(len(s.requests)))
+	for _, r := range s.requests {
+		u(r.ID)
+		u(r.Result.Version)
+		if r.Result.Err == nil {
+			u(0)
+			bs(nil)
+		} else {
+			u(uint64(proto.CodeOf(r.Result.Err)))
+			bs([]byte(r.Result.Err.Error()))
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -178,6 +198,20 @@ func readSnapshot(r io.Reader) (*snapshot, error) {
 			up.Parts = append(up.Parts, s.bytes("piece", maxChunk))
 		}
 		out.uploads = append(out.uploads, up)
+	}
+	n = s.u("request count")
+	if n > maxRequests {
+		s.err = fmt.Errorf("%w: %d requests, at most %d", ErrBadSnapshot, n, maxRequests)
+	}
+	for i := uint64(0); i < n && s.err == nil; i++ {
+		r := snapRequest{ID: s.u("request id")}
+		r.Result.Version = s.u("request version")
+		code := s.u("request code")
+		msg := s.bytes("request error", 1<<16)
+		if code != 0 {
+			r.Result.Err = &remoteError{kind: proto.Code(code).Err(), msg: string(msg)}
+		}
+		out.requests = append(out.requests, r)
 	}
 	if s.err != nil {
 		return nil, s.err
