@@ -185,6 +185,7 @@ func TestLeaderKilledMidStream(t *testing.T) {
 		t.Fatalf("%d writes acknowledged, version %d; want %d of each (retried writes applied once)", len(acked), version, writers*perWriter)
 	}
 	t.Logf("converged at version %d, %d retries, new leader %s", version, retries.Load(), nl.spec.ID)
+	noDivergence(t, procs)
 }
 
 // TestChunkedWriteKilled (c): a 64 MiB write travels as 64 pieces and a
@@ -296,6 +297,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	if b, v := converged(t, procs, "later", 10*time.Second); string(b) != "after" || v != 1 {
 		t.Fatalf("after catching up: %q at %d", b, v)
 	}
+	noDivergence(t, procs)
 }
 
 // TestCrashRestartReplays: a follower SIGKILLed with writes applied past
@@ -343,4 +345,5 @@ func TestCrashRestartReplays(t *testing.T) {
 			t.Fatalf("byte %d is %d", i, content[i])
 		}
 	}
+	noDivergence(t, procs)
 }

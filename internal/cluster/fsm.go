@@ -58,6 +58,11 @@ type fsm struct {
 	// Command.Request), oldest first in order; under mu.
 	requests map[uint64]Result
 	order    []uint64
+	// known is the version the log left each region at (FSM goroutine
+	// only): a region found at another version was written behind the
+	// log's back. diverged counts such findings.
+	known    map[string]uint64
+	diverged atomic.Uint64
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
 	restores atomic.Uint64
@@ -71,7 +76,8 @@ type upload struct {
 }
 
 func newFSM(h *host.Host, logf func(string, ...any), staleAfter uint64) *fsm {
-	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{}), requests: map[uint64]Result{}}
+	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{}), requests: map[uint64]Result{},
+		known: map[string]uint64{}}
 }
 
 // maxRequests is how many requests the FSM remembers for exactly-once
@@ -164,9 +170,16 @@ func (f *fsm) apply(index uint64, c *Command) Result {
 	switch c.Op {
 	case OpCreate:
 		_, err := f.h.Create(c.ID, host.CreateOptions{Size: c.Size, Layout: c.Layout, Durable: c.Durable, MaxWrite: c.MaxWrite})
+		if err == nil {
+			f.known[c.ID] = 0
+		}
 		return Result{Err: err}
 	case OpDelete:
-		return Result{Err: f.h.Delete(c.ID)}
+		err := f.h.Delete(c.ID)
+		if err == nil {
+			delete(f.known, c.ID)
+		}
+		return Result{Err: err}
 	case OpWrite, OpWriteAt:
 		return f.write(c.ID, c.Op == OpWriteAt, c.Off, c.Data, c.Conditional, c.IfVersion)
 	case OpChunk:
@@ -189,6 +202,10 @@ func (f *fsm) write(id string, at bool, off int64, data []byte, cond bool, ifv u
 	o := region.WriteOptions{Timeout: applyLockWait, Conditional: cond, IfVersion: ifv}
 	var v uint64
 	err = r.DoWrite(func(rr *region.Region) (err error) {
+		if want, ok := f.known[id]; ok && rr.Version() != want {
+			f.diverged.Add(1)
+			f.logf("cluster: REPLICA DIVERGED: region %q is at version %d, the log left it at %d: something wrote it behind the cluster's log (a client writing its mapping, or a program writing the documented layout)", id, rr.Version(), want)
+		}
 		if at {
 			v, err = rr.WriteAt(off, data, o)
 		} else {
@@ -200,6 +217,9 @@ func (f *fsm) write(id string, at bool, off int64, data []byte, cond bool, ifv u
 		// Only a writer behind the log's back holds the lock this long:
 		// this replica now differs from the others. Say so loudly.
 		f.logf("cluster: REPLICA DIVERGED: region %q: %v; something writes its mapping outside the cluster's log", id, err)
+	}
+	if err == nil {
+		f.known[id] = v
 	}
 	return Result{Version: v, Err: err}
 }
@@ -314,8 +334,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	keep := map[string]bool{}
+	f.known = map[string]uint64{}
 	for _, rs := range s.regions {
 		keep[rs.ID] = true
+		f.known[rs.ID] = rs.Version
 		if r, err := f.h.Get(rs.ID); err == nil {
 			in := r.Info()
 			if in.Nonce == rs.Nonce && in.Version == rs.Version && in.Size == rs.Size && in.Layout == rs.Layout.String() {
@@ -357,6 +379,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // (no snapshot yet) replays it from there on start, onto this.
 func (f *fsm) reset() error {
 	def := f.h.DefaultID()
+	f.known = map[string]uint64{def: 0}
 	for _, in := range f.h.List() {
 		if in.ShmID == def {
 			if in.Version != 0 {

@@ -317,3 +317,24 @@ func TestFSMRequestsOnce(t *testing.T) {
 		t.Fatal("the newest request is forgotten")
 	}
 }
+
+// TestFSMDetectsWritesBehindTheLog: a region written through its mapping
+// rather than the log is reported (loudly, and counted) at the next entry
+// for it; regions only the log writes are not.
+func TestFSMDetectsWritesBehindTheLog(t *testing.T) {
+	h := openHost(t)
+	var logged []string
+	f := newFSM(h, func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }, 1000)
+	applyAll(f, 1, []Command{{Op: OpCreate, ID: "a", Size: 4096}, {Op: OpCreate, ID: "b", Size: 4096}, {Op: OpWrite, ID: "a", Data: []byte("1")}})
+	if f.diverged.Load() != 0 {
+		t.Fatalf("divergence reported with only the log writing: %v", logged)
+	}
+	r, _ := h.Get("a")
+	if err := r.Do(func(rr *region.Region) error { _, err := rr.Write([]byte("behind"), region.WriteOptions{}); return err }); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(f, 4, []Command{{Op: OpWrite, ID: "b", Data: []byte("2")}, {Op: OpWrite, ID: "a", Data: []byte("3")}})
+	if f.diverged.Load() != 1 || len(logged) != 1 || !strings.Contains(logged[0], "DIVERGED") || !strings.Contains(logged[0], `"a"`) {
+		t.Fatalf("diverged %d, logged %q; want one report about a", f.diverged.Load(), logged)
+	}
+}

@@ -217,6 +217,7 @@ func (n *Node) prepare() error {
 				return fmt.Errorf("cluster: %w (region %q at version %d): a new node starts from a host with only an unwritten default region; use a fresh host data directory", ErrNotEmpty, in.ShmID, in.Version)
 			}
 		}
+		n.fsm.known[def] = 0
 		return nil
 	}
 	list, err := n.snaps.List()
@@ -483,6 +484,8 @@ type Status struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	// Restores counts snapshots this process restored.
 	Restores uint64 `json:"restores"`
+	// Diverged counts regions found written behind the log's back.
+	Diverged uint64 `json:"diverged"`
 	// Staged and StagedBytes are the chunked writes awaiting their commit.
 	Staged      int   `json:"staged"`
 	StagedBytes int64 `json:"staged_bytes"`
@@ -492,7 +495,8 @@ type Status struct {
 func (n *Node) Status() Status {
 	leader, _ := n.Leader()
 	st := Status{ID: n.cfg.ID, State: n.State(), Leader: leader, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(),
-		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), Restores: n.fsm.restores.Load()}
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), Restores: n.fsm.restores.Load(),
+		Diverged: n.fsm.diverged.Load()}
 	st.Staged, st.StagedBytes = n.fsm.staged()
 	return st
 }

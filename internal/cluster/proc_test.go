@@ -473,6 +473,19 @@ func findLeader(procs []*proc, timeout time.Duration) (*proc, error) {
 	}
 }
 
+// noDivergence fails the test if a running node found a region written
+// behind the log's back: in these tests only the log writes.
+func noDivergence(t *testing.T, procs []*proc) {
+	t.Helper()
+	for _, p := range procs {
+		if p.up() {
+			if st := p.status(t); st.Diverged != 0 {
+				t.Errorf("node %s reports %d regions written behind the log", p.spec.ID, st.Diverged)
+			}
+		}
+	}
+}
+
 // converged waits until region id has the same version and bytes on every
 // running node (read through their mappings), and returns them.
 func converged(t *testing.T, procs []*proc, id string, timeout time.Duration) ([]byte, uint64) {
