@@ -188,63 +188,79 @@ func TestLeaderKilledMidStream(t *testing.T) {
 	noDivergence(t, procs)
 }
 
-// TestChunkedWriteKilled (c): a 64 MiB write travels as 64 pieces and a
+// TestChunkedWriteKilled (c): a large write travels as 1 MiB pieces and a
 // commit; the leader is killed once a follower has staged some of them.
-// Every node ends with all of the write or none of it, and all agree.
+// Every node ends with all of the write or none of it, and all agree. A
+// 64 MiB region is rewritten whole; a 256 MiB one is written whole, then
+// by a 128 MiB range in its middle, the range write killed.
 func TestChunkedWriteKilled(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: moves 64 MiB through three nodes")
+		t.Skip("-short: moves hundreds of MiB through three nodes")
 	}
-	const size = 64 << 20
-	procs := startCluster(t, 3, nil)
-	if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "big", Size: size, Layout: region.Raw}); err != nil {
-		t.Fatal(err)
-	}
-	old := make([]byte, size)
-	for i := range old {
-		old[i] = byte(i)
-	}
-	if v, err := applyRetry(t, procs, Command{Op: OpWrite, ID: "big", Data: old}); err != nil || v != 1 {
-		t.Fatalf("first 64 MiB write: %d, %v", v, err)
-	}
-	converged(t, procs, "big", 60*time.Second)
-	next := make([]byte, size)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < size; i += 8 {
-		binary.LittleEndian.PutUint64(next[i:], rng.Uint64())
-	}
-	l := leader(t, procs)
-	var follower *proc
-	for _, p := range procs {
-		if p != l {
-			follower = p
-		}
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := l.apply(Command{Op: OpWrite, ID: "big", Data: next})
-		done <- err
-	}()
-	shmtest.CheckFor(t, 60*time.Second, "no piece staged on a follower", func() bool {
-		st := follower.status(t)
-		return st.Staged > 0
-	})
-	l.kill(t)
-	err := <-done
-	t.Logf("the write, leader killed mid-way: %v", err)
-	leader(t, procs)
-	l.start(t)
-	content, version := converged(t, procs, "big", 120*time.Second)
-	switch {
-	case version == 1 && bytes.Equal(content, old):
-		t.Logf("nothing of the write applied on any node (version 1)")
-	case version == 2 && bytes.Equal(content, next):
-		t.Logf("all of the write applied on every node (version 2)")
-	default:
-		t.Fatalf("version %d holds neither the old content nor the new one whole (crc %08x)", version, crc32.ChecksumIEEE(content))
-	}
-	if err == nil && version != 2 {
-		t.Fatal("the write was acknowledged but is not there")
+	for _, tc := range []struct {
+		name      string
+		size      int
+		off, n    int // the killed write: n bytes at off (whole if n == size)
+		converges time.Duration
+	}{
+		{"size=64MiB/whole", 64 << 20, 0, 64 << 20, 2 * time.Minute},
+		{"size=256MiB/range", 256 << 20, 64 << 20, 128 << 20, 4 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			procs := startCluster(t, 3, nil)
+			if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "big", Size: int64(tc.size), Layout: region.Raw, Request: rand.Uint64() | 1}); err != nil {
+				t.Fatal(err)
+			}
+			old := make([]byte, tc.size)
+			for i := range old {
+				old[i] = byte(i)
+			}
+			if v, err := applyRetry(t, procs, Command{Op: OpWrite, ID: "big", Data: old, Request: rand.Uint64() | 1}); err != nil || v != 1 {
+				t.Fatalf("first write, whole: %d, %v", v, err)
+			}
+			if b, v := converged(t, procs, "big", tc.converges); v != 1 || !bytes.Equal(b, old) {
+				t.Fatalf("the whole write replicated at version %d, equal %v", v, bytes.Equal(b, old))
+			}
+			piece := make([]byte, tc.n)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := 0; i+8 <= len(piece); i += 8 {
+				binary.LittleEndian.PutUint64(piece[i:], rng.Uint64())
+			}
+			next := bytes.Clone(old)
+			copy(next[tc.off:], piece)
+			cmd := Command{Op: OpWrite, ID: "big", Data: piece}
+			if tc.n != tc.size {
+				cmd = Command{Op: OpWriteAt, ID: "big", Off: int64(tc.off), Data: piece}
+			}
+			l := leader(t, procs)
+			follower := procs[(indexOf(procs, l)+1)%3]
+			done := make(chan error, 1)
+			go func() {
+				_, err := l.apply(cmd)
+				done <- err
+			}()
+			shmtest.CheckFor(t, 60*time.Second, "no piece staged on a follower", func() bool {
+				return follower.status(t).Staged > 0
+			})
+			l.kill(t)
+			err := <-done
+			t.Logf("the write, leader killed mid-way: %v", err)
+			leader(t, procs)
+			l.start(t)
+			content, version := converged(t, procs, "big", tc.converges)
+			switch {
+			case version == 1 && bytes.Equal(content, old):
+				t.Logf("nothing of the write applied on any node (version 1)")
+			case version == 2 && bytes.Equal(content, next):
+				t.Logf("all of the write applied on every node (version 2)")
+			default:
+				t.Fatalf("version %d holds neither the old content nor the new one whole (crc %08x)", version, crc32.ChecksumIEEE(content))
+			}
+			if err == nil && version != 2 {
+				t.Fatal("the write was acknowledged but is not there")
+			}
+			noDivergence(t, procs)
+		})
 	}
 }
 
