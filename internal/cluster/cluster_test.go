@@ -207,6 +207,9 @@ func TestChunkedWriteKilled(t *testing.T) {
 		{"size=256MiB/range", 256 << 20, 64 << 20, 128 << 20, 4 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if raceOn && tc.size > 64<<20 {
+				t.Skip("-race: copying 256 MiB through three instrumented nodes takes minutes; this case runs without -race")
+			}
 			procs := startCluster(t, 3, nil)
 			if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "big", Size: int64(tc.size), Layout: region.Raw, Request: rand.Uint64() | 1}); err != nil {
 				t.Fatal(err)

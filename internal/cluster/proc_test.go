@@ -76,7 +76,9 @@ func runNode(specJSON string) error {
 	defer h.Close()
 	n, err := Start(Config{ID: spec.ID, Bind: spec.Bind, Peers: spec.Peers, DataDir: filepath.Join(spec.Dir, "raft"), Host: h, Logf: logf,
 		SnapshotThreshold: spec.SnapshotThreshold, TrailingLogs: spec.TrailingLogs, SnapshotInterval: 100 * time.Millisecond,
-		ChunkSize: spec.ChunkSize, LogSegmentSize: spec.LogSegmentSize, HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, LeaderLeaseTimeout: 250 * time.Millisecond})
+		// Raft's default timeouts: shorter ones lose the leader in the
+		// middle of a 64 MiB write on a busy machine under -race.
+		ChunkSize: spec.ChunkSize, LogSegmentSize: spec.LogSegmentSize})
 	if err != nil {
 		return err
 	}
@@ -330,7 +332,8 @@ func (p *proc) stop(t *testing.T) {
 
 func (p *proc) up() bool { return p.addr() != "" }
 
-var httpClient = &http.Client{Timeout: 60 * time.Second}
+// httpClient's timeout allows a 256 MiB write to commit on a busy machine.
+var httpClient = &http.Client{Timeout: 5 * time.Minute}
 
 // apply sends cmd to the child; errors carry the reply's kind.
 func (p *proc) apply(cmd Command) (uint64, error) {
