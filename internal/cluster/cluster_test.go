@@ -164,7 +164,10 @@ func TestLeaderKilledMidStream(t *testing.T) {
 	})
 	old := leader(t, procs)
 	old.kill(t)
-	t.Logf("killed leader %s after %d acknowledged writes", old.spec.ID, len(acked))
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	t.Logf("killed leader %s after %d acknowledged writes", old.spec.ID, n)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
