@@ -141,22 +141,20 @@ func (f *fsm) woke(index uint64) {
 	f.wmu.Unlock()
 }
 
-// waitApplied returns once index is applied: by an entry (fsm.applied) or
-// by a snapshot restore (which only Raft's own applied index shows, so it
-// is looked at every few milliseconds as well).
-func (f *fsm) waitApplied(ctx context.Context, index uint64, raftApplied func() uint64) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
+// waitApplied returns once index is applied to the host, by an entry or
+// by a snapshot restore. Not Raft's own applied index: Raft moves it on
+// when it hands entries to the FSM goroutine, before they are applied, so
+// a read after it could miss them (TestLinearizable caught that).
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 	for {
 		f.wmu.Lock()
 		ch := f.wake
 		f.wmu.Unlock()
-		if f.applied.Load() >= index || raftApplied() >= index {
+		if f.applied.Load() >= index {
 			return nil
 		}
 		select {
 		case <-ch:
-		case <-tick.C:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting to apply index %d (at %d): %w", shmerr.ErrUnavailable, index, f.applied.Load(), ctx.Err())
 		}
@@ -291,7 +289,7 @@ func (f *fsm) staged() (n int, bytes int64) {
 // goroutine, so that the copy is the state at the snapshot's index; the
 // copy is written out later, while entries go on applying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	s := &snapshot{}
+	s := &snapshot{index: f.applied.Load()}
 	for _, in := range f.h.List() {
 		r, err := f.h.Get(in.ShmID)
 		if err != nil {
@@ -371,6 +369,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.order = append(f.order, r.ID)
 	}
 	f.mu.Unlock()
+	f.woke(s.index)
 	return nil
 }
 

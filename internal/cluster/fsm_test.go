@@ -214,6 +214,11 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameState(t, state(t, h1), state(t, h2))
+	// The restored node counts the snapshot's entries as applied: Barrier
+	// waits on this, not on Raft's index (which runs ahead of the FSM).
+	if got, want := f2.applied.Load(), uint64(len(cmds)); got != want {
+		t.Fatalf("applied index after restore %d, want the snapshot's %d", got, want)
+	}
 	tail := []Command{{Op: OpCommit, ID: "raw", Upload: 9, Chunks: 1, Total: 4, Sum: crc32.Checksum([]byte("lost"), castagnoli)}}
 	a, b := applyAll(f1, 100, tail), applyAll(f2, 100, tail)
 	if a[0].Err != nil || b[0] != a[0] {

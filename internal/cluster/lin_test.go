@@ -1,11 +1,15 @@
 package cluster
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -144,7 +148,7 @@ func TestLinearizable(t *testing.T) {
 					ret = math.MaxInt64
 				}
 				mu.Lock()
-				history = append(history, porcupine.Operation{ClientId: c, Input: in, Call: call, Output: out, Return: ret})
+				history = append(history, porcupine.Operation{ClientId: c, Input: in, Call: call, Output: out, Return: ret, Metadata: p.spec.ID})
 				mu.Unlock()
 			}
 		}()
@@ -158,13 +162,15 @@ func TestLinearizable(t *testing.T) {
 			return len(history) >= n
 		})
 	}
-	waitOps(150)
+	// A few hundred operations: the check is exponential in how many
+	// overlap, and operations overlap a lot on a busy machine.
+	waitOps(100)
 	old := leader(t, procs)
 	old.kill(t)
 	leader(t, procs)
-	waitOps(400)
+	waitOps(250)
 	old.start(t)
-	waitOps(700)
+	waitOps(450)
 	close(stop)
 	wg.Wait()
 	unknown := 0
@@ -174,12 +180,20 @@ func TestLinearizable(t *testing.T) {
 		}
 	}
 	t.Logf("%d operations (%d of unknown outcome), leader %s killed and restarted", len(history), unknown, old.spec.ID)
-	res, info := porcupine.CheckOperationsVerbose(linModel.ToModel(), history, 60*time.Second)
+	checked := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(linModel.ToModel(), history, 2*time.Minute)
+	t.Logf("checked in %v", time.Since(checked).Round(time.Millisecond))
 	if res != porcupine.Ok {
 		path := filepath.Join(t.ArtifactDir(), "linearizability.html")
 		if err := porcupine.VisualizePath(linModel.ToModel(), info, path); err != nil {
 			t.Log(err)
 		}
+		var text bytes.Buffer
+		slices.SortFunc(history, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		for _, op := range history {
+			fmt.Fprintf(&text, "%d %d node=%v client=%d %s\n", op.Call, op.Return, op.Metadata, op.ClientId, linModel.DescribeOperation(op.Input, op.Output))
+		}
+		os.WriteFile(filepath.Join(t.ArtifactDir(), "history.txt"), text.Bytes(), 0o600)
 		t.Fatalf("history is %s (visualized in %s; run with -artifacts to keep it)", res, path)
 	}
 }

@@ -384,7 +384,7 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return n.fsm.waitApplied(ctx, idx, n.raft.AppliedIndex)
+	return n.fsm.waitApplied(ctx, idx)
 }
 
 // Member is one server of the cluster's configuration.
@@ -467,8 +467,9 @@ func (n *Node) Leader() (id, addr string) {
 // or "Shutdown".
 func (n *Node) State() string { return n.raft.State().String() }
 
-// AppliedIndex returns the index of the last entry applied to the host.
-func (n *Node) AppliedIndex() uint64 { return max(n.fsm.applied.Load(), n.raft.AppliedIndex()) }
+// AppliedIndex returns the index of the last entry applied to the host
+// (by itself, or in a restored snapshot).
+func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
 
 // Status is a node's view of the cluster, for status commands and tests.
 type Status struct {

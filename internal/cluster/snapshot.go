@@ -15,7 +15,8 @@ import (
 	"github.com/shmgr/shmgr/internal/region"
 )
 
-// A snapshot stream: magic "SHMGRCS1"; the region count, then for each its
+// A snapshot stream: magic "SHMGRCS1"; the index of the last entry it
+// includes; the region count, then for each its
 // shm_id, size, layout, durable flag, max write, nonce, version and
 // content; the upload count, then for each its id, last index and pieces;
 // the request count, then for each (oldest first) its id, version, error
@@ -32,6 +33,7 @@ const maxSnapString = 256
 var ErrBadSnapshot = errors.New("bad cluster snapshot")
 
 type snapshot struct {
+	index    uint64
 	regions  []snapRegion
 	uploads  []snapUpload
 	requests []snapRequest
@@ -78,6 +80,7 @@ func (s *snapshot) write(w io.Writer) error {
 	u := func(n uint64) { bw.Write(num[:binary.PutUvarint(num[:], n)]) }
 	bs := func(b []byte) { u(uint64(len(b))); bw.Write(b) }
 	bw.WriteString(snapMagic)
+	u(s.index)
 	u(uint64(len(s.regions)))
 	for _, r := range s.regions {
 		bs([]byte(r.ID))
@@ -172,7 +175,7 @@ func readSnapshot(r io.Reader) (*snapshot, error) {
 		return nil, fmt.Errorf("%w: not a shmgr cluster snapshot (magic %q)", ErrBadSnapshot, magic)
 	}
 	s.sum.Write(magic)
-	out := &snapshot{}
+	out := &snapshot{index: s.u("index")}
 	n := s.u("region count")
 	for i := uint64(0); i < n && s.err == nil; i++ {
 		var rs snapRegion
