@@ -32,6 +32,7 @@ const (
 	OpCommit Op = 6
 )
 
+// String returns the op's name, as logs and errors show it.
 func (o Op) String() string {
 	switch o {
 	case OpCreate:
