@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ const fwdTimeout = 2 * time.Minute
 // go to Accept, forwarded requests to handle.
 type mux struct {
 	ln     net.Listener
+	client *tls.Config // nil: plain TCP
 	handle func(net.Conn)
 	raftCh chan net.Conn
 	done   chan struct{}
@@ -55,8 +57,8 @@ type mux struct {
 	conns map[net.Conn]struct{}
 }
 
-func newMux(ln net.Listener, handle func(net.Conn)) *mux {
-	m := &mux{ln: ln, handle: handle, raftCh: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+func newMux(ln net.Listener, client *tls.Config, handle func(net.Conn)) *mux {
+	m := &mux{ln: ln, client: client, handle: handle, raftCh: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.serve()
 	return m
@@ -150,7 +152,20 @@ func (m *mux) Addr() net.Addr { return m.ln.Addr() }
 
 // Dial implements raft.StreamLayer.
 func (m *mux) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return m.dial(ctx, string(address))
+}
+
+// dial connects to another node's Raft port, with TLS if the node has it
+// (the handshake done, so that a refused certificate fails here).
+func (m *mux) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if m.client == nil {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: m.client}
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // prefixConn gives back the byte route read before the rest.
@@ -222,8 +237,7 @@ func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, erro
 	if leaderID == raft.ServerID(n.cfg.ID) {
 		return 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", string(leaderAddr))
+	c, err := n.mux.dial(ctx, string(leaderAddr))
 	if err != nil {
 		return 0, fmt.Errorf("%w: forward to the leader %s: %v", ErrNotLeader, leaderID, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -68,6 +69,10 @@ type Config struct {
 	// Host is the local host the log applies into. Required. The node does
 	// not close it.
 	Host *host.Host
+	// TLS, if set, secures the Raft port with mutually authenticated TLS
+	// (see TLS). Without it the port is plain TCP and anyone who reaches
+	// it can join: loopback or a trusted network only.
+	TLS *TLS
 	// Logf logs node and Raft events. Default: discard.
 	Logf func(format string, args ...any)
 	// ChunkSize: see DefaultChunkSize (at most 16 MiB).
@@ -171,12 +176,22 @@ func Start(cfg Config) (*Node, error) {
 		n.logs.Close()
 		return nil, err
 	}
+	var serverTLS, clientTLS *tls.Config
+	if cfg.TLS != nil {
+		if serverTLS, clientTLS, err = cfg.TLS.configs(); err != nil {
+			n.logs.Close()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Bind)
 	if err != nil {
 		n.logs.Close()
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 	}
-	n.mux = newMux(ln, n.serveForward)
+	if serverTLS != nil {
+		ln = tls.NewListener(ln, serverTLS)
+	}
+	n.mux = newMux(ln, clientTLS, n.serveForward)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second,
 		Logger: rc.Logger.Named("transport")})
 	existing, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
