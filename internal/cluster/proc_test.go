@@ -302,6 +302,16 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
+// pid returns the running child's process id (0 if none).
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // take returns the running child and forgets it.
 func (p *proc) take() *exec.Cmd {
 	p.mu.Lock()

@@ -1,8 +1,9 @@
-//go:build unix
-
 package cluster
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ func TestCutOffFollowerRefusesConsistentRead(t *testing.T) {
 	l.signal(t, syscall.SIGSTOP)
 	other.signal(t, syscall.SIGSTOP)
 	stopped := true
+	// kill(2) returns before the target has stopped: wait until both are.
+	for _, p := range []*proc{l, other} {
+		shmtest.CheckFor(t, 10*time.Second, "node "+p.spec.ID+" did not stop", func() bool { return procState(p.pid()) == "T" })
+	}
 	t.Cleanup(func() {
 		if stopped {
 			l.signal(t, syscall.SIGCONT)
@@ -53,4 +58,18 @@ func TestCutOffFollowerRefusesConsistentRead(t *testing.T) {
 	if b, _, err := f.read(t, "default"); err != nil || string(b) != "after" {
 		t.Fatalf("after healing and a barrier: %q, %v; want the last write", b, err)
 	}
+}
+
+// procState returns a process's state letter from /proc (T: stopped).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state ...: comm may hold spaces, so look after the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
