@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -35,9 +36,16 @@ func TestMembership(t *testing.T) {
 	if _, err := leader.Apply(ctx, Command{Op: OpCreate, ID: "m", Size: 4096}); err != nil {
 		t.Fatal(err)
 	}
+	// write writes through n, again while n knows no leader (just after a
+	// transfer, for a moment): ErrNotLeader says nothing was written.
 	write := func(n *Node, i int) uint64 {
 		t.Helper()
-		v, err := n.Apply(ctx, Command{Op: OpWrite, ID: "m", Data: []byte(fmt.Sprint("write ", i))})
+		var v uint64
+		var err error
+		shmtest.CheckFor(t, 30*time.Second, "no leader for a write", func() bool {
+			v, err = n.Apply(ctx, Command{Op: OpWrite, ID: "m", Data: []byte(fmt.Sprint("write ", i))})
+			return !errors.Is(err, ErrNotLeader)
+		})
 		if err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
