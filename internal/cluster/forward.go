@@ -1,0 +1,294 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/shmgr/shmgr/internal/proto"
+	"github.com/shmgr/shmgr/internal/shmerr"
+)
+
+// A node's Raft port also takes the node's own requests from other nodes:
+// a follower forwards a write to the leader, and asks it for a read index.
+// A connection says which it is by its first byte: Raft's transport starts
+// every connection with an RPC type (0 to 4), a forwarded request with
+// fwdMagic.
+//
+// Request: a verb byte, then for fwdApply a uvarint length and an encoded
+// Command. Reply: a uvarint (the version, or the read index), a uvarint
+// proto.Code (0: no error) and a uvarint-length error message.
+const (
+	fwdMagic = 'F'
+	fwdApply = 'A'
+	fwdRead  = 'R'
+)
+
+// maxForward bounds a forwarded command: the largest region (4 GiB) and
+// its header.
+const maxForward = 4<<30 + 1024
+
+// fwdTimeout bounds a forwarded request's network I/O (its commit can take
+// longer: the leader answers when the entry is applied).
+const fwdTimeout = 2 * time.Minute
+
+// mux is the raft.StreamLayer over the node's listener: Raft's connections
+// go to Accept, forwarded requests to handle.
+type mux struct {
+	ln     net.Listener
+	client *tls.Config // nil: plain TCP
+	handle func(net.Conn)
+	raftCh chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup // the accept loop and every routing goroutine
+
+	// mu protects conns: forwarded connections open now, closed by Close.
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func newMux(ln net.Listener, client *tls.Config, handle func(net.Conn)) *mux {
+	m := &mux{ln: ln, client: client, handle: handle, raftCh: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	m.wg.Add(1)
+	go m.serve()
+	return m
+}
+
+func (m *mux) serve() {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		m.wg.Add(1)
+		go m.route(c)
+	}
+}
+
+// route reads a connection's first byte and hands it on.
+func (m *mux) route(c net.Conn) {
+	defer m.wg.Done()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	if b[0] == fwdMagic {
+		m.mu.Lock()
+		select {
+		case <-m.done:
+			m.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
+		m.conns[c] = struct{}{}
+		m.mu.Unlock()
+		m.handle(c)
+		m.mu.Lock()
+		delete(m.conns, c)
+		m.mu.Unlock()
+		c.Close()
+		return
+	}
+	select {
+	case m.raftCh <- &prefixConn{Conn: c, first: b[0], has: true}:
+	case <-m.done:
+		c.Close()
+	}
+}
+
+// Accept implements net.Listener for Raft.
+func (m *mux) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raftCh:
+		return c, nil
+	case <-m.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting, closes forwarded connections and waits for every
+// goroutine of the mux.
+func (m *mux) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+		m.mu.Lock()
+		for c := range m.conns {
+			c.Close()
+		}
+		m.mu.Unlock()
+		m.wg.Wait()
+	})
+	return err
+}
+
+// Addr implements net.Listener.
+func (m *mux) Addr() net.Addr { return m.ln.Addr() }
+
+// Dial implements raft.StreamLayer.
+func (m *mux) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return m.dial(ctx, string(address))
+}
+
+// dial connects to another node's Raft port, with TLS if the node has it
+// (the handshake done, so that a refused certificate fails here).
+func (m *mux) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if m.client == nil {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: m.client}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// prefixConn gives back the byte route read before the rest.
+type prefixConn struct {
+	net.Conn
+	first byte
+	has   bool
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if p.has && len(b) > 0 {
+		b[0], p.has = p.first, false
+		return 1, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// serveForward answers one forwarded request (on the leader).
+func (n *Node) serveForward(c net.Conn) {
+	c.SetDeadline(time.Now().Add(fwdTimeout))
+	r := bufio.NewReader(c)
+	verb, err := r.ReadByte()
+	if err != nil {
+		return
+	}
+	var v uint64
+	switch verb {
+	case fwdApply:
+		var l uint64
+		if l, err = binary.ReadUvarint(r); err != nil {
+			return
+		}
+		if l > maxForward {
+			err = fmt.Errorf("%w: a forwarded command of %d bytes", shmerr.ErrTooLarge, l)
+			break
+		}
+		b := make([]byte, l)
+		if _, err = io.ReadFull(r, b); err != nil {
+			return
+		}
+		var cmd Command
+		if cmd, err = Decode(b); err == nil {
+			// Never forwarded again: if this node stopped leading, the
+			// caller learns it and asks the new leader.
+			v, err = n.applyLocal(context.Background(), cmd)
+		}
+	case fwdRead:
+		v, err = n.readIndex()
+	default:
+		err = fmt.Errorf("%w: forwarded verb %q", shmerr.ErrProtocol, verb)
+	}
+	out := binary.AppendUvarint(nil, v)
+	code, msg := uint64(0), ""
+	if err != nil {
+		code, msg = uint64(proto.CodeOf(err)), err.Error()
+	}
+	out = binary.AppendUvarint(out, code)
+	out = binary.AppendUvarint(out, uint64(len(msg)))
+	c.SetDeadline(time.Now().Add(fwdTimeout))
+	c.Write(append(out, msg...))
+}
+
+// forward sends a request to the leader and returns its answer.
+func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, error) {
+	leaderAddr, leaderID := n.raft.LeaderWithID()
+	if leaderAddr == "" {
+		return 0, fmt.Errorf("%w: no leader is known (an election is under way)", ErrNotLeader)
+	}
+	if leaderID == raft.ServerID(n.cfg.ID) {
+		return 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
+	}
+	c, err := n.mux.dial(ctx, string(leaderAddr))
+	if err != nil {
+		return 0, fmt.Errorf("%w: forward to the leader %s: %v", ErrNotLeader, leaderID, err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(fwdTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	req := []byte{fwdMagic, verb}
+	if verb == fwdApply {
+		req = binary.AppendUvarint(req, uint64(len(cmd)))
+	}
+	bw := bufio.NewWriterSize(c, 1<<20)
+	bw.Write(req)
+	bw.Write(cmd)
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("%w: forward to the leader %s: %v", unknownIfApply(verb), leaderID, err)
+	}
+	r := bufio.NewReader(c)
+	v, err1 := binary.ReadUvarint(r)
+	code, err2 := binary.ReadUvarint(r)
+	l, err3 := binary.ReadUvarint(r)
+	if err := errors.Join(err1, err2, err3); err != nil || l > 1<<16 {
+		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
+	}
+	msg := make([]byte, l)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
+	}
+	if code != 0 {
+		return v, &remoteError{kind: proto.Code(code).Err(), msg: "leader " + string(leaderID) + ": " + string(msg)}
+	}
+	return v, nil
+}
+
+// unknownIfApply: a write whose answer was lost may have committed; a
+// read index that was not answered changed nothing.
+func unknownIfApply(verb byte) error {
+	if verb == fwdApply {
+		return shmerr.ErrUnknownOutcome
+	}
+	return shmerr.ErrUnavailable
+}
+
+// remoteError is an error met elsewhere (on the leader, or before a
+// snapshot was taken), of a kind of package shmerr.
+type remoteError struct {
+	kind error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.kind }
