@@ -254,15 +254,7 @@ func leftObjects(p *proc) []string {
 
 // freeAddr returns a loopback address with a port free a moment ago (a
 // node's Raft address must be known to its peers before it starts).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return shmtest.FreeAddr(t) }
 
 // start runs the child and waits until its control endpoint is up.
 func (p *proc) start(t *testing.T) {

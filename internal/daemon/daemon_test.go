@@ -101,16 +101,7 @@ func checkNoGoroutines(t *testing.T) {
 }
 
 // freePort returns a loopback address nothing listens on at the moment.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freePort(t *testing.T) string { return shmtest.FreeAddr(t) }
 
 // occupied returns a loopback address a listener of the test holds.
 func occupied(t *testing.T) string {

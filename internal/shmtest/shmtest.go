@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -455,4 +456,18 @@ func instanceOf(dataDir string) (string, error) {
 		return "", fmt.Errorf("%s: instance %q, want 8 hex digits", filepath.Join(dataDir, "registry.json"), reg.Instance)
 	}
 	return reg.Instance, nil
+}
+
+// FreeAddr returns a loopback address (127.0.0.1:port) that nothing
+// listened on a moment ago, for a process that must be told its address
+// before it starts (a Raft node's peers, a second listener). Another
+// process may take the port in between; tests that can, listen on port 0.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("FreeAddr: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
