@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,7 @@ type hostFlags struct {
 	busyPoll     time.Duration
 	respListen   string // --resp-listen: the Redis protocol listener (off if empty)
 	respCreate   bool   // --resp-create: SET on a missing key creates its region
+	cluster      clusterFlags
 }
 
 // maxBusyPoll bounds --busy-poll.
@@ -107,6 +109,7 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().BoolVar(&f.respCreate, "resp-create", def.RESPCreate, "let SET on a missing key create a utf8 region for it (see \"Redis protocol\" in the README)")
 	c.Flags().StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) to this file until the host stops")
 	c.Flags().MarkHidden("cpu-profile")
+	addClusterFlags(c, &f.cluster)
 	return c
 }
 
@@ -126,6 +129,13 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	}
 	if err := checkHostFlags(f); err != nil {
 		return err
+	}
+	cc, err := f.cluster.clusterConfig()
+	if err != nil {
+		return err
+	}
+	if cc != nil && f.respListen != "" {
+		return usageError{errors.New("--resp-listen is not available in cluster mode yet (its writes are not replicated): leave it out")}
 	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
@@ -159,6 +169,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	cfg.LockTimeout, cfg.IdleTimeout, cfg.ReadTimeout, cfg.WriteTimeout = f.lockTimeout, f.idleTimeout, f.readTimeout, f.writeTimeout
 	cfg.BusyPoll = f.busyPoll
 	cfg.Logger = logger
+	cfg.Cluster = cc
 	d, err := daemon.Start(ctx, cfg)
 	if err != nil {
 		return err
