@@ -114,8 +114,25 @@ func startNode(cfg Config, h *host.Host, log *slog.Logger) (*cluster.Node, error
 		return nil, fmt.Errorf("cluster node %q: %w", c.Node, err)
 	}
 	log.Info("cluster node started", "node", c.Node, "raft", bind, "peers", len(c.Peers))
+	if !loopbackRaft(bind) {
+		// The host's TLS is not carried to the Raft port yet.
+		log.Warn("the Raft port is plain TCP without authentication: anyone who reaches " + bind + " can take part in the cluster; keep it on loopback or a trusted network")
+	}
 	return n, nil
 }
 
 // Node is the host's cluster node, nil for a single host.
 func (d *Daemon) Node() *cluster.Node { return d.node }
+
+// loopbackRaft reports whether addr binds a loopback address only.
+func loopbackRaft(addr string) bool {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
