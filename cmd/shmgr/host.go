@@ -75,6 +75,7 @@ saves the registry and leaves the regions in place for its next start.`,
   shmgr host --listen 127.0.0.1:9410
   shmgr host --listen :7000 --data-dir /var/lib/shmgr
   shmgr host --resp-listen 127.0.0.1:6380      # also speak Redis: redis-cli -p 6380 GET default
+  shmgr host --node a --peers a=10.0.0.1:9420,b=10.0.0.2:9420,c=10.0.0.3:9420   # one node of a cluster (README: Cluster)
   SHMGR_DATA_DIR=/tmp/shmgr-test shmgr host --listen 127.0.0.1:0`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
