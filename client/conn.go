@@ -42,6 +42,11 @@ type Conn struct {
 	// atomic and not behind mu: a mapped region's writes never wait for a
 	// request on the network.
 	grant atomic.Pointer[grant]
+	// replicated is set when the host is a cluster node: its regions
+	// change only through the cluster's log, so a mapped region's writes
+	// go to the host over TCP (reads stay on the mapping). An atomic for
+	// the reason grant is.
+	replicated atomic.Bool
 	// mon is the liveness check of the host while a mapped region is
 	// open (see hostcheck.go).
 	mon monitor

@@ -105,6 +105,7 @@ func (c *Conn) dial(ctx context.Context) error {
 	c.srv = m.Server
 	c.session = m.Session
 	c.delta = slices.Contains(m.Features, proto.FeatureDelta)
+	c.replicated.Store(slices.Contains(m.Features, proto.FeatureReplicated))
 	c.setState(StateConnected)
 	return nil
 }

@@ -185,6 +185,11 @@ func (r *Region) acquire(ctx context.Context) (*localMap, error) {
 // acquireWrite is acquire for a write: a mapping the connection's token
 // does not let it write is released and refused.
 func (r *Region) acquireWrite(ctx context.Context) (*localMap, error) {
+	if r.conn.replicated.Load() {
+		// A cluster node's region: a write into the mapping would change
+		// this replica behind the log's back. The caller goes over TCP.
+		return nil, nil
+	}
 	m, err := r.acquire(ctx)
 	if m != nil {
 		if err := r.writable(); err != nil {

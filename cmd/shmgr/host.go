@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,7 @@ type hostFlags struct {
 	busyPoll     time.Duration
 	respListen   string // --resp-listen: the Redis protocol listener (off if empty)
 	respCreate   bool   // --resp-create: SET on a missing key creates its region
+	cluster      clusterFlags
 }
 
 // maxBusyPoll bounds --busy-poll.
@@ -73,6 +75,7 @@ saves the registry and leaves the regions in place for its next start.`,
   shmgr host --listen 127.0.0.1:9410
   shmgr host --listen :7000 --data-dir /var/lib/shmgr
   shmgr host --resp-listen 127.0.0.1:6380      # also speak Redis: redis-cli -p 6380 GET default
+  shmgr host --node a --peers a=10.0.0.1:9420,b=10.0.0.2:9420,c=10.0.0.3:9420   # one node of a cluster (README: Cluster)
   SHMGR_DATA_DIR=/tmp/shmgr-test shmgr host --listen 127.0.0.1:0`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -107,6 +110,7 @@ saves the registry and leaves the regions in place for its next start.`,
 	c.Flags().BoolVar(&f.respCreate, "resp-create", def.RESPCreate, "let SET on a missing key create a utf8 region for it (see \"Redis protocol\" in the README)")
 	c.Flags().StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) to this file until the host stops")
 	c.Flags().MarkHidden("cpu-profile")
+	addClusterFlags(c, &f.cluster)
 	return c
 }
 
@@ -126,6 +130,13 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	}
 	if err := checkHostFlags(f); err != nil {
 		return err
+	}
+	cc, err := f.cluster.clusterConfig()
+	if err != nil {
+		return err
+	}
+	if cc != nil && f.respListen != "" {
+		return usageError{errors.New("--resp-listen is not available in cluster mode yet (its writes are not replicated): leave it out")}
 	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
@@ -159,6 +170,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	cfg.LockTimeout, cfg.IdleTimeout, cfg.ReadTimeout, cfg.WriteTimeout = f.lockTimeout, f.idleTimeout, f.readTimeout, f.writeTimeout
 	cfg.BusyPoll = f.busyPoll
 	cfg.Logger = logger
+	cfg.Cluster = cc
 	d, err := daemon.Start(ctx, cfg)
 	if err != nil {
 		return err

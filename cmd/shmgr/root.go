@@ -109,7 +109,7 @@ Another machine:        shmgr read --host 192.168.1.5:9410`,
 		newHostCmd(),
 		newReadCmd(&globals{}), newWriteCmd(&globals{}), newWatchCmd(&globals{}), newLsCmd(&globals{}),
 		newCreateCmd(&globals{}), newRmCmd(&globals{}), newInfoCmd(&globals{}),
-		newBenchCmd(), newTokenCmd(), newVersionCmd(), newGUICmd(),
+		newBenchCmd(), newTokenCmd(), newVersionCmd(), newGUICmd(), newClusterCmd(),
 	)
 	return root
 }

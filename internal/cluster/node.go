@@ -498,6 +498,10 @@ type Status struct {
 	LastIndex    uint64 `json:"last_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// RaftApplied is Raft's own applied index, which counts the entries
+	// the state machine never sees (configuration, a new leader's no-op)
+	// too: CommitIndex - RaftApplied is how far this node lags.
+	RaftApplied uint64 `json:"raft_applied_index"`
 	// Restores counts snapshots this process restored.
 	Restores uint64 `json:"restores"`
 	// Diverged counts regions found written behind the log's back.
@@ -511,7 +515,7 @@ type Status struct {
 func (n *Node) Status() Status {
 	leader, _ := n.Leader()
 	st := Status{ID: n.cfg.ID, State: n.State(), Leader: leader, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(),
-		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), Restores: n.fsm.restores.Load(),
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), RaftApplied: n.raft.AppliedIndex(), Restores: n.fsm.restores.Load(),
 		Diverged: n.fsm.diverged.Load()}
 	st.Staged, st.StagedBytes = n.fsm.staged()
 	return st

@@ -86,6 +86,11 @@ type Config struct {
 	// Logger receives the host's log lines (default: discard). Routine
 	// connection events go to its debug level.
 	Logger *slog.Logger
+
+	// Cluster, if set, makes the host a node of a cluster: its writes
+	// go through the Raft log (see docs/CLUSTER.md). Nil: a single host,
+	// with no Raft in its path.
+	Cluster *ClusterConfig
 }
 
 // Defaults of "shmgr host" and the GUI's Host mode alike.
@@ -155,6 +160,11 @@ func (c Config) Check() error {
 		return errors.New("a TLS key needs a TLS certificate")
 	case c.TLSCert != "" && c.TLSKey == "":
 		return errors.New("a TLS certificate needs its key")
+	case c.Cluster != nil && c.RESPListen != "":
+		// Its writes would go to the local region behind the log.
+		return errors.New("the Redis protocol (--resp-listen) is not available in cluster mode yet")
+	case c.Cluster != nil:
+		return c.Cluster.Check()
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shmgr/shmgr/internal/cluster"
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/metrics"
 	"github.com/shmgr/shmgr/internal/proto"
@@ -38,7 +39,8 @@ type Daemon struct {
 	sec      security
 	def      host.Info // the default region at start
 	metrics  *metrics.Host
-	msrv     *http.Server // nil without Config.Metrics
+	node     *cluster.Node // nil without Config.Cluster
+	msrv     *http.Server  // nil without Config.Metrics
 	maddr    string
 
 	failed chan error     // the first Serve loop that ended unasked (buffered 1)
@@ -133,6 +135,12 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.def = def.Info()
+	if cfg.Cluster != nil {
+		if d.node, err = startNode(cfg, h, log); err != nil {
+			return nil, err
+		}
+		undo.push(func() { d.node.Close() })
+	}
 
 	if d.sec.tls != nil {
 		ln = tls.NewListener(rawsock.WrapListener(ln), d.sec.tls)
@@ -140,7 +148,12 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			respLn = tls.NewListener(rawsock.WrapListener(respLn), d.sec.tls)
 		}
 	}
+	var repl server.Cluster
+	if d.node != nil {
+		repl = d.node
+	}
 	d.srv = server.New(h, server.Config{
+		Cluster:      repl,
 		ServerName:   cfg.ServerName,
 		Limits:       proto.Limits{MaxLine: proto.DefaultMaxLine, MaxPayload: cfg.MaxRequest},
 		LockTimeout:  cfg.LockTimeout,
@@ -250,6 +263,13 @@ func (d *Daemon) teardown() {
 	defer close(d.torn)
 	d.wg.Wait()
 	d.srv.Wait()
+	if d.node != nil {
+		// After the connections (no Apply is under way), before the
+		// host: the FSM applies into it until the node stops.
+		if err := d.node.Close(); err != nil {
+			d.log.Warn("closing the cluster node", "err", err)
+		}
+	}
 	d.saveState()
 	if err := d.h.Close(); err != nil {
 		d.tornErr = fmt.Errorf("saving the registry: %w", err)

@@ -1,6 +1,9 @@
 package proto
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // RegionInfo is the JSON of INFO <id>, of each LIST entry and of CREATE:
 // a region as the host describes it. It never holds an address.
@@ -58,6 +61,11 @@ type HostInfo struct {
 	// Clients lists the open connections (empty for a token limited to
 	// some regions).
 	Clients []ClientInfo `json:"clients"`
+	// Cluster is a cluster node's view of its cluster (the JSON of
+	// server.ClusterInfo: nodes, role, indexes, leader); absent on a
+	// single host. Kept raw here so that proto does not depend on the
+	// cluster package.
+	Cluster json.RawMessage `json:"cluster,omitempty"`
 }
 
 // HostLimits are a host's limits, as INFO reports them.

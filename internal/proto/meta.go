@@ -89,6 +89,11 @@ type Meta struct {
 // FeatureDelta is the Features entry of hosts that send DELTA frames.
 const FeatureDelta = "delta"
 
+// FeatureReplicated is the Features entry of a cluster node: its regions
+// change only through the cluster's log, so a client that maps a region
+// must send its writes to the host, not write the mapping.
+const FeatureReplicated = "replicated"
+
 // ParseMeta parses and checks a metadata line (a trailing newline is
 // allowed). It requires a JSON object whose proto starts with "shmgr/",
 // whose shm_id passes ValidID, whose size is positive and whose layout is

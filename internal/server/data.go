@@ -112,8 +112,12 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 	c.out = proto.AppendOKVersion(c.out, v)
 }
 
-// apply performs a WRITE or SET on the region.
+// apply performs a WRITE or SET on the region, through the cluster's
+// log on a cluster node.
 func (c *conn) apply(hr *host.Region, req *proto.Request) (uint64, error) {
+	if c.s.cfg.Cluster != nil {
+		return c.applyCluster(hr.ID(), req)
+	}
 	o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Conditional: req.HasIfVer, IfVersion: req.IfVersion, Stop: c.halt}
 	if req.HasFence {
 		l, ok := c.leases[string(req.ID)]

@@ -44,12 +44,21 @@ func (c *conn) handle(req *proto.Request) {
 		c.watch(req)
 	case proto.CmdUnwatch:
 		c.unwatch(req)
-	case proto.CmdLock:
-		c.lock(req)
-	case proto.CmdRenew:
-		c.renew(req)
-	case proto.CmdUnlock:
-		c.unlock(req)
+	case proto.CmdLock, proto.CmdRenew, proto.CmdUnlock:
+		if c.s.cfg.Cluster != nil {
+			// A lease lives on one host; its fencing tokens must come
+			// from the log to hold across hosts.
+			c.refuseInCluster("leases (LOCK, RENEW, UNLOCK)")
+			return
+		}
+		switch req.Cmd {
+		case proto.CmdLock:
+			c.lock(req)
+		case proto.CmdRenew:
+			c.renew(req)
+		default:
+			c.unlock(req)
+		}
 	default:
 		c.refuse(proto.CodeUnknownCommand, req.Cmd.String()+" is not supported by this host")
 	}

@@ -19,12 +19,23 @@ func (c *conn) meta(r *host.Region) proto.Meta {
 		LockOffset: in.LockOffset, LenOffset: in.LenOffset, DataOffset: in.DataOffset, MaxDataSize: in.MaxDataSize,
 		Version: in.Version, OSName: in.OSName, CtlName: in.CtlName, OSKind: in.OSKind,
 		Nonce: in.Nonce, Durable: in.Durable, Created: in.Created, Auth: c.s.authMode(), Session: c.session,
-		Features: features, MaxWrite: in.MaxWrite, Footprint: in.Footprint,
+		Features: c.s.features(), MaxWrite: in.MaxWrite, Footprint: in.Footprint,
 	}
 }
 
 // features is the metadata line's features list.
 var features = []string{proto.FeatureDelta}
+
+// clusterFeatures is a cluster node's.
+var clusterFeatures = []string{proto.FeatureDelta, proto.FeatureReplicated}
+
+// features is the metadata line's features list for this server.
+func (s *Server) features() []string {
+	if s.cfg.Cluster != nil {
+		return clusterFeatures
+	}
+	return features
+}
 
 // HostInfo is the JSON of INFO without an id.
 type HostInfo = proto.HostInfo

@@ -21,7 +21,13 @@ type RESPConfig struct {
 // speak RESP2 (or RESP3 after HELLO 3) instead of the shmgr protocol,
 // with the same tokens, grants, limits, metrics and logs, served by the
 // same connection loop machinery (raw sockets, busy polling, batching).
-func (s *Server) ServeRESP(ln net.Listener) error { return s.serve(ln, true) }
+// A cluster node refuses it (its writes are not replicated yet).
+func (s *Server) ServeRESP(ln net.Listener) error {
+	if s.cfg.Cluster != nil {
+		return fmt.Errorf("the Redis protocol is %w", errClusterOnly)
+	}
+	return s.serve(ln, true)
+}
 
 // respConn is what a RESP connection keeps beside its conn. The reading
 // goroutine owns it, except subs (under conn.smu, shared with respPush).

@@ -73,6 +73,11 @@ type Config struct {
 	Debugf func(format string, args ...any)
 	// RESP configures the Redis protocol listener (ServeRESP).
 	RESP RESPConfig
+	// Cluster, if set, is the cluster node this host belongs to: WRITE,
+	// SET, CREATE and DELETE then go through its log and are answered
+	// once committed, and the write forms it cannot replicate yet
+	// (fenced writes, leases) are refused. Reads stay local.
+	Cluster Cluster
 }
 
 // DefaultBusyPoll is the BusyPoll of "shmgr host" and of the GUI's host

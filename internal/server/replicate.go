@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/shmgr/shmgr/internal/cluster"
+	"github.com/shmgr/shmgr/internal/proto"
+)
+
+// Cluster is what the server needs of a cluster node (*cluster.Node):
+// committing a command, and what INFO reports.
+type Cluster interface {
+	// Apply commits cmd through the log (forwarding it to the leader)
+	// and returns the region's version after it.
+	Apply(ctx context.Context, cmd cluster.Command) (uint64, error)
+	// Status is the node's own view of the cluster.
+	Status() cluster.Status
+	// Members lists the cluster's servers.
+	Members() ([]cluster.Member, error)
+	// IsLeader reports whether this node leads: the leader has applied a
+	// command when Apply returns, a follower a replication lag later.
+	IsLeader() bool
+	// Barrier returns once this node has applied every write committed
+	// before the call.
+	Barrier(ctx context.Context) error
+}
+
+// errClusterOnly is the refusal of a write form the cluster cannot
+// replicate yet: served locally it would change one replica behind the
+// log's back.
+var errClusterOnly = errors.New("not available in cluster mode yet")
+
+// refuseInCluster answers a request the cluster cannot replicate yet.
+func (c *conn) refuseInCluster(what string) {
+	c.refuse(proto.CodeForbidden, fmt.Sprintf("%v: %s", errClusterOnly, what))
+}
+
+// applyCluster commits a WRITE or SET through the cluster's log. A keyed
+// SET carries a request id made of its (cid, seq), so that a retry that
+// reaches another host of the cluster (after the leader died) is answered
+// by the log's idempotency records, not applied again.
+func (c *conn) applyCluster(id string, req *proto.Request) (uint64, error) {
+	if req.HasFence {
+		return 0, fmt.Errorf("%w: fenced writes (lock= tokens)", errClusterOnly)
+	}
+	cmd := cluster.Command{Op: cluster.OpWrite, ID: id, Data: req.Payload, Conditional: req.HasIfVer, IfVersion: req.IfVersion}
+	if req.HasAt {
+		cmd.Op, cmd.Off = cluster.OpWriteAt, req.Offset
+	}
+	if req.ClientID != nil {
+		cmd.Request = requestID(req.ClientID, req.Seq)
+	}
+	return c.clusterApply(cmd)
+}
+
+// applyTimeout bounds one replicated request: long enough to ride out
+// an election (about a second), short enough that a cluster with no
+// majority answers rather than hangs.
+const applyTimeout = 10 * time.Second
+
+// clusterApply commits cmd, bounded by applyTimeout. On a follower it
+// then waits until this node has applied it too, so that a client reads
+// its own acknowledged write on the host it wrote through (and CREATE
+// can answer with the local region). If that wait fails the command is
+// committed all the same: the answer says so, and the node catches up.
+func (c *conn) clusterApply(cmd cluster.Command) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+	defer cancel()
+	cl := c.s.cfg.Cluster
+	v, err := cl.Apply(ctx, cmd)
+	if err == nil && !cl.IsLeader() {
+		if berr := cl.Barrier(ctx); berr != nil {
+			c.s.cfg.Logf("cluster: %s %q committed, but this node has not applied it yet: %v", cmd.Op, cmd.ID, berr)
+		}
+	}
+	return v, err
+}
+
+// ClusterInfo is the "cluster" object of INFO on a cluster node: this
+// node's view (its own indexes; the others' are on their hosts).
+type ClusterInfo struct {
+	cluster.Status
+	// Lag is how many committed entries this node has yet to apply.
+	Lag uint64 `json:"lag"`
+	// Members are the cluster's servers; Leader marks the one this node
+	// follows.
+	Members []ClusterMember `json:"members"`
+	// Error is why the members could not be listed, if they could not.
+	Error string `json:"error,omitempty"`
+}
+
+// ClusterMember is one server of the cluster.
+type ClusterMember struct {
+	cluster.Member
+	Leader bool `json:"leader"`
+}
+
+// clusterInfo is INFO's cluster object, nil on a single host.
+func (c *conn) clusterInfo() *ClusterInfo {
+	cl := c.s.cfg.Cluster
+	if cl == nil {
+		return nil
+	}
+	st := cl.Status()
+	ci := &ClusterInfo{Status: st}
+	if st.CommitIndex > st.RaftApplied {
+		ci.Lag = st.CommitIndex - st.RaftApplied
+	}
+	ms, err := cl.Members()
+	if err != nil {
+		ci.Error = err.Error()
+	}
+	for _, m := range ms {
+		ci.Members = append(ci.Members, ClusterMember{Member: m, Leader: m.ID == st.Leader})
+	}
+	return ci
+}
+
+// requestID names a keyed write in the log: a hash of its client id and
+// sequence number, never 0 (0 means "no id").
+func requestID(cid []byte, seq uint64) uint64 {
+	h := fnv.New64a()
+	h.Write(cid)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], seq)
+	h.Write(b[:])
+	return h.Sum64() | 1
+}
