@@ -23,13 +23,7 @@ func (h *Host) Delete(id string) error {
 	if err != nil {
 		return err
 	}
-	r.hub.shutdown(true)
-	r.mu.Lock()
-	r.r.Retire()
-	r.gone = true
-	r.unmap()
-	r.mu.Unlock()
-	removeObjects(r.entry)
+	r.retire()
 	h.mu.Lock()
 	delete(h.deleting, id)
 	h.mu.Unlock()
@@ -67,6 +61,19 @@ func (h *Host) forget(id string) (*Region, error) {
 	delete(h.regions, id)
 	h.deleting[id] = true
 	return r, nil
+}
+
+// retire ends a region the host has forgotten: its watchers are told it
+// is gone, processes that mapped it see it retired, and once every
+// Region.Do on it has returned it is unmapped and its objects removed.
+func (r *Region) retire() {
+	r.hub.shutdown(true)
+	r.mu.Lock()
+	r.r.Retire()
+	r.gone = true
+	r.unmap()
+	r.mu.Unlock()
+	removeObjects(r.entry)
 }
 
 func removeObjects(e registry.Entry) {

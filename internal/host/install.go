@@ -28,13 +28,7 @@ func (h *Host) Install(id string, o CreateOptions, content []byte, version uint6
 	if old, ok := h.regions[id]; ok {
 		h.table.Delete(id)
 		delete(h.regions, id)
-		old.hub.shutdown(true)
-		old.mu.Lock()
-		old.r.Retire()
-		old.gone = true
-		old.unmap()
-		old.mu.Unlock()
-		removeObjects(old.entry)
+		old.retire()
 	}
 	r, err := h.createLocked(id, o)
 	if err == nil {
