@@ -190,10 +190,37 @@ func Open(cfg Config) (*Host, []string, error) {
 		lock.Close()
 		return nil, report, err
 	}
-	h.wg.Add(2)
-	go h.persistLoop()
-	go h.objectsLoop()
+	h.every(h.cfg.PersistEvery, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err := h.persistLocked(); err != nil {
+			h.cfg.Logf("persist: %v", err)
+		}
+	})
+	h.every(h.cfg.CheckEvery, func() {
+		for _, line := range h.checkObjects() {
+			h.cfg.Logf("%s", line)
+		}
+	})
 	return h, report, nil
+}
+
+// every runs fn every d, on a goroutine of the host's, until it closes.
+func (h *Host) every(d time.Duration, fn func()) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
 }
 
 // HostID identifies this machine (see shm.HostID).

@@ -1,28 +1,6 @@
 package host
 
-import (
-	"time"
-
-	"github.com/shmgr/shmgr/internal/region"
-)
-
-func (h *Host) persistLoop() {
-	defer h.wg.Done()
-	t := time.NewTicker(h.cfg.PersistEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-			h.mu.Lock()
-			if err := h.persistLocked(); err != nil {
-				h.cfg.Logf("persist: %v", err)
-			}
-			h.mu.Unlock()
-		}
-	}
-}
+import "github.com/shmgr/shmgr/internal/region"
 
 // persistLocked records current versions and flushes durable regions.
 func (h *Host) persistLocked() error {

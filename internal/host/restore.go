@@ -14,24 +14,6 @@ import (
 // behind its back (Config.CheckEvery).
 const DefaultCheckEvery = time.Second
 
-// objectsLoop looks for vanished objects every CheckEvery until the host
-// closes.
-func (h *Host) objectsLoop() {
-	defer h.wg.Done()
-	t := time.NewTicker(h.cfg.CheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-			for _, line := range h.checkObjects() {
-				h.cfg.Logf("%s", line)
-			}
-		}
-	}
-}
-
 // checkObjects restores every region whose data object or control block
 // was removed behind the host's back (rm /dev/shm/shmgr-..., a cleanup
 // script): the host still maps it, so its content is copied into a new
