@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/shmerr"
@@ -112,6 +113,7 @@ type Node struct {
 	trans *raft.NetworkTransport
 	mux   *mux
 	logs  *wal.WAL
+	meta  *metadb.BoltMetaDB // the log's; closed by closeLogs
 	snaps *raft.FileSnapshotStore
 }
 
@@ -165,27 +167,30 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.LogSegmentSize == 0 {
 		cfg.LogSegmentSize = wal.DefaultSegmentSize
 	}
-	if n.logs, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(rc.Logger.Named("wal")), wal.WithSegmentSize(cfg.LogSegmentSize)); err != nil {
+	n.meta = &metadb.BoltMetaDB{}
+	if n.logs, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(rc.Logger.Named("wal")), wal.WithSegmentSize(cfg.LogSegmentSize),
+		wal.WithMetaStore(n.meta)); err != nil {
+		n.meta.Close()
 		return nil, fmt.Errorf("cluster: open the log: %w", err)
 	}
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, rc.Logger.Named("snapshots")); err != nil {
-		n.logs.Close()
+		n.closeLogs()
 		return nil, fmt.Errorf("cluster: snapshots: %w", err)
 	}
 	if err := n.prepare(); err != nil {
-		n.logs.Close()
+		n.closeLogs()
 		return nil, err
 	}
 	var serverTLS, clientTLS *tls.Config
 	if cfg.TLS != nil {
 		if serverTLS, clientTLS, err = cfg.TLS.configs(); err != nil {
-			n.logs.Close()
+			n.closeLogs()
 			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.Bind)
 	if err != nil {
-		n.logs.Close()
+		n.closeLogs()
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 	}
 	if serverTLS != nil {
@@ -546,5 +551,12 @@ func (n *Node) close() error {
 	if n.mux != nil {
 		n.mux.Close()
 	}
-	return errors.Join(err, n.logs.Close())
+	return errors.Join(err, n.closeLogs())
+}
+
+// closeLogs closes the log and its metadata database. raft-wal's Close
+// leaves the latter open, and with it the flock on its file: a node
+// started again in the same process would wait for that lock for good.
+func (n *Node) closeLogs() error {
+	return errors.Join(n.logs.Close(), n.meta.Close())
 }
