@@ -22,10 +22,10 @@ const (
 type argRule uint8
 
 const (
-	argNone  argRule = iota
-	argRange         // GET: an optional "<offset> <length>" pair
-	argToken         // RENEW, UNLOCK: the fencing token
-	argCluster       // CLUSTER: a subcommand and its arguments
+	argNone    argRule = iota
+	argRange           // GET: an optional "<offset> <length>" pair
+	argToken           // RENEW, UNLOCK: the fencing token
+	argCluster         // CLUSTER: a subcommand and its arguments
 )
 
 // command is one row of the commands table.
