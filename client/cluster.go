@@ -32,7 +32,9 @@ func (c *Conn) ClusterAdd(ctx context.Context, name, addr, fingerprint string) e
 	if err := checkID(name); err != nil {
 		return err
 	}
-	return c.doOK(ctx, func(b []byte) []byte { return proto.AppendClusterAdd(b, []byte(name), []byte(addr), []byte(fingerprint)) })
+	return c.doOK(ctx, func(b []byte) []byte {
+		return proto.AppendClusterAdd(b, []byte(name), []byte(addr), []byte(fingerprint))
+	})
 }
 
 // ClusterRemove removes node name from the cluster. It needs the admin
