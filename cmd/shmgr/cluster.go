@@ -315,13 +315,15 @@ func printCluster(out io.Writer, addr string, ci *server.ClusterInfo) error {
 		return tw.Flush()
 	}
 	fmt.Fprintln(tw, "NODE\tRAFT ADDRESS\tVOTER\tROLE\tAPPLIED\tCOMMITTED\tLAG")
+	var why []string
 	for _, n := range ci.Nodes {
 		name := n.ID
 		if n.ID == ci.ID {
 			name += "*"
 		}
 		if !n.Reachable {
-			fmt.Fprintf(tw, "%s\t%s\t%v\tunreachable: %s\t-\t-\t-\n", name, n.Address, n.Voter, oneLine(n.Error))
+			fmt.Fprintf(tw, "%s\t%s\t%v\tunreachable\t-\t-\t-\n", name, n.Address, n.Voter)
+			why = append(why, fmt.Sprintf("%s unreachable: %s", n.ID, oneLine(n.Error)))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\n", name, n.Address, n.Voter, strings.ToLower(n.State), n.AppliedIndex, n.CommitIndex, n.Lag)
@@ -329,15 +331,18 @@ func printCluster(out io.Writer, addr string, ci *server.ClusterInfo) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(out, "(* this node)")
-	return err
+	fmt.Fprintln(out, "(* this node)")
+	for _, w := range why {
+		fmt.Fprintln(out, w)
+	}
+	return nil
 }
 
 // oneLine keeps an error message on one short line.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 100 {
-		s = s[:97] + "..."
+	if len(s) > 200 {
+		s = s[:197] + "..."
 	}
 	return s
 }

@@ -388,6 +388,7 @@ func TestClusterMembershipCLI(t *testing.T) {
 	if !strings.Contains(out, "unreachable") || !strings.Contains(out, "APPLIED") {
 		t.Errorf("cluster status text:\n%s", out)
 	}
+	t.Logf("cluster status with %s down:\n%s", other, out)
 }
 
 // TestClusterTLSMembership: three hosts with --tls pin each other's
@@ -456,6 +457,9 @@ func TestClusterTLSMembership(t *testing.T) {
 	}
 	if out, _, _ := d.cli(t, "read"); out != "" {
 		t.Errorf("d, pinned to another certificate, holds %q", out)
+	}
+	if _, _, code := d.cli(t, "write", "--timeout", "5s", "from d, refused"); code == 0 {
+		t.Error("d, pinned to another certificate, had a write acknowledged")
 	}
 	// Added again with its own fingerprint (the address's pin changes),
 	// it catches up: nobody restarts.
