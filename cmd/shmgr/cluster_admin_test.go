@@ -315,6 +315,9 @@ func TestClusterMembershipCLI(t *testing.T) {
 	if _, errOut, code := single.CLI(t, nil, "cluster", "add", "d", "127.0.0.1:1"); code == 0 || !strings.Contains(errOut, "not a cluster node") {
 		t.Errorf("cluster add on a single host: exit %d, stderr %q", code, errOut)
 	}
+	if _, errOut, code := single.CLI(t, nil, "cluster", "status"); code == 0 || !strings.Contains(errOut, "not a cluster node") {
+		t.Errorf("cluster status on a single host: exit %d, stderr %q", code, errOut)
+	}
 
 	d := &member{raft: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	d.h = startHostAt(t, filepath.Join(t.TempDir(), "d"), "--node", "d", "--raft", d.raft, "--join")

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -161,5 +163,33 @@ func TestClusterRefusesPlainRaftBeyondLoopback(t *testing.T) {
 	cfg.Cluster.Raft = "0.0.0.0:0"
 	if _, err := Start(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "add --tls") {
 		t.Fatalf("Start with a plain Raft port on 0.0.0.0: %v, want a refusal saying to add --tls", err)
+	}
+}
+
+// TestParseFingerprints: --peer-fingerprints, inline or from a file,
+// normalized; bad entries say which and why.
+func TestParseFingerprints(t *testing.T) {
+	fp := strings.Repeat("AB:", 31) + "AB"
+	norm := strings.Repeat("ab", 32)
+	file := filepath.Join(t.TempDir(), "fps")
+	if err := os.WriteFile(file, []byte("# the members\na="+fp+"\n\nb="+norm+", c="+norm+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"a=" + fp + ",b=" + norm + ",c=" + norm, "@" + file} {
+		got, err := ParseFingerprints(in)
+		if err != nil || len(got) != 3 || got["a"] != norm || got["b"] != norm || got["c"] != norm {
+			t.Errorf("ParseFingerprints(%q) = %v, %v; want a, b and c normalized", in, got, err)
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"a", "write it as NAME=FINGERPRINT"},
+		{"a=" + fp + ",a=" + fp, `node "a"'s fingerprint is given twice`},
+		{"a=12", `node "a": fingerprint "12"`},
+		{",", "no fingerprints"},
+		{"@" + filepath.Join(t.TempDir(), "none"), "fingerprint file"},
+	} {
+		if _, err := ParseFingerprints(tt.in); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseFingerprints(%q) = %v, want an error with %q", tt.in, err, tt.want)
+		}
 	}
 }
