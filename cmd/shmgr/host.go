@@ -75,7 +75,8 @@ saves the registry and leaves the regions in place for its next start.`,
   shmgr host --listen 127.0.0.1:9410
   shmgr host --listen :7000 --data-dir /var/lib/shmgr
   shmgr host --resp-listen 127.0.0.1:6380      # also speak Redis: redis-cli -p 6380 GET default
-  shmgr host --node a --peers a=10.0.0.1:9420,b=10.0.0.2:9420,c=10.0.0.3:9420   # one node of a cluster (README: Cluster)
+  shmgr host --node a --peers a=10.0.0.1:9420,b=10.0.0.2:9420,c=10.0.0.3:9420 --tls --peer-fingerprints a=FP,b=FP,c=FP   # one node of a cluster (README: Cluster)
+  shmgr host --node d --raft 10.0.0.4:9420 --join --tls --peer-fingerprints a=FP,b=FP,c=FP   # then: shmgr cluster add d 10.0.0.4:9420 --fingerprint FP
   SHMGR_DATA_DIR=/tmp/shmgr-test shmgr host --listen 127.0.0.1:0`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -131,7 +132,7 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	if err := checkHostFlags(f); err != nil {
 		return err
 	}
-	cc, err := f.cluster.clusterConfig()
+	cc, err := f.cluster.clusterConfig(f.tls || f.tlsCert != "")
 	if err != nil {
 		return err
 	}

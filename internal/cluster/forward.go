@@ -24,14 +24,28 @@ import (
 // every connection with an RPC type (0 to 4), a forwarded request with
 // fwdMagic.
 //
-// Request: a verb byte, then for fwdApply a uvarint length and an encoded
-// Command. Reply: a uvarint (the version, or the read index), a uvarint
-// proto.Code (0: no error) and a uvarint-length error message.
+// Request: a verb byte, then for every verb but fwdRead a uvarint length
+// and a body: an encoded Command (fwdApply), a membership change
+// (members.go: fwdAdd, fwdRemove, fwdLeader) or nothing (fwdStatus).
+// Reply: a uvarint (the version, or the read index), a uvarint proto.Code
+// (0: no error) and a uvarint-length message: the error's, or for
+// fwdStatus the node's Status as JSON.
 const (
-	fwdMagic = 'F'
-	fwdApply = 'A'
-	fwdRead  = 'R'
+	fwdMagic  = 'F'
+	fwdApply  = 'A'
+	fwdRead   = 'R'
+	fwdAdd    = 'V'
+	fwdRemove = 'X'
+	fwdLeader = 'L'
+	fwdStatus = 'S'
 )
+
+// maxAdminBody bounds the body of a forwarded request that is not a
+// command (a membership change: two names, an address, a fingerprint).
+const maxAdminBody = 4096
+
+// maxReplyMsg bounds a reply's message.
+const maxReplyMsg = 1 << 16
 
 // maxForward bounds a forwarded command: the largest region (4 GiB) and
 // its header.
@@ -44,8 +58,10 @@ const fwdTimeout = 2 * time.Minute
 // mux is the raft.StreamLayer over the node's listener: Raft's connections
 // go to Accept, forwarded requests to handle.
 type mux struct {
-	ln     net.Listener
-	client *tls.Config // nil: plain TCP
+	ln net.Listener
+	// client makes the TLS config of a dial to a peer whose pinned
+	// fingerprint is want ("" if none is pinned); nil: plain TCP.
+	client func(want string) *tls.Config
 	handle func(net.Conn)
 	raftCh chan net.Conn
 	done   chan struct{}
@@ -57,7 +73,7 @@ type mux struct {
 	conns map[net.Conn]struct{}
 }
 
-func newMux(ln net.Listener, client *tls.Config, handle func(net.Conn)) *mux {
+func newMux(ln net.Listener, client func(string) *tls.Config, handle func(net.Conn)) *mux {
 	m := &mux{ln: ln, client: client, handle: handle, raftCh: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.serve()
@@ -158,13 +174,16 @@ func (m *mux) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn,
 }
 
 // dial connects to another node's Raft port, with TLS if the node has it
-// (the handshake done, so that a refused certificate fails here).
-func (m *mux) dial(ctx context.Context, addr string) (net.Conn, error) {
+// (the handshake done, so that a refused certificate fails here). address
+// is as the configuration holds it: with the peer's pinned fingerprint if
+// it has one (see pinnedAddress), which the peer must then present.
+func (m *mux) dial(ctx context.Context, address string) (net.Conn, error) {
+	addr, want := splitPin(address)
 	if m.client == nil {
 		d := net.Dialer{Timeout: 10 * time.Second}
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: m.client}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: m.client(want)}
 	return d.DialContext(ctx, "tcp", addr)
 }
 
@@ -183,7 +202,8 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 	return p.Conn.Read(b)
 }
 
-// serveForward answers one forwarded request (on the leader).
+// serveForward answers one forwarded request (on the leader; fwdStatus on
+// any node).
 func (n *Node) serveForward(c net.Conn) {
 	c.SetDeadline(time.Now().Add(fwdTimeout))
 	r := bufio.NewReader(c)
@@ -191,36 +211,53 @@ func (n *Node) serveForward(c net.Conn) {
 	if err != nil {
 		return
 	}
-	var v uint64
-	switch verb {
-	case fwdApply:
+	var body []byte
+	if verb != fwdRead {
 		var l uint64
 		if l, err = binary.ReadUvarint(r); err != nil {
 			return
 		}
-		if l > maxForward {
-			err = fmt.Errorf("%w: a forwarded command of %d bytes", shmerr.ErrTooLarge, l)
-			break
+		limit := uint64(maxAdminBody)
+		if verb == fwdApply {
+			limit = maxForward
 		}
-		b := make([]byte, l)
-		if _, err = io.ReadFull(r, b); err != nil {
-			return
+		if l > limit {
+			err = fmt.Errorf("%w: a forwarded request of %d bytes (at most %d)", shmerr.ErrTooLarge, l, limit)
+		} else {
+			body = make([]byte, l)
+			if _, err := io.ReadFull(r, body); err != nil {
+				return
+			}
 		}
-		var cmd Command
-		if cmd, err = Decode(b); err == nil {
-			// Never forwarded again: if this node stopped leading, the
-			// caller learns it and asks the new leader.
-			v, err = n.applyLocal(context.Background(), cmd)
+	}
+	var v uint64
+	var msg string
+	if err == nil {
+		switch verb {
+		case fwdApply:
+			var cmd Command
+			if cmd, err = Decode(body); err == nil {
+				// Never forwarded again: if this node stopped leading, the
+				// caller learns it and asks the new leader.
+				v, err = n.applyLocal(context.Background(), cmd)
+			}
+		case fwdRead:
+			v, err = n.readIndex()
+		case fwdAdd, fwdRemove, fwdLeader:
+			err = n.serveChange(verb, body)
+		case fwdStatus:
+			msg, err = n.statusJSON()
+		default:
+			err = fmt.Errorf("%w: forwarded verb %q", shmerr.ErrProtocol, verb)
 		}
-	case fwdRead:
-		v, err = n.readIndex()
-	default:
-		err = fmt.Errorf("%w: forwarded verb %q", shmerr.ErrProtocol, verb)
 	}
 	out := binary.AppendUvarint(nil, v)
-	code, msg := uint64(0), ""
+	code := uint64(0)
 	if err != nil {
 		code, msg = uint64(proto.CodeOf(err)), err.Error()
+	}
+	if len(msg) > maxReplyMsg {
+		msg = msg[:maxReplyMsg]
 	}
 	out = binary.AppendUvarint(out, code)
 	out = binary.AppendUvarint(out, uint64(len(msg)))
@@ -229,7 +266,7 @@ func (n *Node) serveForward(c net.Conn) {
 }
 
 // forward sends a request to the leader and returns its answer.
-func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, error) {
+func (n *Node) forward(ctx context.Context, verb byte, body []byte) (uint64, error) {
 	leaderAddr, leaderID := n.raft.LeaderWithID()
 	if leaderAddr == "" {
 		return 0, fmt.Errorf("%w: no leader is known (an election is under way)", ErrNotLeader)
@@ -237,9 +274,19 @@ func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, erro
 	if leaderID == raft.ServerID(n.cfg.ID) {
 		return 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
 	}
-	c, err := n.mux.dial(ctx, string(leaderAddr))
+	v, _, err := n.call(ctx, string(leaderAddr), "the leader "+string(leaderID), verb, body)
+	return v, err
+}
+
+// call sends one request to the node at address (who names it in
+// errors) and returns its answer: the number and the message.
+func (n *Node) call(ctx context.Context, address, who string, verb byte, body []byte) (uint64, string, error) {
+	c, err := n.mux.dial(ctx, address)
 	if err != nil {
-		return 0, fmt.Errorf("%w: forward to the leader %s: %v", ErrNotLeader, leaderID, err)
+		if verb == fwdStatus {
+			return 0, "", fmt.Errorf("%w: %s: %v", shmerr.ErrUnavailable, who, err)
+		}
+		return 0, "", fmt.Errorf("%w: forward to %s: %v", ErrNotLeader, who, err)
 	}
 	defer c.Close()
 	deadline := time.Now().Add(fwdTimeout)
@@ -248,39 +295,40 @@ func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, erro
 	}
 	c.SetDeadline(deadline)
 	req := []byte{fwdMagic, verb}
-	if verb == fwdApply {
-		req = binary.AppendUvarint(req, uint64(len(cmd)))
+	if verb != fwdRead {
+		req = binary.AppendUvarint(req, uint64(len(body)))
 	}
 	bw := bufio.NewWriterSize(c, 1<<20)
 	bw.Write(req)
-	bw.Write(cmd)
+	bw.Write(body)
 	if err := bw.Flush(); err != nil {
-		return 0, fmt.Errorf("%w: forward to the leader %s: %v", unknownIfApply(verb), leaderID, err)
+		return 0, "", fmt.Errorf("%w: forward to %s: %v", unknownIfApply(verb), who, err)
 	}
 	r := bufio.NewReader(c)
 	v, err1 := binary.ReadUvarint(r)
 	code, err2 := binary.ReadUvarint(r)
 	l, err3 := binary.ReadUvarint(r)
-	if err := errors.Join(err1, err2, err3); err != nil || l > 1<<16 {
-		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
+	if err := errors.Join(err1, err2, err3); err != nil || l > maxReplyMsg {
+		return 0, "", fmt.Errorf("%w: %s's answer was lost: %v", unknownIfApply(verb), who, err)
 	}
 	msg := make([]byte, l)
 	if _, err := io.ReadFull(r, msg); err != nil {
-		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
+		return 0, "", fmt.Errorf("%w: %s's answer was lost: %v", unknownIfApply(verb), who, err)
 	}
 	if code != 0 {
-		return v, &remoteError{kind: proto.Code(code).Err(), msg: "leader " + string(leaderID) + ": " + string(msg)}
+		return v, "", &remoteError{kind: proto.Code(code).Err(), msg: who + ": " + string(msg)}
 	}
-	return v, nil
+	return v, string(msg), nil
 }
 
-// unknownIfApply: a write whose answer was lost may have committed; a
-// read index that was not answered changed nothing.
+// unknownIfApply: a write or membership change whose answer was lost may
+// have committed; a read index or status that was not answered changed
+// nothing.
 func unknownIfApply(verb byte) error {
-	if verb == fwdApply {
-		return shmerr.ErrUnknownOutcome
+	if verb == fwdRead || verb == fwdStatus {
+		return shmerr.ErrUnavailable
 	}
-	return shmerr.ErrUnavailable
+	return shmerr.ErrUnknownOutcome
 }
 
 // remoteError is an error met elsewhere (on the leader, or before a

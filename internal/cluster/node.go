@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,6 +29,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/shmerr"
 )
@@ -115,6 +117,10 @@ type Node struct {
 	logs  *wal.WAL
 	meta  *metadb.BoltMetaDB // the log's; closed by closeLogs
 	snaps *raft.FileSnapshotStore
+	// raftRef is raft for the TLS handshakes, which begin before Start
+	// has set raft; static are Config.TLS's pins (see Node.accepts).
+	raftRef atomic.Pointer[raft.Raft]
+	static  map[string]bool
 }
 
 type logWriter func(string, ...any)
@@ -181,9 +187,14 @@ func Start(cfg Config) (*Node, error) {
 		n.closeLogs()
 		return nil, err
 	}
-	var serverTLS, clientTLS *tls.Config
+	var serverTLS *tls.Config
+	var clientTLS func(string) *tls.Config
 	if cfg.TLS != nil {
-		if serverTLS, clientTLS, err = cfg.TLS.configs(); err != nil {
+		if n.static, err = cfg.TLS.staticPins(); err != nil {
+			n.closeLogs()
+			return nil, err
+		}
+		if serverTLS, clientTLS, err = cfg.TLS.configs(n.accepts); err != nil {
 			n.closeLogs()
 			return nil, err
 		}
@@ -208,10 +219,16 @@ func Start(cfg Config) (*Node, error) {
 		n.close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.raftRef.Store(n.raft)
 	if !existing && len(cfg.Peers) > 0 {
 		var conf raft.Configuration
 		for _, id := range sortedKeys(cfg.Peers) {
-			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(cfg.Peers[id])})
+			addr := cfg.Peers[id]
+			if cfg.TLS != nil && cfg.TLS.Fingerprints[id] != "" {
+				fp, _ := certs.NormalizeFingerprint(cfg.TLS.Fingerprints[id]) // checked by staticPins
+				addr = pinnedAddress(addr, fp)
+			}
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
 		}
 		if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.Close()
@@ -412,6 +429,9 @@ type Member struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	Voter   bool   `json:"voter"`
+	// Fingerprint is the SHA-256 fingerprint the configuration pins for
+	// the member's certificate (lower-case hex), "" without TLS.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // Members returns the cluster's configuration as this node knows it.
@@ -422,55 +442,10 @@ func (n *Node) Members() ([]Member, error) {
 	}
 	var out []Member
 	for _, s := range f.Configuration().Servers {
-		out = append(out, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		addr, fp := splitPin(string(s.Address))
+		out = append(out, Member{ID: string(s.ID), Address: addr, Voter: s.Suffrage == raft.Voter, Fingerprint: fp})
 	}
 	return out, nil
-}
-
-// AddVoter adds node id at its Raft address addr as a voter (on the
-// leader). The new node is started with no Peers and an empty host and
-// data directory; the leader then sends it a snapshot and the log.
-func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
-	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout(ctx)).Error(); err != nil {
-		return n.raftErr(err)
-	}
-	return nil
-}
-
-// RemoveServer removes node id from the cluster (on the leader).
-func (n *Node) RemoveServer(ctx context.Context, id string) error {
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeout(ctx)).Error(); err != nil {
-		return n.raftErr(err)
-	}
-	return nil
-}
-
-// TransferLeadership hands leadership to node id (any up-to-date voter
-// if id is empty), on the leader.
-func (n *Node) TransferLeadership(id string) error {
-	var f raft.Future
-	if id == "" {
-		f = n.raft.LeadershipTransfer()
-	} else {
-		ms, err := n.Members()
-		if err != nil {
-			return err
-		}
-		addr := ""
-		for _, m := range ms {
-			if m.ID == id {
-				addr = m.Address
-			}
-		}
-		if addr == "" {
-			return fmt.Errorf("%w: no member %q", shmerr.ErrNotFound, id)
-		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
-	}
-	if err := f.Error(); err != nil {
-		return n.raftErr(err)
-	}
-	return nil
 }
 
 // IsLeader reports whether this node is the leader now.
@@ -480,7 +455,8 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // known.
 func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()
-	return string(i), string(a)
+	addr, _ = splitPin(string(a))
+	return string(i), addr
 }
 
 // State returns the node's Raft role: "Leader", "Follower", "Candidate"

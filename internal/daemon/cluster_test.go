@@ -2,11 +2,18 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shmgr/shmgr/client"
+	"github.com/shmgr/shmgr/internal/certs"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -83,4 +90,106 @@ func TestClusterNode(t *testing.T) {
 	// leaves its meta database's flock held after Close, so a second
 	// Start in one process would block on it. cmd/shmgr restarts a node
 	// as a new process.
+}
+
+// TestClusterNodeTLS: a cluster host with TLS runs its Raft port on the
+// host's certificate: a node that presents the host's own certificate (a
+// member's) is answered, a program with another certificate, or plain
+// TCP, is not; Members carries the host's pinned fingerprint.
+func TestClusterNodeTLS(t *testing.T) {
+	dir := t.TempDir()
+	cleanShm(t, dir)
+	cfg, raft := clusterConfig(t, dir)
+	cfg.TLS = true
+	d := start(t, cfg)
+	shmtest.CheckFor(t, ioTimeout, "the one node never led", d.Node().IsLeader)
+	ms, err := d.Node().Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := certs.NormalizeFingerprint(d.Fingerprint())
+	if len(ms) != 1 || ms[0].Fingerprint != want || ms[0].Address != raft {
+		t.Fatalf("members %+v, want a at %s pinned to %s", ms, raft, want)
+	}
+	own, err := certs.LoadOrCreate(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := certs.LoadOrCreate(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fwdMagic, fwdStatus, an empty body: a status request.
+	ask := func(c net.Conn) (int, error) {
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write([]byte{'F', 'S', 0}); err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(c)
+		return len(b), err
+	}
+	dial := func(cert tls.Certificate) (net.Conn, error) {
+		return tls.Dial("tcp", raft, &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	}
+	c, err := dial(own)
+	if err != nil {
+		t.Fatalf("the host's own certificate: %v", err)
+	}
+	if n, err := ask(c); err != nil || n < 10 {
+		t.Errorf("status with the host's own certificate: %d bytes, %v", n, err)
+	}
+	c.Close()
+	if c, err := dial(other); err == nil {
+		if n, err := ask(c); err == nil && n > 0 {
+			t.Errorf("a stranger's certificate was answered: %d bytes", n)
+		}
+		c.Close()
+	}
+	if c, err := net.Dial("tcp", raft); err == nil {
+		if n, err := ask(c); err == nil && n > 0 {
+			t.Errorf("plain TCP was answered: %d bytes", n)
+		}
+		c.Close()
+	}
+}
+
+// TestClusterRefusesPlainRaftBeyondLoopback: without TLS, a Raft port
+// beyond loopback is refused (unless InsecureRaft), before the node
+// starts.
+func TestClusterRefusesPlainRaftBeyondLoopback(t *testing.T) {
+	dir := t.TempDir()
+	cleanShm(t, dir)
+	cfg, _ := clusterConfig(t, dir)
+	cfg.Cluster.Raft = "0.0.0.0:0"
+	if _, err := Start(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "add --tls") {
+		t.Fatalf("Start with a plain Raft port on 0.0.0.0: %v, want a refusal saying to add --tls", err)
+	}
+}
+
+// TestParseFingerprints: --peer-fingerprints, inline or from a file,
+// normalized; bad entries say which and why.
+func TestParseFingerprints(t *testing.T) {
+	fp := strings.Repeat("AB:", 31) + "AB"
+	norm := strings.Repeat("ab", 32)
+	file := filepath.Join(t.TempDir(), "fps")
+	if err := os.WriteFile(file, []byte("# the members\na="+fp+"\n\nb="+norm+", c="+norm+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"a=" + fp + ",b=" + norm + ",c=" + norm, "@" + file} {
+		got, err := ParseFingerprints(in)
+		if err != nil || len(got) != 3 || got["a"] != norm || got["b"] != norm || got["c"] != norm {
+			t.Errorf("ParseFingerprints(%q) = %v, %v; want a, b and c normalized", in, got, err)
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"a", "write it as NAME=FINGERPRINT"},
+		{"a=" + fp + ",a=" + fp, `node "a"'s fingerprint is given twice`},
+		{"a=12", `node "a": fingerprint "12"`},
+		{",", "no fingerprints"},
+		{"@" + filepath.Join(t.TempDir(), "none"), "fingerprint file"},
+	} {
+		if _, err := ParseFingerprints(tt.in); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseFingerprints(%q) = %v, want an error with %q", tt.in, err, tt.want)
+		}
+	}
 }

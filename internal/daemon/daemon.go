@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	d.def = def.Info()
 	if cfg.Cluster != nil {
-		if d.node, err = startNode(cfg, h, log); err != nil {
+		if d.node, err = startNode(cfg, h, log, d.sec); err != nil {
 			return nil, err
 		}
 		undo.push(func() { d.node.Close() })

@@ -22,9 +22,10 @@ const (
 type argRule uint8
 
 const (
-	argNone  argRule = iota
-	argRange         // GET: an optional "<offset> <length>" pair
-	argToken         // RENEW, UNLOCK: the fencing token
+	argNone    argRule = iota
+	argRange           // GET: an optional "<offset> <length>" pair
+	argToken           // RENEW, UNLOCK: the fencing token
+	argCluster         // CLUSTER: a subcommand and its arguments
 )
 
 // command is one row of the commands table.
@@ -67,6 +68,7 @@ var commands = [numCmds]command{
 	CmdLock:    {name: "LOCK", min: 2, max: 4, id: idRegion, opts: keys(keyLease, keyWait), firstOpt: 2},
 	CmdRenew:   {name: "RENEW", min: 3, max: 4, id: idRegion, arg: argToken, opts: keys(keyLease), firstOpt: 3},
 	CmdUnlock:  {name: "UNLOCK", min: 3, max: 3, id: idRegion, arg: argToken},
+	CmdCluster: {name: "CLUSTER", min: 2, max: 5, arg: argCluster},
 }
 
 // String returns the command's verb in upper case, such as "READ", or
@@ -142,8 +144,96 @@ func (s *lineState) positional(arg argRule, req *Request) *badArg {
 		}
 	case argToken:
 		req.Token, bad = s.uint64(2, "malformed fencing token")
+	case argCluster:
+		bad = s.cluster(req)
 	}
 	return bad
+}
+
+// clusterOps are CLUSTER's subcommands with their token counts (verb
+// included).
+var clusterOps = [...]struct {
+	op     ClusterOp
+	min    int
+	max    int
+	hasArg bool
+}{
+	{ClusterStatus, 2, 2, false},
+	{ClusterAdd, 4, 5, true},
+	{ClusterRemove, 3, 3, true},
+	{ClusterLeader, 3, 3, true},
+}
+
+// maxAddrLen bounds CLUSTER ADD's address (a host name of 253 bytes and a
+// port).
+const maxAddrLen = 260
+
+// cluster parses "CLUSTER <sub> [<name> [<addr> [<fingerprint>]]]": the
+// name follows the region id grammar, the address is HOST:PORT, the
+// fingerprint hex digits and colons.
+func (s *lineState) cluster(req *Request) *badArg {
+	sub := s.tok(1)
+	for _, o := range clusterOps {
+		if !equalFold(sub, o.op.String()) {
+			continue
+		}
+		if bad := s.count(o.min, o.max); bad != nil {
+			return bad
+		}
+		req.Cluster = o.op
+		if !o.hasArg {
+			return nil
+		}
+		if !ValidID(s.tok(2)) {
+			return &badArg{CodeBadID, "invalid node name", s.toks[2].lo, s.toks[2].hi}
+		}
+		req.ID = s.tok(2)
+		if o.op != ClusterAdd {
+			return nil
+		}
+		if a := s.tok(3); len(a) > maxAddrLen || !validAddr(a) {
+			return &badArg{CodeBadRequest, "malformed address (want HOST:PORT)", s.toks[3].lo, s.toks[3].hi}
+		}
+		req.Addr = s.tok(3)
+		if s.nt == 5 {
+			if f := s.tok(4); !validFingerprint(f) {
+				return &badArg{CodeBadRequest, "malformed fingerprint (want the 64 hex digits of a SHA-256, colons allowed)", s.toks[4].lo, s.toks[4].hi}
+			}
+			req.Fingerprint = s.tok(4)
+		}
+		return nil
+	}
+	return &badArg{CodeBadRequest, "unknown CLUSTER subcommand (STATUS, ADD, REMOVE or LEADER)", s.toks[1].lo, s.toks[1].hi}
+}
+
+// validAddr reports whether a looks like HOST:PORT: a port of digits
+// after the last colon, and a host before it.
+func validAddr(a []byte) bool {
+	i := len(a) - 1
+	for i >= 0 && a[i] != ':' {
+		i--
+	}
+	if i < 1 || i == len(a)-1 {
+		return false
+	}
+	_, ok := parseUint64(a[i+1:])
+	return ok && len(a)-i-1 <= 5
+}
+
+// validFingerprint reports whether f is 64 hex digits, colons allowed
+// between them.
+func validFingerprint(f []byte) bool {
+	digits := 0
+	for _, c := range f {
+		switch {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+			digits++
+		case c == ':':
+		default:
+			return false
+		}
+	}
+	return digits == 64 && len(f) <= 64+63
 }
 
 // count checks that the line has between lo and hi tokens, verb included.

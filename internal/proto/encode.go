@@ -406,6 +406,31 @@ func AppendUnlock(dst, id []byte, token uint64) []byte {
 	return append(dst, '\n')
 }
 
+// AppendClusterStatus appends "CLUSTER STATUS\n". The host replies with
+// JSON: its node's status and every member's.
+func AppendClusterStatus(dst []byte) []byte { return append(dst, "CLUSTER STATUS\n"...) }
+
+// AppendClusterAdd appends "CLUSTER ADD <name> <addr> [<fingerprint>]\n":
+// add node name, reached at Raft address addr, with its certificate's
+// fingerprint if fp is not empty.
+func AppendClusterAdd(dst, name, addr, fp []byte) []byte {
+	dst = append(dst, "CLUSTER ADD "...)
+	dst = append(dst, name...)
+	dst = append(dst, ' ')
+	dst = append(dst, addr...)
+	if len(fp) > 0 {
+		dst = append(dst, ' ')
+		dst = append(dst, fp...)
+	}
+	return append(dst, '\n')
+}
+
+// AppendClusterRemove appends "CLUSTER REMOVE <name>\n".
+func AppendClusterRemove(dst, name []byte) []byte { return appendVerbID(dst, "CLUSTER REMOVE ", name) }
+
+// AppendClusterLeader appends "CLUSTER LEADER <name>\n".
+func AppendClusterLeader(dst, name []byte) []byte { return appendVerbID(dst, "CLUSTER LEADER ", name) }
+
 // appendVerbID appends verb (with its trailing space), id and '\n'.
 func appendVerbID(dst []byte, verb string, id []byte) []byte {
 	dst = append(dst, verb...)

@@ -64,6 +64,12 @@ var requestRoundTrips = []struct {
 	{"renew/lease", AppendRenew(nil, b("r1"), 1<<64-1, 15000), Request{Cmd: CmdRenew, ID: b("r1"), Token: 1<<64 - 1, HasLease: true, Lease: 15000}},
 	{"unlock", AppendUnlock(nil, b("r1"), 17), Request{Cmd: CmdUnlock, ID: b("r1"), Token: 17}},
 	{"unlock/token-zero", AppendUnlock(nil, b("r1"), 0), Request{Cmd: CmdUnlock, ID: b("r1")}},
+	{"cluster/status", AppendClusterStatus(nil), Request{Cmd: CmdCluster, Cluster: ClusterStatus}},
+	{"cluster/add", AppendClusterAdd(nil, b("d"), b("127.0.0.1:9420"), nil), Request{Cmd: CmdCluster, Cluster: ClusterAdd, ID: b("d"), Addr: b("127.0.0.1:9420")}},
+	{"cluster/add-fingerprint", AppendClusterAdd(nil, b("d"), b("[::1]:9420"), b("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB")),
+		Request{Cmd: CmdCluster, Cluster: ClusterAdd, ID: b("d"), Addr: b("[::1]:9420"), Fingerprint: b("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB")}},
+	{"cluster/remove", AppendClusterRemove(nil, b("c")), Request{Cmd: CmdCluster, Cluster: ClusterRemove, ID: b("c")}},
+	{"cluster/leader", AppendClusterLeader(nil, b("node-2")), Request{Cmd: CmdCluster, Cluster: ClusterLeader, ID: b("node-2")}},
 	{"quit", AppendQuit(nil), Request{Cmd: CmdQuit}},
 }
 

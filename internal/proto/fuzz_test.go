@@ -53,6 +53,17 @@ func encodeRequest(dst []byte, r Request) []byte {
 		return AppendRenew(dst, r.ID, r.Token, r.Lease)
 	case CmdUnlock:
 		return AppendUnlock(dst, r.ID, r.Token)
+	case CmdCluster:
+		switch r.Cluster {
+		case ClusterStatus:
+			return AppendClusterStatus(dst)
+		case ClusterAdd:
+			return AppendClusterAdd(dst, r.ID, r.Addr, r.Fingerprint)
+		case ClusterRemove:
+			return AppendClusterRemove(dst, r.ID)
+		case ClusterLeader:
+			return AppendClusterLeader(dst, r.ID)
+		}
 	}
 	return dst
 }

@@ -59,6 +59,15 @@ func fmtReq(r Request) string {
 	if r.HasFence || r.Fence != 0 {
 		fmt.Fprintf(&b, " fence=%v,%d", r.HasFence, r.Fence)
 	}
+	if r.Cluster != ClusterNone {
+		fmt.Fprintf(&b, " cluster=%v", r.Cluster)
+	}
+	if r.Addr != nil {
+		fmt.Fprintf(&b, " addr=%q", r.Addr)
+	}
+	if r.Fingerprint != nil {
+		fmt.Fprintf(&b, " fp=%q", r.Fingerprint)
+	}
 	return b.String()
 }
 

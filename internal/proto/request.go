@@ -31,6 +31,7 @@ const (
 	CmdLock
 	CmdRenew
 	CmdUnlock
+	CmdCluster
 
 	// numCmds must stay last. A new command is added here, then as a row
 	// of the commands table (commands.go).
@@ -99,6 +100,46 @@ type Request struct {
 	// Fence is the SET fence= token: the write is made under the lock this
 	// connection holds with that token.
 	Fence uint64
+	// Cluster is what a CLUSTER request asks for; its node name (ADD,
+	// REMOVE, LEADER) is in ID.
+	Cluster ClusterOp
+	// Addr is the Raft address of CLUSTER ADD.
+	Addr []byte
+	// Fingerprint is the certificate fingerprint of CLUSTER ADD, nil when
+	// absent.
+	Fingerprint []byte
+}
+
+// ClusterOp is the subcommand of a CLUSTER request.
+type ClusterOp uint8
+
+// CLUSTER subcommands.
+const (
+	// ClusterNone: not a CLUSTER request.
+	ClusterNone ClusterOp = iota
+	// ClusterStatus: every node's role and indexes (CLUSTER STATUS).
+	ClusterStatus
+	// ClusterAdd adds node ID at Addr (CLUSTER ADD <name> <addr> [<fp>]).
+	ClusterAdd
+	// ClusterRemove removes node ID (CLUSTER REMOVE <name>).
+	ClusterRemove
+	// ClusterLeader hands leadership to node ID (CLUSTER LEADER <name>).
+	ClusterLeader
+)
+
+// String returns the subcommand's word, such as "ADD".
+func (o ClusterOp) String() string {
+	switch o {
+	case ClusterStatus:
+		return "STATUS"
+	case ClusterAdd:
+		return "ADD"
+	case ClusterRemove:
+		return "REMOVE"
+	case ClusterLeader:
+		return "LEADER"
+	}
+	return "NONE"
 }
 
 // Limits bound what a Parser accepts.

@@ -82,6 +82,9 @@ func (c *conn) permitted(req *proto.Request) bool {
 		id, write = []byte(c.cur.ID()), true
 	case proto.CmdSet, proto.CmdLock, proto.CmdRenew, proto.CmdUnlock, proto.CmdCreate, proto.CmdDelete:
 		id, write = req.ID, true
+	case proto.CmdCluster:
+		// Its ID is a node's name, not a region's: clusterAdmin checks.
+		return true
 	default:
 		id = req.ID
 	}

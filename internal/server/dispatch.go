@@ -59,6 +59,8 @@ func (c *conn) handle(req *proto.Request) {
 		default:
 			c.unlock(req)
 		}
+	case proto.CmdCluster:
+		c.clusterAdmin(req)
 	default:
 		c.refuse(proto.CodeUnknownCommand, req.Cmd.String()+" is not supported by this host")
 	}

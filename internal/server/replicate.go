@@ -28,6 +28,13 @@ type Cluster interface {
 	// Barrier returns once this node has applied every write committed
 	// before the call.
 	Barrier(ctx context.Context) error
+	// AddMember, RemoveServer and TransferLeadership change the
+	// membership (forwarded to the leader); NodeStatuses asks every
+	// member for its status. See cluster_admin.go.
+	AddMember(ctx context.Context, id, addr, fingerprint string) error
+	RemoveServer(ctx context.Context, id string) error
+	TransferLeadership(id string) error
+	NodeStatuses(ctx context.Context) ([]cluster.NodeStatus, error)
 }
 
 // errClusterOnly is the refusal of a write form the cluster cannot
@@ -92,6 +99,10 @@ type ClusterInfo struct {
 	Members []ClusterMember `json:"members"`
 	// Error is why the members could not be listed, if they could not.
 	Error string `json:"error,omitempty"`
+	// Nodes is every member's own status, fetched over the Raft port:
+	// only in the answer to CLUSTER STATUS (cluster_admin.go), not in
+	// INFO, which does not wait on other hosts.
+	Nodes []cluster.NodeStatus `json:"nodes,omitempty"`
 }
 
 // ClusterMember is one server of the cluster.

@@ -1062,7 +1062,7 @@ func TestMetricsCounted(t *testing.T) {
 	}
 	// The names tables cover every command (the RESP families follow
 	// the shmgr commands) and every error code.
-	if got := ts.m.CommandNames; len(got) != int(proto.CmdUnlock)+1+int(numRESPFamilies) || got[proto.CmdRead] != "READ" || got[proto.CmdUnlock] != "UNLOCK" || len(got) > metrics.MaxKinds {
+	if got := ts.m.CommandNames; len(got) != int(proto.CmdCluster)+1+int(numRESPFamilies) || got[proto.CmdRead] != "READ" || got[proto.CmdCluster] != "CLUSTER" || len(got) > metrics.MaxKinds {
 		t.Errorf("CommandNames = %v", got)
 	}
 	if got := ts.m.OutcomeNames; got[0] != "ok" || got[proto.CodeFenced] != "fenced" || len(got) > metrics.MaxKinds {
