@@ -99,6 +99,10 @@ type Request struct {
 	// Fence is the SET fence= token: the write is made under the lock this
 	// connection holds with that token.
 	Fence uint64
+	// Consistent is set for GET and READ with the trailing word
+	// "consistent": the read must be linearizable (a cluster node first
+	// confirms with the leader and applies at least as far as it has).
+	Consistent bool
 }
 
 // Limits bound what a Parser accepts.
