@@ -187,7 +187,6 @@ func TestClusterFlags(t *testing.T) {
 		{"peer-bad-address", []string{"--node", "a", "--peers", "a=127.0.0.1:1,b=nowhere"}, `peer "b": address "nowhere"`},
 		{"peer-twice", []string{"--node", "a", "--peers", "a=127.0.0.1:1,a=127.0.0.1:2"}, `peer "a" is named twice`},
 		{"same-address", []string{"--node", "a", "--peers", "a=127.0.0.1:1,b=127.0.0.1:1"}, "have the same address"},
-		{"resp-in-cluster", []string{"--node", "a", "--peers", "a=127.0.0.1:1", "--resp-listen", "127.0.0.1:0"}, "--resp-listen is not available in cluster mode yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
