@@ -50,7 +50,7 @@ class TestConsistentSingleHost(HostCase):
 
         p = subprocess.run([sys.executable, "-m", "shmgr", "read", "--consistent", "--host", self.host.addr], capture_output=True, env=env, timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(p.stdout, b"for the python cli")
+        self.assertEqual(p.stdout.rstrip(b"\n"), b"for the python cli")
 
 
 def _free_port() -> int:
@@ -138,12 +138,21 @@ class TestConsistentCluster(unittest.TestCase):
             self.assertEqual(r.read(), b"linearizable 2", "plain read of the cut-off follower's copy (%s)" % mode)
         resume()
 
+        last: List[str] = []
+
         def consistent_ok() -> bool:
             try:
                 regions[(f, "tcp")].read(consistent=True)
                 return True
-            except errors.UnavailableError:
+            except errors.UnavailableError as e:
+                last[:] = [str(e)]
                 return False
+
+        try:
+            wait_for(consistent_ok, timeout=60, what="a consistent read on the healed follower")
+        except AssertionError:
+            print("LAST", last, self.status(self.hosts[f]), self.hosts[f].stderr()[-3000:])
+            raise
 
         wait_for(consistent_ok, timeout=60, what="a consistent read on the healed follower")
 
