@@ -159,6 +159,9 @@ func TestClusterRESP(t *testing.T) {
 	if got := c.do("EXECIFMATCH", "1", "SET", "e", "3"); got != "*[(integer 2) (nil)]" {
 		t.Errorf("EXECIFMATCH at a stale version = %s, want [2 nil]", got)
 	}
+	if got := c.do("EXECIFMATCH", "999", "SET", "e", "4"); got != "*[(integer 2) (nil)]" {
+		t.Errorf("EXECIFMATCH at a version the region never had = %s, want [2 nil]", got)
+	}
 	if got := c.do("GET", "e"); got != `"2"` {
 		t.Errorf("GET e = %s, want \"2\"", got)
 	}

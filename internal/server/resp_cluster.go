@@ -69,8 +69,10 @@ func (c *conn) respDelete(id string) error {
 // respUpdateCluster is respAtomic's write step on a cluster node: the ops
 // run on the local copy, and their result is committed conditional on the
 // version they read (cond's, if given). It returns the version committed,
-// or the one read if the ops changed nothing.
-func (c *conn) respUpdateCluster(hr *host.Region, key []byte, ops []respOp, cond respCond) (uint64, error) {
+// or the one read if the ops changed nothing. A copy older than cond's
+// version is errRESPBehind until the node has caught up once (caughtUp);
+// after that the version is one the region does not have.
+func (c *conn) respUpdateCluster(hr *host.Region, key []byte, ops []respOp, cond respCond, caughtUp bool) (uint64, error) {
 	rc := c.resp
 	var base uint64
 	var v respValue
@@ -84,7 +86,7 @@ func (c *conn) respUpdateCluster(hr *host.Region, key []byte, ops []respOp, cond
 	}
 	defer func() { rc.tmp = v.b[:0] }()
 	if cond.has && base != cond.ver {
-		if base < cond.ver {
+		if base < cond.ver && !caughtUp {
 			return 0, errRESPBehind
 		}
 		return 0, &region.ConflictError{Expected: cond.ver, Current: base}

@@ -144,7 +144,7 @@ func (c *conn) respAtomic(key, id []byte, ops []respOp, cond respCond) (ver uint
 				return nil
 			})
 		} else if c.s.cfg.Cluster != nil {
-			ver, err = c.respUpdateCluster(hr, key, ops, cond)
+			ver, err = c.respUpdateCluster(hr, key, ops, cond, attempt > 0)
 		} else {
 			o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Stop: c.halt, Conditional: cond.has, IfVersion: cond.ver}
 			err = hr.Do(func(r *region.Region) error {
@@ -179,9 +179,11 @@ func (c *conn) respAtomic(key, id []byte, ops []respOp, cond respCond) (ver uint
 		case clustered && (errors.Is(err, errRESPBehind) || !cond.has && errors.Is(err, region.ErrConflict)):
 			c.respCatchUp()
 			continue
-		case errors.Is(err, region.ErrConflict):
+		case errors.Is(err, region.ErrConflict) && cond.has:
 			c.out = c.out[:mark]
 			return c.respConflictVersion(hr, err), true
+		case errors.Is(err, region.ErrConflict):
+			err = fmt.Errorf("%w: other writers won %d attempts in a row (retry)", err, attempt+1)
 		case errors.Is(err, host.ErrNotFound) && attempt < 3:
 			continue // deleted meanwhile: run again on the missing key
 		}
