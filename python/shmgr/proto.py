@@ -61,9 +61,10 @@ def _token(tok: Union[str, bytes], what: str) -> bytes:
 # Go encoders write them (internal/proto/encode.go).
 
 
-def read() -> bytes:
-    """``READ``: the current region as text (the original command)."""
-    return b"READ\n"
+def read(consistent: bool = False) -> bytes:
+    """``READ [consistent]``: the current region as text (the original
+    command); consistent: see get."""
+    return b"READ consistent\n" if consistent else b"READ\n"
 
 
 def write(payload: Bytes) -> bytes:
