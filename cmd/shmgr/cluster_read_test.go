@@ -3,13 +3,17 @@
 package main_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shmgr/shmgr/client"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -116,6 +120,68 @@ func TestClusterConsistentReadCLI(t *testing.T) {
 		cliJSON(t, h, &got, "read", "--consistent", "--json")
 		if got.Content != "after healing" || got.Version != 4 {
 			t.Errorf("host %s after healing: read --consistent = %q at version %d, want %q at version 4", n, got.Content, got.Version, "after healing")
+		}
+	}
+}
+
+// BenchmarkClusterRead: a 4 KiB read of a follower's default region and
+// of the leader's, plain and consistent, mapped and over TCP, against
+// three host processes. A consistent read adds the round trip to the
+// leader and the leader's heartbeat to a majority (a mapped one sends only
+// the barrier over TCP and still copies from the mapping).
+func BenchmarkClusterRead(b *testing.B) {
+	names := []string{"a", "b", "c"}
+	var peers []string
+	for _, n := range names {
+		peers = append(peers, n+"="+shmtest.FreeAddr(b))
+	}
+	hosts := map[string]*shmtest.Host{}
+	for _, n := range names {
+		hosts[n] = shmtest.StartHostIn(b, filepath.Join(b.TempDir(), n), "--node", n, "--peers", strings.Join(peers, ","))
+	}
+	ctx := context.Background()
+	var leader string
+	shmtest.CheckFor(b, 30*time.Second, "no leader", func() bool {
+		var st clusterStatus
+		out, _, code := hosts["a"].CLI(b, nil, "cluster", "status", "--json")
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			return false
+		}
+		leader = st.Leader
+		return leader != ""
+	})
+	follower := "a"
+	if leader == "a" {
+		follower = "b"
+	}
+	hosts[leader].MustCLI(b, "create", "bench", "--size", "8192")
+	hosts[leader].MustCLI(b, "write", "--id", "bench", strings.Repeat("x", 4096))
+	for _, role := range []string{"follower", "leader"} {
+		addr := hosts[follower].Addr
+		if role == "leader" {
+			addr = hosts[leader].Addr
+		}
+		for _, mode := range []client.Mode{client.ModeLocal, client.ModeTCP} {
+			o := client.DefaultOptions()
+			o.Mode = mode
+			r, err := client.Dial(ctx, addr, "bench", o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { r.Close() })
+			for _, consistent := range []bool{false, true} {
+				b.Run(fmt.Sprintf("host=%s/mode=%v/consistent=%v", role, mode, consistent), func(b *testing.B) {
+					b.SetBytes(4096)
+					buf := make([]byte, 0, 8192)
+					ro := client.ReadOptions{Consistent: consistent}
+					for b.Loop() {
+						var err error
+						if buf, _, err = r.AppendReadWith(ctx, buf[:0], ro); err != nil || len(buf) != 4096 {
+							b.Fatalf("read: %d bytes, %v", len(buf), err)
+						}
+					}
+				})
+			}
 		}
 	}
 }
