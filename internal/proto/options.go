@@ -191,14 +191,14 @@ func setOption(req *Request, k optKey, val []byte) string {
 }
 
 // flag takes the last token of s off the line if it is one of the flags
-// allowed (a bare word such as "consistent") and at least least tokens
+// allowed (a bare word such as "consistent") and at least minTok tokens
 // remain, and sets it in req. The rest of the line is then checked as if
 // the flag were not there: "GET id consistent" is "GET id" with the flag
 // set, while "GET consistent" reads the region named consistent. A flag
-// word among the tokens after the first least (given twice, or not last)
+// word among the tokens after the first minTok (given twice, or not last)
 // is refused.
-func (s *lineState) flag(req *Request, allowed optSet, least int) *badArg {
-	if s.nt-1 < max(least, 1) || s.nt > maxTokens {
+func (s *lineState) flag(req *Request, allowed optSet, minTok int) *badArg {
+	if s.nt-1 < max(minTok, 1) || s.nt > maxTokens {
 		return nil
 	}
 	k, ok := lookupFlag(s.tok(s.nt-1), allowed)
@@ -210,7 +210,7 @@ func (s *lineState) flag(req *Request, allowed optSet, least int) *badArg {
 		req.Consistent = true
 	}
 	s.nt--
-	for i := max(least, 1); i < s.nt; i++ {
+	for i := max(minTok, 1); i < s.nt; i++ {
 		if _, ok := lookupFlag(s.tok(i), allowed); ok {
 			t := s.toks[i]
 			return &badArg{CodeBadRequest, "a flag such as consistent must be the last word of the line, given once", t.lo, t.hi}
