@@ -57,17 +57,24 @@ func status(t *testing.T, h *shmtest.Host) clusterStatus {
 	return st
 }
 
+// clusterLeader waits until host a names a leader and returns its name.
+func clusterLeader(t *testing.T, hosts map[string]*shmtest.Host) string {
+	t.Helper()
+	var leader string
+	shmtest.CheckFor(t, 30*time.Second, "no node names a leader", func() bool {
+		leader = status(t, hosts["a"]).Leader
+		return leader != ""
+	})
+	return leader
+}
+
 // TestClusterWriteThroughFollower: three host processes form a cluster; a
 // write sent to a follower is read, at the same content and version, on
 // all three, and cluster status names one leader and three nodes.
 func TestClusterWriteThroughFollower(t *testing.T) {
 	t.Parallel()
 	hosts := startCluster(t)
-	var leader string
-	shmtest.CheckFor(t, 30*time.Second, "no node names a leader", func() bool {
-		leader = status(t, hosts["a"]).Leader
-		return leader != ""
-	})
+	leader := clusterLeader(t, hosts)
 	follower := "a"
 	if leader == "a" {
 		follower = "b"
@@ -187,7 +194,6 @@ func TestClusterFlags(t *testing.T) {
 		{"peer-bad-address", []string{"--node", "a", "--peers", "a=127.0.0.1:1,b=nowhere"}, `peer "b": address "nowhere"`},
 		{"peer-twice", []string{"--node", "a", "--peers", "a=127.0.0.1:1,a=127.0.0.1:2"}, `peer "a" is named twice`},
 		{"same-address", []string{"--node", "a", "--peers", "a=127.0.0.1:1,b=127.0.0.1:1"}, "have the same address"},
-		{"resp-in-cluster", []string{"--node", "a", "--peers", "a=127.0.0.1:1", "--resp-listen", "127.0.0.1:0"}, "--resp-listen is not available in cluster mode yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

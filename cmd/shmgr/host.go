@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -135,9 +134,6 @@ func runHost(ctx context.Context, f *hostFlags, stdout, stderr io.Writer) error 
 	cc, err := f.cluster.clusterConfig(f.tls || f.tlsCert != "")
 	if err != nil {
 		return err
-	}
-	if cc != nil && f.respListen != "" {
-		return usageError{errors.New("--resp-listen is not available in cluster mode yet (its writes are not replicated): leave it out")}
 	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)

@@ -31,15 +31,24 @@ type readResult struct {
 
 func newReadCmd(g *globals) *cobra.Command {
 	var off, n int64
+	var consistent bool
 	c := &cobra.Command{
 		Use:   "read",
 		Short: "Print a region's content",
 		Long: `Print a region's content to standard output, exactly as stored (a newline
-is added only when standard output is a terminal).`,
+is added only when standard output is a terminal).
+
+On a cluster host a read is served from that host's copy, at most the
+replication lag behind. With --consistent the host first confirms with the
+cluster's leader and applies every write acknowledged before the read
+(linearizable); a host that cannot reach the leader refuses it
+("unavailable") instead of printing what may be stale. On a single host
+--consistent changes nothing.`,
 		Example: `  shmgr read
   shmgr read --host 192.168.1.5:9410 --id sensors
   shmgr read --json
-  shmgr read --id big --offset 4096 --length 64 > part.bin`,
+  shmgr read --id big --offset 4096 --length 64 > part.bin
+  shmgr read --host 10.0.0.2:9410 --consistent`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if off < 0 {
@@ -52,13 +61,14 @@ is added only when standard output is a terminal).`,
 				var b []byte
 				var v uint64
 				var err error
+				o := client.ReadOptions{Consistent: consistent}
 				if c.Flags().Changed("offset") || c.Flags().Changed("length") {
 					if !c.Flags().Changed("length") {
 						n = -1 // to the end
 					}
-					b, v, err = r.ReadAt(ctx, off, n)
+					b, v, err = r.ReadAtWith(ctx, off, n, o)
 				} else {
-					b, v, err = r.ReadVersion(ctx)
+					b, v, err = r.ReadWith(ctx, o)
 				}
 				if err != nil {
 					return result{}, fmt.Errorf("read %q: %w", r.ID(), err)
@@ -85,6 +95,7 @@ is added only when standard output is a terminal).`,
 	c.Flags().Int64Var(&off, "offset", 0, "read from this byte offset of the content")
 	c.Flags().Int64Var(&n, "length", 0, "read at most this many bytes")
 	c.Flags().Lookup("length").DefValue = "to the end"
+	c.Flags().BoolVar(&consistent, "consistent", false, "on a cluster host: a linearizable read, confirmed with the leader (refused if it cannot be reached)")
 	return c
 }
 

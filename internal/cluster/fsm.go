@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -141,24 +140,15 @@ func (f *fsm) woke(index uint64) {
 	f.wmu.Unlock()
 }
 
-// waitApplied returns once index is applied to the host, by an entry or
-// by a snapshot restore. Not Raft's own applied index: Raft moves it on
-// when it hands entries to the FSM goroutine, before they are applied, so
-// a read after it could miss them (TestLinearizable caught that).
-func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
-	for {
-		f.wmu.Lock()
-		ch := f.wake
-		f.wmu.Unlock()
-		if f.applied.Load() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: waiting to apply index %d (at %d): %w", shmerr.ErrUnavailable, index, f.applied.Load(), ctx.Err())
-		}
-	}
+// wakeCh returns the channel the next applied entry closes. Node's
+// waitApplied waits on it for the FSM's own applied index: not Raft's,
+// which Raft moves on when it hands entries to the FSM goroutine, before
+// they are applied, so a read after it could miss them (TestLinearizable
+// caught that).
+func (f *fsm) wakeCh() chan struct{} {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return f.wake
 }
 
 // apply runs one command; everything it does depends only on the command

@@ -421,7 +421,51 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return n.fsm.waitApplied(ctx, idx)
+	return n.waitApplied(ctx, idx)
+}
+
+// waitApplied returns once this node's host holds every entry up to
+// index (see settled). It wakes on each entry the FSM applies, and polls
+// while the gap is entries the FSM never sees, which wake nothing.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	var tick *time.Ticker
+	for {
+		ch := n.fsm.wakeCh()
+		a := n.settled()
+		if a >= index {
+			if tick != nil {
+				tick.Stop()
+			}
+			return nil
+		}
+		if tick == nil {
+			tick = time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting to apply index %d (at %d): %w", shmerr.ErrUnavailable, index, a, ctx.Err())
+		}
+	}
+}
+
+// settled is the index up to which this node's host holds every entry:
+// the FSM's own applied index, carried on over the entries Raft never
+// hands the FSM (the no-op a leader begins its term with, configuration
+// changes) once Raft has applied them. Without that, a barrier right
+// after a leader change waited for the next write: the new leader's last
+// index is its no-op, which the FSM never reaches.
+func (n *Node) settled() uint64 {
+	a := n.fsm.applied.Load()
+	for ra := n.raft.AppliedIndex(); a < ra; a++ {
+		var l raft.Log
+		if err := n.logs.GetLog(a+1, &l); err != nil || l.Type == raft.LogCommand {
+			break
+		}
+	}
+	return a
 }
 
 // Member is one server of the cluster's configuration.

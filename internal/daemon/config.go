@@ -160,9 +160,6 @@ func (c Config) Check() error {
 		return errors.New("a TLS key needs a TLS certificate")
 	case c.TLSCert != "" && c.TLSKey == "":
 		return errors.New("a TLS certificate needs its key")
-	case c.Cluster != nil && c.RESPListen != "":
-		// Its writes would go to the local region behind the log.
-		return errors.New("the Redis protocol (--resp-listen) is not available in cluster mode yet")
 	case c.Cluster != nil:
 		return c.Cluster.Check()
 	}

@@ -45,18 +45,21 @@ type command struct {
 	firstOpt uint8
 	// opts is the set of options accepted.
 	opts optSet
+	// flags is the set of flags (bare-word options) accepted as the last
+	// token; the token counts min and max do not count it.
+	flags optSet
 }
 
 // commands is the commands table, indexed by Cmd. CmdNone's row is never
 // checked: parse refuses an unknown verb before.
 var commands = [numCmds]command{
 	CmdNone:    {name: "NONE"},
-	CmdRead:    {name: "READ", min: 1, max: 1},
+	CmdRead:    {name: "READ", min: 1, max: 1, flags: keys(keyConsistent)},
 	CmdWrite:   {name: "WRITE", min: 2, max: 2, lenTok: 1},
 	CmdPing:    {name: "PING", min: 1, max: 1},
 	CmdQuit:    {name: "QUIT", min: 1, max: 1},
 	CmdUse:     {name: "USE", min: 2, max: 2, id: idRegion},
-	CmdGet:     {name: "GET", min: 2, max: 4, id: idRegion, arg: argRange},
+	CmdGet:     {name: "GET", min: 2, max: 4, id: idRegion, arg: argRange, flags: keys(keyConsistent)},
 	CmdSet:     {name: "SET", min: 3, max: 8, id: idRegion, lenTok: 2, opts: keys(keyAt, keyIfVer, keyCID, keySeq, keyFence), firstOpt: 3},
 	CmdInfo:    {name: "INFO", min: 1, max: 2, id: idOptional},
 	CmdList:    {name: "LIST", min: 1, max: 1},

@@ -215,6 +215,40 @@ func AppendGetRange(dst, id []byte, off, n int64) []byte {
 	return append(dst, '\n')
 }
 
+// GetOptions are the options of a GET request. The zero value reads the
+// whole content from the host's local copy.
+type GetOptions struct {
+	// HasRange reads Length bytes from Offset instead of the whole content.
+	HasRange bool
+	// Offset and Length are the range read with HasRange.
+	Offset, Length int64
+	// Consistent makes the read linearizable: a cluster node confirms
+	// with the leader and applies at least as far as it has before it
+	// reads (the trailing word "consistent"). A single host reads as
+	// always.
+	Consistent bool
+}
+
+// AppendGetWith appends "GET <id> [<off> <n>] [consistent]\n".
+func AppendGetWith(dst, id []byte, o GetOptions) []byte {
+	dst = append(dst, "GET "...)
+	dst = append(dst, id...)
+	if o.HasRange {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, o.Offset, 10)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, o.Length, 10)
+	}
+	if o.Consistent {
+		dst = append(dst, " consistent"...)
+	}
+	return append(dst, '\n')
+}
+
+// AppendReadConsistent appends "READ consistent\n": READ of the current
+// region, linearizable (see GetOptions.Consistent).
+func AppendReadConsistent(dst []byte) []byte { return append(dst, "READ consistent\n"...) }
+
 // SetOptions are the options of a SET request. The zero value is a plain
 // whole-region write.
 type SetOptions struct {

@@ -31,6 +31,12 @@ var requestRoundTrips = []struct {
 	{"use", AppendUse(nil, b("r1")), Request{Cmd: CmdUse, ID: b("r1")}},
 	{"get", AppendGet(nil, b("r1")), Request{Cmd: CmdGet, ID: b("r1")}},
 	{"get/range", AppendGetRange(nil, b("r1"), 5, 10), Request{Cmd: CmdGet, ID: b("r1"), HasRange: true, Offset: 5, Length: 10}},
+	{"get/with-none", AppendGetWith(nil, b("r1"), GetOptions{}), Request{Cmd: CmdGet, ID: b("r1")}},
+	{"get/consistent", AppendGetWith(nil, b("r1"), GetOptions{Consistent: true}), Request{Cmd: CmdGet, ID: b("r1"), Consistent: true}},
+	{"get/range-consistent", AppendGetWith(nil, b("r1"), GetOptions{HasRange: true, Offset: 5, Length: 10, Consistent: true}),
+		Request{Cmd: CmdGet, ID: b("r1"), HasRange: true, Offset: 5, Length: 10, Consistent: true}},
+	{"get/consistent-region-named-consistent", AppendGetWith(nil, b("consistent"), GetOptions{Consistent: true}), Request{Cmd: CmdGet, ID: b("consistent"), Consistent: true}},
+	{"read/consistent", AppendReadConsistent(nil), Request{Cmd: CmdRead, Consistent: true}},
 	{"set", AppendSet(nil, b("r1"), b("abc"), SetOptions{}), Request{Cmd: CmdSet, ID: b("r1"), Payload: b("abc")}},
 	{"set/all", AppendSet(nil, b("r1"), b("\x00\xff"), SetOptions{HasAt: true, At: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41}),
 		Request{Cmd: CmdSet, ID: b("r1"), Payload: b("\x00\xff"), HasAt: true, Offset: 3, HasIfVer: true, IfVersion: 8, ClientID: b("client-7"), Seq: 41}},
@@ -192,6 +198,9 @@ func TestEncoderAllocs(t *testing.T) {
 		{"Write", func(d []byte) []byte { return AppendWrite(d, payload4k) }},
 		{"Get", func(d []byte) []byte { return AppendGet(d, id4k) }},
 		{"GetRange", func(d []byte) []byte { return AppendGetRange(d, id4k, 1, 2) }},
+		{"GetWith", func(d []byte) []byte {
+			return AppendGetWith(d, id4k, GetOptions{HasRange: true, Offset: 1, Length: 2, Consistent: true})
+		}},
 		{"Set", func(d []byte) []byte {
 			return AppendSet(d, id4k, payload4k, SetOptions{HasAt: true, At: 5, HasIfVer: true, IfVersion: 9, ClientID: id4k, Seq: 3, HasFence: true, Fence: 1<<64 - 1})
 		}},

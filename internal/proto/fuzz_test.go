@@ -14,6 +14,9 @@ import (
 func encodeRequest(dst []byte, r Request) []byte {
 	switch r.Cmd {
 	case CmdRead:
+		if r.Consistent {
+			return AppendReadConsistent(dst)
+		}
 		return AppendRead(dst)
 	case CmdWrite:
 		return AppendWrite(dst, r.Payload)
@@ -24,10 +27,7 @@ func encodeRequest(dst []byte, r Request) []byte {
 	case CmdUse:
 		return AppendUse(dst, r.ID)
 	case CmdGet:
-		if r.HasRange {
-			return AppendGetRange(dst, r.ID, r.Offset, r.Length)
-		}
-		return AppendGet(dst, r.ID)
+		return AppendGetWith(dst, r.ID, GetOptions{HasRange: r.HasRange, Offset: r.Offset, Length: r.Length, Consistent: r.Consistent})
 	case CmdSet:
 		return AppendSet(dst, r.ID, r.Payload, SetOptions{
 			HasAt: r.HasAt, At: r.Offset, HasIfVer: r.HasIfVer, IfVersion: r.IfVersion, ClientID: r.ClientID, Seq: r.Seq,

@@ -35,6 +35,9 @@ func fmtReq(r Request) string {
 	if r.Delta {
 		b.WriteString(" delta")
 	}
+	if r.Consistent {
+		b.WriteString(" consistent")
+	}
 	if r.Size != 0 {
 		fmt.Fprintf(&b, " size=%d", r.Size)
 	}

@@ -5,6 +5,9 @@ package proto
 // parse; setOption stores a parsed value in its Request field. A new
 // option is a key constant, a row of the table and a case of setOption;
 // the commands that accept it name it in their row of the commands table.
+// A flag (valFlag) is an option written as a bare word, without "=value",
+// as the last token of the line (GET's "consistent"); the commands that
+// take one name it in their row's flags.
 
 import (
 	"bytes"
@@ -32,6 +35,7 @@ const (
 	keyFence
 	keyDelta
 	keyMaxWrite
+	keyConsistent
 	numKeys // must stay last
 )
 
@@ -54,6 +58,7 @@ const (
 	valBool                      // 0 or 1
 	valLayout                    // utf8 or raw
 	valID                        // an id (ValidID)
+	valFlag                      // none: a bare word (see flag)
 )
 
 // option is one row of the options table.
@@ -85,6 +90,9 @@ var options = [numKeys]option{
 	keyFence:    {name: "fence", kind: valUint, bad: "malformed fencing token"},
 	keyDelta:    {name: "delta", kind: valBool, bad: "delta must be 0 or 1"},
 	keyMaxWrite: {name: "max_write", kind: valPositive, bad: "malformed max_write", zero: "max_write must be positive (leave it out for the whole region)"},
+	// consistent: a linearizable read (a cluster node confirms with the
+	// leader first); a bare word, not key=value.
+	keyConsistent: {name: "consistent", kind: valFlag, bad: "consistent takes no value: write it as a bare word"},
 }
 
 // options parses tokens first.. of s as options among allowed into req.
@@ -145,6 +153,8 @@ func setOption(req *Request, k optKey, val []byte) string {
 		ok = string(val) == "utf8" || string(val) == "raw"
 	case valID:
 		ok = ValidID(val)
+	case valFlag:
+		ok = false // a flag is never key=value (see flag)
 	}
 	if !ok {
 		return o.bad
@@ -178,6 +188,41 @@ func setOption(req *Request, k optKey, val []byte) string {
 		req.HasWait, req.Wait = true, int64(n)
 	}
 	return ""
+}
+
+// flag takes the last token of s off the line if it is one of the flags
+// allowed (a bare word such as "consistent") and at least minTok tokens
+// remain, and sets it in req. The rest of the line is then checked as if
+// the flag were not there: "GET id consistent" is "GET id" with the flag
+// set, while "GET consistent" reads the region named consistent. A flag
+// word among the tokens after the first minTok (given twice, or not last)
+// is refused.
+func (s *lineState) flag(req *Request, allowed optSet, minTok int) *badArg {
+	if s.nt-1 < max(minTok, 1) || s.nt > maxTokens {
+		return nil
+	}
+	k, ok := lookupFlag(s.tok(s.nt-1), allowed)
+	if !ok {
+		return nil
+	}
+	switch k {
+	case keyConsistent:
+		req.Consistent = true
+	}
+	s.nt--
+	for i := max(minTok, 1); i < s.nt; i++ {
+		if _, ok := lookupFlag(s.tok(i), allowed); ok {
+			t := s.toks[i]
+			return &badArg{CodeBadRequest, "a flag such as consistent must be the last word of the line, given once", t.lo, t.hi}
+		}
+	}
+	return nil
+}
+
+// lookupFlag returns the flag among allowed named tok.
+func lookupFlag(tok []byte, allowed optSet) (optKey, bool) {
+	k, ok := lookupOption(tok)
+	return k, ok && allowed&(1<<k) != 0 && options[k].kind == valFlag
 }
 
 // lookupOption returns the key named name, matched without regard to

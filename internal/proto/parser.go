@@ -158,7 +158,13 @@ func (p *Parser) parse(req *Request, buf []byte, eol int) (int, error) {
 	if req.Cmd == CmdNone {
 		return p.fail(&s, CodeUnknownCommand, "unknown command", s.toks[0].lo, s.toks[0].hi)
 	}
-	bad := s.count(int(c.min), int(c.max))
+	var bad *badArg
+	if c.flags != 0 {
+		bad = s.flag(req, c.flags, int(c.min))
+	}
+	if bad == nil {
+		bad = s.count(int(c.min), int(c.max))
+	}
 	if bad == nil && c.max > 1 {
 		bad = p.args(&s, c, req)
 	}

@@ -108,6 +108,10 @@ type Request struct {
 	// Fingerprint is the certificate fingerprint of CLUSTER ADD, nil when
 	// absent.
 	Fingerprint []byte
+	// Consistent is set for GET and READ with the trailing word
+	// "consistent": the read must be linearizable (a cluster node first
+	// confirms with the leader and applies at least as far as it has).
+	Consistent bool
 }
 
 // ClusterOp is the subcommand of a CLUSTER request.

@@ -74,6 +74,16 @@ var parseTests = []struct {
 	{"unwatch", "UNWATCH r1\n", Request{Cmd: CmdUnwatch, ID: b("r1")}},
 	{"auth", "AUTH s3cr3t/+=~!\n", Request{Cmd: CmdAuth, ID: b("s3cr3t/+=~!")}},
 
+	// Linearizable reads: a trailing bare word.
+	{"read/consistent", "READ consistent\n", Request{Cmd: CmdRead, Consistent: true}},
+	{"read/consistent-case", " read  CONSISTENT \r\n", Request{Cmd: CmdRead, Consistent: true}},
+	{"get/consistent", "GET r1 consistent\n", Request{Cmd: CmdGet, ID: b("r1"), Consistent: true}},
+	{"get/consistent-mixed", "get r1 Consistent\r\n", Request{Cmd: CmdGet, ID: b("r1"), Consistent: true}},
+	{"get/range-consistent", "GET r1 5 10 consistent\n", Request{Cmd: CmdGet, ID: b("r1"), HasRange: true, Offset: 5, Length: 10, Consistent: true}},
+	{"get/region-named-consistent", "GET consistent\n", Request{Cmd: CmdGet, ID: b("consistent")}},
+	{"get/region-named-consistent-consistent", "GET consistent consistent\n", Request{Cmd: CmdGet, ID: b("consistent"), Consistent: true}},
+	{"get/range-region-named-consistent", "GET consistent 0 1\n", Request{Cmd: CmdGet, ID: b("consistent"), HasRange: true, Length: 1}},
+
 	// Explicit locks and fencing.
 	{"lock", "LOCK r1\n", Request{Cmd: CmdLock, ID: b("r1")}},
 	{"lock/lower", "lock r1\r\n", Request{Cmd: CmdLock, ID: b("r1")}},
@@ -164,6 +174,15 @@ var malformedTests = []struct {
 	{name: "missing/unlock-token", in: "UNLOCK a \n", code: CodeBadRequest, off: 9},
 
 	{name: "extra/read", in: "READ x\n", code: CodeBadRequest, off: 5},
+	{name: "extra/read-before-consistent", in: "READ x consistent\n", code: CodeBadRequest, off: 5},
+	{name: "flag/read-twice", in: "READ consistent consistent\n", code: CodeBadRequest, off: 5},
+	{name: "flag/get-twice", in: "GET a consistent consistent\n", code: CodeBadRequest, off: 6},
+	{name: "flag/get-not-last", in: "GET a consistent 1 2\n", code: CodeBadRequest, off: 19},
+	{name: "flag/get-range-length", in: "GET a 1 consistent\n", code: CodeBadRequest, off: 18},
+	{name: "flag/get-extra", in: "GET a 1 2 3 consistent\n", code: CodeBadRequest, off: 10},
+	{name: "flag/get-value", in: "GET a consistent=1\n", code: CodeBadRequest, off: 18},
+	{name: "flag/set", in: "SET a 2 consistent\nhi\n", code: CodeBadRequest, off: 8},
+	{name: "flag/watch", in: "WATCH a consistent\n", code: CodeBadRequest, off: 8},
 	{name: "extra/ping", in: "PING PONG\n", code: CodeBadRequest, off: 5},
 	{name: "extra/quit", in: "QUIT now\n", code: CodeBadRequest, off: 5},
 	{name: "extra/list", in: "LIST all\n", code: CodeBadRequest, off: 5},

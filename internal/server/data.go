@@ -1,15 +1,22 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"time"
 
+	"github.com/shmgr/shmgr/internal/cluster"
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/proto"
 	"github.com/shmgr/shmgr/internal/region"
 )
 
 // read answers the documented READ: "OK <content>\n".
-func (c *conn) read() {
+func (c *conn) read(req *proto.Request) {
+	if !c.consistent(req) {
+		return
+	}
 	start := len(c.out)
 	c.out = append(c.out, "OK "...)
 	err := c.cur.Do(func(r *region.Region) (err error) {
@@ -24,7 +31,12 @@ func (c *conn) read() {
 	c.out = append(c.out, '\n')
 }
 
+// get serves GET <id> [<offset> <length>] [consistent]: the content (or a
+// range) from the host's local copy, after a barrier if consistent.
 func (c *conn) get(req *proto.Request) {
+	if !c.consistent(req) {
+		return
+	}
 	hr, err := c.s.h.GetBytes(req.ID)
 	if err != nil {
 		c.fail(err)
@@ -45,6 +57,50 @@ func (c *conn) get(req *proto.Request) {
 		return
 	}
 	c.out = append(c.out, '\n')
+}
+
+// barrierTimeout bounds the wait of a consistent read for the leader's
+// confirmation, elections included (about a second each): long enough to
+// ride one out, and well within a client's request timeout (30 s by
+// default), so that a node cut off from the leader answers "unavailable"
+// rather than making its client time out.
+const barrierTimeout = 5 * time.Second
+
+// consistent makes a read that asked for it linearizable. On a cluster
+// node it waits for the node's Barrier: the leader confirms it still
+// leads and this node applies at least as far as the leader's log, so the
+// local read that follows sees every write acknowledged before the
+// request. While no leader is known (an election) it tries again, within
+// barrierTimeout. A node that cannot get the confirmation answers
+// unavailable and reports false: never its local copy, which may be
+// stale. On a single host it does nothing: every read of the one copy is
+// linearizable already.
+func (c *conn) consistent(req *proto.Request) bool {
+	cl := c.s.cfg.Cluster
+	if !req.Consistent || cl == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), barrierTimeout)
+	defer cancel()
+	err := cl.Barrier(ctx)
+	for err != nil && errors.Is(err, cluster.ErrNotLeader) && ctx.Err() == nil {
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-c.halt:
+			cancel()
+		}
+		t.Stop()
+		if ctx.Err() == nil {
+			err = cl.Barrier(ctx)
+		}
+	}
+	if err != nil {
+		c.refuse(proto.CodeUnavailable, "consistent read refused: this node cannot reach the cluster's leader to confirm it holds every committed write ("+err.Error()+"); retry, read another host, or read without consistent for this node's local copy (which may be behind)")
+		return false
+	}
+	return true
 }
 
 // set serves SET <id>: write (with OK <version>) to the named region.

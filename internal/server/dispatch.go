@@ -15,7 +15,7 @@ func (c *conn) handle(req *proto.Request) {
 	switch req.Cmd {
 	case proto.CmdRead:
 		c.refreshCurrent()
-		c.read()
+		c.read(req)
 	case proto.CmdWrite:
 		c.refreshCurrent()
 		c.write(c.cur, req, true)

@@ -225,14 +225,26 @@ func (c *conn) respSetPlain(key, value []byte) {
 		c.respOne(rcSet, [][]byte{nil, key, value})
 		return
 	}
-	o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Stop: c.halt}
-	err = hr.Do(func(r *region.Region) error {
-		if r.Layout() == region.Raw && int64(len(value)) != r.Size() {
-			return errRawSize{size: r.Size(), n: len(value)}
+	if c.s.cfg.Cluster != nil {
+		err = hr.Do(func(r *region.Region) error {
+			if r.Layout() == region.Raw && int64(len(value)) != r.Size() {
+				return errRawSize{size: r.Size(), n: len(value)}
+			}
+			return nil
+		})
+		if err == nil {
+			_, err = c.respWrite(hr, value, false, 0)
 		}
-		_, err := r.Write(value, o)
-		return err
-	})
+	} else {
+		o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Stop: c.halt}
+		err = hr.Do(func(r *region.Region) error {
+			if r.Layout() == region.Raw && int64(len(value)) != r.Size() {
+				return errRawSize{size: r.Size(), n: len(value)}
+			}
+			_, err := r.Write(value, o)
+			return err
+		})
+	}
 	if err == nil {
 		c.out = resp.AppendOK(c.out)
 		return

@@ -21,11 +21,9 @@ type RESPConfig struct {
 // speak RESP2 (or RESP3 after HELLO 3) instead of the shmgr protocol,
 // with the same tokens, grants, limits, metrics and logs, served by the
 // same connection loop machinery (raw sockets, busy polling, batching).
-// A cluster node refuses it (its writes are not replicated yet).
+// On a cluster node its writes go through the log and its reads are the
+// local copy (resp_cluster.go).
 func (s *Server) ServeRESP(ln net.Listener) error {
-	if s.cfg.Cluster != nil {
-		return fmt.Errorf("the Redis protocol is %w", errClusterOnly)
-	}
 	return s.serve(ln, true)
 }
 

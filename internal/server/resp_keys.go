@@ -125,7 +125,7 @@ func (c *conn) respDel(keys [][]byte) {
 		if id == "" {
 			continue
 		}
-		switch err := c.s.h.Delete(id); {
+		switch err := c.respDelete(id); {
 		case err == nil:
 			n++
 			c.s.cfg.Logf("RESP connection from %s deleted region %q (key %q)", c.nc.RemoteAddr(), id, keys[i])

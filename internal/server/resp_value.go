@@ -91,7 +91,7 @@ func (c *conn) respAtomic(key, id []byte, ops []respOp, cond respCond) (ver uint
 			if !v.changed {
 				return 0, false
 			}
-			hr, err = c.s.h.Create(string(id), host.CreateOptions{Size: respCreateSize(len(v.b))})
+			hr, err = c.respCreate(id, respCreateSize(len(v.b)))
 			if errors.Is(err, host.ErrExists) && attempt < 3 {
 				if cond.has {
 					return 0, true // someone else made it: not the state watched
@@ -105,15 +105,10 @@ func (c *conn) respAtomic(key, id []byte, ops []respOp, cond respCond) (ver uint
 				return 0, false
 			}
 			c.s.cfg.Logf("RESP connection from %s created region %q for key %q", c.nc.RemoteAddr(), id, key)
-			o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Stop: c.halt, Conditional: true}
-			err = hr.Do(func(r *region.Region) (err error) {
-				ver, err = r.Write(v.b, o)
-				return err
-			})
-			var ce *region.ConflictError
-			if errors.As(err, &ce) && attempt < 3 {
+			ver, err = c.respWrite(hr, v.b, true, 0)
+			if errors.Is(err, region.ErrConflict) && attempt < 3 {
 				if cond.has {
-					return ce.Current, true
+					return c.respConflictVersion(hr, err), true
 				}
 				continue
 			}
@@ -148,6 +143,8 @@ func (c *conn) respAtomic(key, id []byte, ops []respOp, cond respCond) (ver uint
 				}
 				return nil
 			})
+		} else if c.s.cfg.Cluster != nil {
+			ver, err = c.respUpdateCluster(hr, key, ops, cond, attempt > 0)
 		} else {
 			o := region.WriteOptions{Timeout: c.s.cfg.LockTimeout, Label: c.label, Stop: c.halt, Conditional: cond.has, IfVersion: cond.ver}
 			err = hr.Do(func(r *region.Region) error {
@@ -172,13 +169,21 @@ func (c *conn) respAtomic(key, id []byte, ops []respOp, cond respCond) (ver uint
 				return err
 			})
 		}
-		var ce *region.ConflictError
+		// On a cluster node a write is optimistic (respUpdateCluster): one
+		// refused because this node's copy was behind, or another client
+		// wrote first, runs again once the node has caught up.
+		clustered := c.s.cfg.Cluster != nil && attempt < respClusterAttempts
 		switch {
 		case err == nil:
 			return ver, false
-		case errors.As(err, &ce):
+		case clustered && (errors.Is(err, errRESPBehind) || !cond.has && errors.Is(err, region.ErrConflict)):
+			c.respCatchUp()
+			continue
+		case errors.Is(err, region.ErrConflict) && cond.has:
 			c.out = c.out[:mark]
-			return ce.Current, true
+			return c.respConflictVersion(hr, err), true
+		case errors.Is(err, region.ErrConflict):
+			err = fmt.Errorf("%w: other writers won %d attempts in a row (retry)", err, attempt+1)
 		case errors.Is(err, host.ErrNotFound) && attempt < 3:
 			continue // deleted meanwhile: run again on the missing key
 		}

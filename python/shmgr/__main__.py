@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m shmgr", description="Read, write, watch and list shmgr regions.")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
-    sub.add_parser("read", parents=[common, region], help="print a region's content")
+    rd = sub.add_parser("read", parents=[common, region], help="print a region's content")
+    rd.add_argument("--consistent", action="store_true", help="on a cluster host: a linearizable read, confirmed with the leader (refused if it cannot be reached)")
     w = sub.add_parser("write", parents=[common, region], help="replace a region's content")
     w.add_argument("text", nargs="?", help="the content (default: standard input)")
     w.add_argument("-f", "--file", help="write the content of this file")
@@ -76,7 +77,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         with connect(a.host, a.id, a.token, a.mode, **_tls(a)) as r:
             if a.cmd == "read":
-                data, v = r.read_version()
+                data, v = r.read_version(consistent=a.consistent)
                 if a.json:
                     _out(json.dumps({"shm_id": r.shm_id, "version": v, "mode": r.mode, "content": data.decode("utf-8", "replace")}) + "\n")
                 else:

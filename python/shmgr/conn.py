@@ -406,9 +406,19 @@ class Conn:
         """Checks that the host answers."""
         self.do(SAFE, proto.ping, _want(proto.PONG))
 
-    def get(self, shm_id: bytes) -> Tuple[bytes, int]:
-        """``GET``: the region's content and version."""
-        req = proto.get(shm_id)
+    @property
+    def replicated(self) -> bool:
+        """Whether the host is a cluster node (its metadata line lists the
+        feature ``replicated``)."""
+        return "replicated" in (self.meta.get("features") or [])
+
+    def get(self, shm_id: bytes, offset: Optional[int] = None, length: Optional[int] = None, consistent: bool = False) -> Tuple[bytes, int]:
+        """``GET``: the region's content (or the range offset, length) and
+        version. With consistent, a linearizable read: a cluster host
+        confirms with the leader first, and refuses with UnavailableError
+        if it cannot reach it. The word is sent only to a cluster host: a
+        single host's reads are linearizable as they are."""
+        req = proto.get(shm_id, offset, length, consistent=consistent and self.replicated)
         return self.do(SAFE, lambda: req, _value)
 
     def set(self, shm_id: bytes, data: bytes, ifver: Optional[int] = None) -> int:

@@ -182,10 +182,12 @@ class LocalMap:
 
         return read_general
 
-    def fast_readers(self, slow: Callable[[], Tuple[bytes, int]]) -> Optional[Tuple[Callable[[], bytes], Callable[[], Tuple[bytes, int]]]]:
+    def fast_readers(self, slow: Callable[[], Tuple[bytes, int]], barrier: Callable[[], None]) -> Optional[Tuple[Callable[..., bytes], Callable[..., Tuple[bytes, int]]]]:
         """Returns (read, read_version) functions for the common case, one
         seqlock attempt with everything they touch bound in their closure;
         any other case (a write in progress, a retired region) calls slow.
+        Called with consistent=True they call barrier first (the host's
+        confirmation that the mapping holds every acknowledged write).
         None where the CPU needs a fence (the general loop then serves
         every read)."""
         if self._acquire is not None:
@@ -203,7 +205,9 @@ class LocalMap:
             # word, once the flag is seen clear. read and read_version are
             # two copies of one attempt on purpose: a shared helper would
             # add a call to the path they exist to keep short.
-            def read() -> bytes:
+            def read(consistent: bool = False) -> bytes:
+                if consistent:
+                    barrier()
                 s = cq[seq_i]
                 if not (s & 1 or mm[0] or ci[ret_i]):
                     n = dq[0] >> 8 & 0xFFFFFFFF
@@ -213,7 +217,9 @@ class LocalMap:
                             return b
                 return slow()[0]
 
-            def read_version() -> Tuple[bytes, int]:
+            def read_version(consistent: bool = False) -> Tuple[bytes, int]:
+                if consistent:
+                    barrier()
                 s = cq[seq_i]
                 if not (s & 1 or mm[0] or ci[ret_i]):
                     n = dq[0] >> 8 & 0xFFFFFFFF
@@ -226,7 +232,9 @@ class LocalMap:
             return read, read_version
         if self.layout == "raw":
 
-            def read_raw() -> bytes:
+            def read_raw(consistent: bool = False) -> bytes:
+                if consistent:
+                    barrier()
                 s = cq[seq_i]
                 if not (s & 1 or ci[ret_i]):
                     b = mm[0:size]
@@ -234,7 +242,9 @@ class LocalMap:
                         return b
                 return slow()[0]
 
-            def read_version_raw() -> Tuple[bytes, int]:
+            def read_version_raw(consistent: bool = False) -> Tuple[bytes, int]:
+                if consistent:
+                    barrier()
                 s = cq[seq_i]
                 if not (s & 1 or ci[ret_i]):
                     b = mm[0:size]

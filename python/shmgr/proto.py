@@ -61,9 +61,10 @@ def _token(tok: Union[str, bytes], what: str) -> bytes:
 # Go encoders write them (internal/proto/encode.go).
 
 
-def read() -> bytes:
-    """``READ``: the current region as text (the original command)."""
-    return b"READ\n"
+def read(consistent: bool = False) -> bytes:
+    """``READ [consistent]``: the current region as text (the original
+    command); consistent: see get."""
+    return b"READ consistent\n" if consistent else b"READ\n"
 
 
 def write(payload: Bytes) -> bytes:
@@ -86,13 +87,16 @@ def use(shm_id: bytes) -> bytes:
     return b"USE %s\n" % shm_id
 
 
-def get(shm_id: bytes, offset: Optional[int] = None, length: Optional[int] = None) -> bytes:
-    """``GET <id> [<offset> <length>]``."""
+def get(shm_id: bytes, offset: Optional[int] = None, length: Optional[int] = None, consistent: bool = False) -> bytes:
+    """``GET <id> [<offset> <length>] [consistent]``. With consistent a
+    cluster host confirms with the leader before it reads (linearizable);
+    a single host reads as always."""
+    flag = b" consistent" if consistent else b""
     if offset is None and length is None:
-        return b"GET %s\n" % shm_id
+        return b"GET %s%s\n" % (shm_id, flag)
     if offset is None or length is None:
         raise ValueError("GET takes both an offset and a length, or neither")
-    return b"GET %s %s %s\n" % (shm_id, _num(offset, MAX_INT64, "offset"), _num(length, MAX_INT64, "length"))
+    return b"GET %s %s %s%s\n" % (shm_id, _num(offset, MAX_INT64, "offset"), _num(length, MAX_INT64, "length"), flag)
 
 
 def set_header(

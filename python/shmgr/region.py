@@ -149,7 +149,7 @@ class Region:
             raise ValueError("the host runs on another machine")
         m = LocalMap(info, self._fence)
         self._local = m
-        fast = m.fast_readers(self._read_version_slow)
+        fast = m.fast_readers(self._read_version_slow, self._barrier)
         if fast is not None:
             # The common local read is one closure call: bound on the
             # instance, it shadows the method and spares a call layer,
@@ -208,17 +208,44 @@ class Region:
     # are replaced per instance by LocalMap.fast_readers, which fall back
     # to _read_version_slow.
 
-    def read(self) -> bytes:
-        """The region's content."""
+    def read(self, consistent: bool = False) -> bytes:
+        """The region's content.
+
+        On a cluster host a read is that host's copy, at most the
+        replication lag behind. With consistent=True it is linearizable:
+        the host first confirms with the leader and applies every write
+        acknowledged before the read (a mapped region asks the host for
+        that confirmation alone, then reads its mapping); a host that
+        cannot reach the leader raises UnavailableError rather than serve
+        what may be stale. On a single host it is a plain read."""
+        if consistent:
+            return self._read_consistent()[0]
         return self._read_version_slow()[0]
 
-    def read_version(self) -> Tuple[bytes, int]:
-        """The region's content and the version it was read at."""
+    def read_version(self, consistent: bool = False) -> Tuple[bytes, int]:
+        """The region's content and the version it was read at (consistent:
+        see read)."""
+        if consistent:
+            return self._read_consistent()
         return self._read_version_slow()
 
-    def read_text(self) -> str:
-        """The content decoded as UTF-8."""
-        return self.read().decode("utf-8")
+    def read_text(self, consistent: bool = False) -> str:
+        """The content decoded as UTF-8 (consistent: see read)."""
+        return self.read(consistent).decode("utf-8")
+
+    def _barrier(self) -> None:
+        """Returns once the host holds every write acknowledged before the
+        call: a GET of no bytes with consistent, on a cluster host only."""
+        if self._conn.replicated:
+            self._conn.get(self._id, 0, 0, consistent=True)
+
+    def _read_consistent(self) -> Tuple[bytes, int]:
+        if self._local is None:
+            if self._closed:
+                raise errors.ClosedError("region %r is closed" % self.shm_id)
+            return self._conn.get(self._id, consistent=True)
+        self._barrier()
+        return self._read_version_slow()
 
     def _read_version_slow(self) -> Tuple[bytes, int]:
         m = self._local
