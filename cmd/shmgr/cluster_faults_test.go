@@ -585,7 +585,7 @@ func TestClusterLargeRegion(t *testing.T) {
 		t.Fatalf("whole 256 MiB write through %s = version %d, %v; want 1", f, v, err)
 	}
 	ver := uint64(1)
-	for i, off := range []int64{0, 100<<20 + 7, size - 16<<20} {
+	for i, off := range []int64{0, size/3 + 7, size - 16<<20} {
 		fill(buf[off:off+16<<20], uint64(2+i))
 		v, err := w.WriteAt(ctx, off, buf[off:off+16<<20])
 		if err != nil || v != ver+1 {
@@ -627,9 +627,9 @@ func TestClusterLargeRegion(t *testing.T) {
 		t.Errorf("region big: sha256 %s on every host, want %s", got[:12], want[:12])
 	}
 
-	// The kill: once the leader has written 64 MiB more (its log and the
-	// pieces it sends the followers) of a whole rewrite, well before its
-	// 256 MiB of pieces and the commit entry.
+	// The kill: once the leader has written a quarter of the region's size
+	// more (to its log, and the pieces it sends the followers) during a
+	// whole rewrite, well before all its pieces and the commit entry.
 	old := want
 	fill(buf, 9)
 	fresh := sum(buf)
@@ -649,7 +649,7 @@ func TestClusterLargeRegion(t *testing.T) {
 			return true
 		default:
 		}
-		return wchar(t, pid)-base >= 64<<20
+		return wchar(t, pid)-base >= size/4
 	})
 	c.hosts[leader].Kill(t)
 	if finished {
@@ -902,4 +902,45 @@ func TestClusterLinearizable(t *testing.T) {
 	}
 	t.Logf("%d operations (%d reads, %d of unknown outcome) on 3 hosts; leader %s killed and restarted", len(history), reads, unknown, leader)
 	lintest.Check(t, history, 2*time.Minute)
+}
+
+// TestClusterKeyedRetryAfterElection: a keyed write sent to a follower
+// just after the leader died is refused (no leader: unavailable) or has
+// an unknown outcome; sent again with the same client id and seq once a
+// new leader is elected, to the same follower, it must be applied (once):
+// the cluster's idempotency records know whether it was, and the first
+// refusal changed nothing. A host that replays its first, transient
+// answer instead leaves the write impossible to retry on that host.
+func TestClusterKeyedRetryAfterElection(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	leader := c.leader(t)
+	f := c.followers(leader)[0]
+	c.hosts[leader].MustCLI(t, "create", "k", "--size", "4096")
+	shmtest.CheckFor(t, 30*time.Second, "region k not created on "+f, func() bool {
+		_, ok := listRegions(t, c.hosts[f])["k"]
+		return ok
+	})
+	rc, err := dialHost(c.hosts[f].Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	req := keyedSet("k", "retry-after-election", 1, []byte("applied once"))
+	c.hosts[leader].Kill(t)
+	first, err := rc.do(req, 30*time.Second)
+	if err != nil {
+		t.Fatalf("keyed write on %s after the kill: %v", f, err)
+	}
+	c.leader(t, leader)
+	if first.kind == "OK" {
+		t.Logf("the first attempt found a new leader already (OK %d): nothing to retry", first.version)
+	}
+	again, err := rc.do(req, 30*time.Second)
+	if err != nil || again.kind != "OK" || again.version != 1 {
+		t.Errorf("the same keyed write on %s after the election: %q %v, want OK 1 (its first attempt got %q)", f, again.text, err, first.text)
+	}
+	if b, v, err := readOn(c.hosts[f], "k"); err != nil || v != 1 || string(b) != "applied once" {
+		t.Errorf("region k on %s: %q at version %d (%v), want %q at version 1", f, b, v, err, "applied once")
+	}
 }
