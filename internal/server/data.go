@@ -153,7 +153,9 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		} else {
 			c.out = proto.AppendOKVersion(c.out, v)
 		}
-		w.record(o)
+		if c.s.cfg.Cluster == nil || !undecided(o.code) {
+			w.record(o)
+		}
 		return
 	}
 	v, err := c.apply(hr, req)
@@ -166,6 +168,16 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		return
 	}
 	c.out = proto.AppendOKVersion(c.out, v)
+}
+
+// undecided reports whether a cluster node's refusal leaves the write to
+// be decided by a retry: the node found no leader (unavailable) or lost
+// the leader's answer (unknown_outcome). Recording it would answer every
+// retry with the same refusal, after the election too, so the write could
+// never be made; the log's own request records (replicated, keyed by the
+// same cid and seq) apply a retry once whichever host it reaches.
+func undecided(code proto.Code) bool {
+	return code == proto.CodeUnavailable || code == proto.CodeUnknownOutcome
 }
 
 // apply performs a WRITE or SET on the region, through the cluster's
