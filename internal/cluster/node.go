@@ -101,6 +101,9 @@ type Config struct {
 	// write that never got its commit (its leader died) is dropped
 	// (default 65536).
 	StaleUploads uint64
+	// ClockSkew is how long past its deadline a lease stays taken
+	// (default DefaultClockSkew; see docs/CLUSTER.md, "Leases and tokens").
+	ClockSkew time.Duration
 }
 
 // Node is one member of a cluster: a Raft instance whose state machine is
@@ -285,6 +288,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd Command) (uint64, error) {
 	if err := cmd.check(); err != nil {
 		return 0, err
 	}
+	cmd.stamp(time.Now(), n.cfg.ClockSkew) // the leader's clock, even for a forwarded command
 	if (cmd.Op == OpWrite || cmd.Op == OpWriteAt) && len(cmd.Data) > n.cfg.ChunkSize {
 		return n.applyChunked(ctx, cmd)
 	}
@@ -345,7 +349,7 @@ func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
 	}
 	c := Command{Op: OpCommit, ID: cmd.ID, Upload: up, Chunks: uint32(chunks), Total: int64(len(cmd.Data)),
 		Sum: crc32.Checksum(cmd.Data, castagnoli), WriteAt: cmd.Op == OpWriteAt, Off: cmd.Off, Conditional: cmd.Conditional, IfVersion: cmd.IfVersion,
-		Request: cmd.Request}
+		Request: cmd.Request, Stamp: cmd.Stamp, Fenced: cmd.Fenced, Token: cmd.Token}
 	last := n.raft.Apply(c.Append(nil), timeout(ctx))
 	var first error
 	for _, f := range futures {
