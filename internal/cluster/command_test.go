@@ -86,7 +86,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		uploads:  []snapUpload{{ID: 9, Last: 12, Parts: [][]byte{[]byte("ab"), []byte("c")}}},
 		requests: []snapRequest{{ID: 5, Result: Result{Version: 3}}, {ID: 6, Result: Result{Err: &remoteError{kind: shmerr.ErrConflict, msg: "version conflict"}}}},
 		now:      1 << 60, leases: []snapLease{{ID: "a", lease: lease{Token: 7, Deadline: 1<<60 + 5, Free: 1<<60 + 9}}},
-		tokens:   tokens{data: []byte(`{"tokens": []}`), set: true}}
+		tokens: tokens{data: []byte(`{"tokens": []}`), set: true}}
 	var buf bytes.Buffer
 	s.write(&buf)
 	f.Add(buf.Bytes())

@@ -116,6 +116,7 @@ type Node struct {
 	mux   *mux
 	logs  *wal.WAL
 	snaps *raft.FileSnapshotStore
+	watch watchers // goroutines run for the node's owner (Go)
 }
 
 type logWriter func(string, ...any)
@@ -537,6 +538,7 @@ func (n *Node) Snapshot() error {
 // it applied already), leaves Raft and closes its store. The host stays
 // open: its owner closes it.
 func (n *Node) Close() error {
+	n.watch.close()
 	snap := n.Snapshot()
 	err := n.raft.Shutdown().Error()
 	return errors.Join(snap, err, n.close())

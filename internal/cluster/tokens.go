@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/shmgr/shmgr/internal/atomicfile"
 	"github.com/shmgr/shmgr/internal/auth"
@@ -62,4 +63,47 @@ func (n *Node) Tokens() (data []byte, sum [sha256.Size]byte, ok bool) {
 func (n *Node) ProposeTokens(ctx context.Context, data []byte) error {
 	_, err := n.Apply(ctx, Command{Op: OpTokens, Data: data})
 	return err
+}
+
+// watchers are the goroutines a node runs for its owner (Node.Go).
+type watchers struct {
+	// mu protects stop and closed.
+	mu     sync.Mutex
+	stop   chan struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs fn on a goroutine the node owns, until the node closes: Close
+// closes stop and waits for fn to return before it stops Raft (so fn may
+// Apply until then). After Close, Go runs nothing. The daemon's tokens
+// watcher runs this way, so that it lives exactly as long as the node.
+func (n *Node) Go(fn func(stop <-chan struct{})) {
+	w := &n.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	if w.stop == nil {
+		w.stop = make(chan struct{})
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		fn(w.stop)
+	}()
+}
+
+// close stops the watchers and waits for them.
+func (w *watchers) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		if w.stop != nil {
+			close(w.stop)
+		}
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
 }

@@ -113,6 +113,7 @@ func startNode(cfg Config, h *host.Host, log *slog.Logger) (*cluster.Node, error
 	if err != nil {
 		return nil, fmt.Errorf("cluster node %q: %w", c.Node, err)
 	}
+	n.Go(tokenWatcher(n, cfg.DataDir, log)) // cluster_tokens.go
 	log.Info("cluster node started", "node", c.Node, "raft", bind, "peers", len(c.Peers))
 	if !loopbackRaft(bind) {
 		// The host's TLS is not carried to the Raft port yet.
