@@ -176,6 +176,31 @@ func TestClusterLeases(t *testing.T) {
 		t.Fatalf("UNLOCK %d: %q", tok2, got)
 	}
 
+	// RENEW through another host than the LOCK's; a connection that
+	// closes ends the lease it took (a minute long: only the release
+	// frees it within the test).
+	w3 := dialWire(t, hosts[f2], admin)
+	tok := tokenOf(t, w3.do("LOCK default lease=60000 wait=5000"))
+	if got := w2.do(fmt.Sprintf("RENEW default %d lease=60000", tok)); got != "OK" {
+		t.Errorf("RENEW through %s: %q", f2, got)
+	}
+	if got := wl.do(fmt.Sprintf("RENEW default %d", tok+1)); !strings.HasPrefix(got, "ERROR fenced") {
+		t.Errorf("RENEW with another token: %q, want fenced", got)
+	}
+	w3.nc.Close()
+	var tok5 uint64
+	shmtest.CheckFor(t, 20*time.Second, "the closed connection's lease was not released", func() bool {
+		got := wl.do("LOCK default lease=1000 wait=0")
+		if strings.HasPrefix(got, "OK ") {
+			tok5 = tokenOf(t, got)
+			return true
+		}
+		return false
+	})
+	if got := wl.do(fmt.Sprintf("UNLOCK default %d", tok5)); got != "OK" {
+		t.Fatalf("UNLOCK %d: %q", tok5, got)
+	}
+
 	// The leader dies while f1 holds a lease.
 	l3, err := r.Lock(ctx, client.LockOptions{Lease: 3 * time.Second, Wait: 5 * time.Second})
 	if err != nil {
