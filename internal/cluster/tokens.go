@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/shmgr/shmgr/internal/atomicfile"
 	"github.com/shmgr/shmgr/internal/auth"
@@ -63,6 +67,50 @@ func (n *Node) Tokens() (data []byte, sum [sha256.Size]byte, ok bool) {
 func (n *Node) ProposeTokens(ctx context.Context, data []byte) error {
 	_, err := n.Apply(ctx, Command{Op: OpTokens, Data: data})
 	return err
+}
+
+// CaughtUp returns once this node has applied every command committed
+// before the call (the leader confirms its leadership and gives its last
+// index, as for Barrier). Unlike waiting for the FSM to reach that index,
+// it does not wait for entries the FSM never sees (a new leader's no-op,
+// configuration changes), which may end the log for as long as nothing
+// is written: it waits until Raft has seen the index, then for the last
+// command at or before it.
+func (n *Node) CaughtUp(ctx context.Context) error {
+	var idx uint64
+	var err error
+	if n.raft.State() == raft.Leader {
+		idx, err = n.readIndex()
+	} else {
+		idx, err = n.forward(ctx, fwdRead, nil)
+	}
+	if err != nil {
+		return err
+	}
+	for n.raft.AppliedIndex() < idx {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting to see index %d (at %d): %w", idx, n.raft.AppliedIndex(), ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return n.fsm.waitApplied(ctx, n.lastCommand(idx))
+}
+
+// lastCommand returns the index of the last command entry at or before
+// idx: the last one the FSM applies. An entry compacted away is covered
+// by the snapshot the FSM restored (0 then: nothing more to wait for).
+func (n *Node) lastCommand(idx uint64) uint64 {
+	var l raft.Log
+	for i := idx; i > 0; i-- {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }
 
 // watchers are the goroutines a node runs for its owner (Node.Go).
