@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"time"
 
@@ -34,11 +33,6 @@ type Cluster interface {
 // replicate yet: served locally it would change one replica behind the
 // log's back.
 var errClusterOnly = errors.New("not available in cluster mode yet")
-
-// refuseInCluster answers a request the cluster cannot replicate yet.
-func (c *conn) refuseInCluster(what string) {
-	c.refuse(proto.CodeForbidden, fmt.Sprintf("%v: %s", errClusterOnly, what))
-}
 
 // applyCluster commits a WRITE or SET through the cluster's log. A keyed
 // SET carries a request id made of its (cid, seq), so that a retry that
