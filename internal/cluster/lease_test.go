@@ -250,3 +250,28 @@ func TestCommandFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestFSMFencedCommit: a large write under a lease travels as pieces and
+// a commit; the commit is checked against the lease when it applies,
+// and a refused commit leaves no piece staged.
+func TestFSMFencedCommit(t *testing.T) {
+	f := newFSM(openHost(t), t.Logf, 1000)
+	data := []byte("a large write")
+	sum := crc32.Checksum(data, castagnoli)
+	res := applyAll(f, 1, []Command{
+		{Op: OpCreate, ID: "r", Size: 4096, Layout: region.Raw},
+		{Op: OpLock, ID: "r", Lease: 1000, Stamp: t0},
+		{Op: OpChunk, ID: "r", Upload: 1, Data: data},
+		{Op: OpCommit, ID: "r", Upload: 1, Chunks: 1, Total: int64(len(data)), Sum: sum, Fenced: true, Token: 99, Stamp: t0 + ms},
+		{Op: OpChunk, ID: "r", Upload: 2, Data: data},
+		{Op: OpCommit, ID: "r", Upload: 2, Chunks: 1, Total: int64(len(data)), Sum: sum, Stamp: t0 + 2*ms},
+		{Op: OpChunk, ID: "r", Upload: 3, Data: data},
+		{Op: OpCommit, ID: "r", Upload: 3, Chunks: 1, Total: int64(len(data)), Sum: sum, Fenced: true, Token: 2, Stamp: t0 + 3*ms},
+	})
+	if !errors.Is(res[3].Err, shmerr.ErrFenced) || !errors.Is(res[5].Err, shmerr.ErrLockTimeout) || res[7].Err != nil || res[7].Version != 1 {
+		t.Fatalf("commits: wrong token %v, unfenced %v, the lease's token %v", res[3], res[5], res[7])
+	}
+	if n, _ := f.staged(); n != 0 {
+		t.Fatalf("%d uploads still staged after their commits", n)
+	}
+}
