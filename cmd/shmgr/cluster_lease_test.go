@@ -56,15 +56,24 @@ func dialWire(t *testing.T, h *shmtest.Host, token string) *wire {
 // may take a LOCK's wait: the deadline is generous.
 func (w *wire) do(lines ...string) string {
 	w.t.Helper()
+	line, err := w.try(lines...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return line
+}
+
+// try is do for another goroutine than the test's: it returns the error.
+func (w *wire) try(lines ...string) (string, error) {
 	w.nc.SetDeadline(time.Now().Add(60 * time.Second))
 	if _, err := w.nc.Write([]byte(strings.Join(lines, "\n") + "\n")); err != nil {
-		w.t.Fatal(err)
+		return "", err
 	}
 	line, err := w.br.ReadString('\n')
 	if err != nil {
-		w.t.Fatalf("reply to %q: %v", lines[0], err)
+		return "", fmt.Errorf("reply to %q: %w", lines[0], err)
 	}
-	return strings.TrimSuffix(line, "\n")
+	return strings.TrimSuffix(line, "\n"), nil
 }
 
 // set writes p to region default with fence=token (0: none).
@@ -158,10 +167,23 @@ func TestClusterLeases(t *testing.T) {
 	if got := wl.set("unfenced", 0); !strings.HasPrefix(got, "ERROR lock_timeout") {
 		t.Errorf("unfenced SET while a lease is held: %q, want lock_timeout", got)
 	}
-	// A LOCK that waits gets the lock once the holder unlocks.
+	// A LOCK that waits gets the lock once the holder unlocks. While it
+	// waits it tries again: refused entries move the commit index.
+	commit := func() uint64 {
+		var st clusterStatus
+		cliJSON(t, hosts[leader], &st, "cluster", "status", "--json", "--token", admin)
+		return st.Commit
+	}
+	c0 := commit()
 	waited := make(chan string, 1)
-	go func() { waited <- wl.do("LOCK default lease=5000 wait=30000") }()
-	time.Sleep(200 * time.Millisecond) // let the LOCK start waiting; the test holds either way
+	go func() {
+		line, err := wl.try("LOCK default lease=5000 wait=30000")
+		if err != nil {
+			line = err.Error()
+		}
+		waited <- line
+	}()
+	shmtest.CheckFor(t, 20*time.Second, "the waiting LOCK does not try again", func() bool { return commit() >= c0+3 })
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatalf("UNLOCK: %v", err)
 	}
