@@ -148,34 +148,51 @@ func (s *Store) reload() error {
 	if err != nil {
 		return err
 	}
+	ts, err := parse(s.path, b)
+	if err != nil {
+		return err
+	}
+	s.tokens, s.seen = ts, st
+	s.gen++
+	return nil
+}
+
+// Validate reports whether b is a token file a host would load, and if
+// not, why: a cluster node checks a changed file with it before it hands
+// the file to every other node.
+func Validate(b []byte) error {
+	_, err := parse(FileName, b)
+	return err
+}
+
+// parse reads a token file's bytes (path names it in errors).
+func parse(path string, b []byte) ([]Token, error) {
 	var f struct {
 		Tokens *[]Token `json:"tokens"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("token file %s: %v: %w", s.path, err, errRepair)
+		return nil, fmt.Errorf("token file %s: %v: %w", path, err, errRepair)
 	}
 	if f.Tokens == nil {
 		// Not an empty list: a file that does not say which tokens it
 		// holds may be a hand edit gone wrong, and is not guessed at.
-		return fmt.Errorf("token file %s: \"tokens\" is missing or null: %w", s.path, errRepair)
+		return nil, fmt.Errorf("token file %s: \"tokens\" is missing or null: %w", path, errRepair)
 	}
 	for i, t := range *f.Tokens {
 		if t.Name == "" {
-			return fmt.Errorf("token file %s: token %d has no name: %w", s.path, i, errRepair)
+			return nil, fmt.Errorf("token file %s: token %d has no name: %w", path, i, errRepair)
 		}
 		if err := checkSecret(t.Secret); err != nil {
-			return fmt.Errorf("token file %s: token %d (%q): %v", s.path, i, t.Name, err)
+			return nil, fmt.Errorf("token file %s: token %d (%q): %v", path, i, t.Name, err)
 		}
 		if t.Access != ReadWrite && t.Access != ReadOnly {
-			return fmt.Errorf("token file %s: token %q: access %q: use %q or %q", s.path, t.Name, t.Access, ReadWrite, ReadOnly)
+			return nil, fmt.Errorf("token file %s: token %q: access %q: use %q or %q", path, t.Name, t.Access, ReadWrite, ReadOnly)
 		}
 	}
-	s.tokens, s.seen = *f.Tokens, st
-	s.gen++
-	if s.tokens == nil {
-		s.tokens = []Token{}
+	if *f.Tokens == nil {
+		return []Token{}, nil
 	}
-	return nil
+	return *f.Tokens, nil
 }
 
 // Refresh reads the token file again if it has changed since it was last

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shmerr"
@@ -30,7 +31,20 @@ const (
 	// OpWriteAt at Off, with WriteAt set) of Total bytes in Chunks pieces
 	// whose CRC-32C is Sum.
 	OpCommit Op = 6
+	// OpLock grants region ID's lease for Lease milliseconds of log time,
+	// if no live lease holds it; the fencing token is the entry's index.
+	OpLock Op = 7
+	// OpRenew extends the lease with Token to Lease milliseconds from the
+	// entry's log time, if it is still live.
+	OpRenew Op = 8
+	// OpUnlock ends the lease with Token, if it is still live.
+	OpUnlock Op = 9
+	// OpTokens replaces every node's access tokens file with Data.
+	OpTokens Op = 10
 )
+
+// lastOp is the highest op this node knows.
+const lastOp = OpTokens
 
 // String returns the op's name, as logs and errors show it.
 func (o Op) String() string {
@@ -47,14 +61,28 @@ func (o Op) String() string {
 		return "chunk"
 	case OpCommit:
 		return "commit"
+	case OpLock:
+		return "lock"
+	case OpRenew:
+		return "renew"
+	case OpUnlock:
+		return "unlock"
+	case OpTokens:
+		return "tokens"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
 // cmdFormat is the format of an encoded command (its first byte). A node
 // refuses entries of a format it does not know rather than guess: an
-// upgrade writes the new format only once every node reads it.
-const cmdFormat = 1
+// upgrade writes the new format only once every node reads it. Format 2
+// adds Stamp, Lease, Token and Skew; a command with none of them is still
+// written as format 1, so entries that format 1 can say stay readable by
+// nodes that know only format 1.
+const (
+	cmdFormat1 = 1
+	cmdFormat  = 2
+)
 
 // maxIDLen bounds the shm_id of a command (host.CheckID allows 64).
 const maxIDLen = 64
@@ -100,14 +128,40 @@ type Command struct {
 	// not applied again, on whichever leader it reaches. The caller picks
 	// it at random once per logical write and sends it with every retry.
 	Request uint64
+
+	// Stamp is the leader's wall clock (Unix nanoseconds) when it
+	// proposed the command: Node.Apply sets it on the leader, whatever a
+	// caller or a forwarding follower put there. The FSM's log time is
+	// the largest Stamp applied so far, so it never goes backwards.
+	Stamp int64
+	// Lease is the length of the lease OpLock grants or OpRenew extends,
+	// in milliseconds (1 to MaxLease).
+	Lease int64
+	// Fenced makes a write (OpWrite, OpWriteAt, OpCommit) apply only
+	// under the live lease with Token; Token also names the lease of
+	// OpRenew and OpUnlock.
+	Fenced bool
+	Token  uint64
+	// Skew is the clock-skew allowance in milliseconds that the leader
+	// stamps on OpLock and OpRenew (Config.ClockSkew): the lease they
+	// grant stays taken for Skew past its deadline. Carried in the entry
+	// so that every replica frees the lease at the same log time.
+	Skew int64
 }
+
+// MaxLease is the longest lease OpLock and OpRenew take, as on a single
+// host.
+const MaxLease = region.MaxLease
 
 // Flag bits of an encoded command.
 const (
 	flagDurable = 1 << iota
 	flagConditional
 	flagWriteAt
+	flagFenced
 )
+
+const knownFlags = flagDurable | flagConditional | flagWriteAt | flagFenced
 
 // ErrBadCommand: a log entry or request does not decode as a command. It
 // is a protocol error: the bytes came from a node of another version, or
@@ -115,8 +169,9 @@ const (
 var ErrBadCommand = shmerr.New(shmerr.ErrProtocol, "bad cluster command")
 
 // Append appends c's encoding to dst: format, op, flags, the shm_id
-// (uvarint length and bytes), the eleven numbers as uvarints, then Data to
-// the end of the entry.
+// (uvarint length and bytes), the eleven numbers as uvarints, in format 2
+// four more (Stamp, Lease, Token, Skew), then Data to the end of the
+// entry.
 func (c *Command) Append(dst []byte) []byte {
 	var flags byte
 	if c.Durable {
@@ -128,14 +183,32 @@ func (c *Command) Append(dst []byte) []byte {
 	if c.WriteAt {
 		flags |= flagWriteAt
 	}
-	dst = append(dst, cmdFormat, byte(c.Op), flags)
+	if c.Fenced {
+		flags |= flagFenced
+	}
+	format := byte(cmdFormat1)
+	if c.v2() {
+		format = cmdFormat
+	}
+	dst = append(dst, format, byte(c.Op), flags)
 	dst = binary.AppendUvarint(dst, uint64(len(c.ID)))
 	dst = append(dst, c.ID...)
 	for _, n := range [...]uint64{uint64(c.Size), uint64(c.Layout), uint64(c.MaxWrite), uint64(c.Off), c.IfVersion,
 		c.Upload, uint64(c.Seq), uint64(c.Chunks), uint64(c.Total), uint64(c.Sum), c.Request} {
 		dst = binary.AppendUvarint(dst, n)
 	}
+	if format == cmdFormat {
+		for _, n := range [...]uint64{uint64(c.Stamp), uint64(c.Lease), c.Token, uint64(c.Skew)} {
+			dst = binary.AppendUvarint(dst, n)
+		}
+	}
 	return append(dst, c.Data...)
+}
+
+// v2 reports whether c needs format 2: a field format 1 lacks, or an op
+// that format 1 readers do not know.
+func (c *Command) v2() bool {
+	return c.Stamp != 0 || c.Lease != 0 || c.Token != 0 || c.Skew != 0 || c.Fenced || c.Op > OpCommit
 }
 
 // Decode parses an encoded command. c.Data aliases b.
@@ -144,14 +217,15 @@ func Decode(b []byte) (Command, error) {
 	if len(b) < 3 {
 		return c, fmt.Errorf("%w: %d bytes, a command has at least 3", ErrBadCommand, len(b))
 	}
-	if b[0] != cmdFormat {
-		return c, fmt.Errorf("%w: format %d, this node reads format %d (upgrade every node first)", ErrBadCommand, b[0], cmdFormat)
+	format := b[0]
+	if format != cmdFormat1 && format != cmdFormat {
+		return c, fmt.Errorf("%w: format %d, this node reads formats %d and %d (upgrade every node first)", ErrBadCommand, b[0], cmdFormat1, cmdFormat)
 	}
-	c.Op, c.Durable, c.Conditional, c.WriteAt = Op(b[1]), b[2]&flagDurable != 0, b[2]&flagConditional != 0, b[2]&flagWriteAt != 0
-	if c.Op < OpCreate || c.Op > OpCommit {
-		return c, fmt.Errorf("%w: unknown op %d", ErrBadCommand, b[1])
+	c.Op, c.Durable, c.Conditional, c.WriteAt, c.Fenced = Op(b[1]), b[2]&flagDurable != 0, b[2]&flagConditional != 0, b[2]&flagWriteAt != 0, b[2]&flagFenced != 0
+	if c.Op < OpCreate || c.Op > lastOp || format == cmdFormat1 && c.Op > OpCommit {
+		return c, fmt.Errorf("%w: unknown op %d in format %d", ErrBadCommand, b[1], format)
 	}
-	if b[2]&^(flagDurable|flagConditional|flagWriteAt) != 0 {
+	if b[2]&^knownFlags != 0 || format == cmdFormat1 && c.Fenced {
 		return c, fmt.Errorf("%w: unknown flags 0x%02x", ErrBadCommand, b[2])
 	}
 	p := b[3:]
@@ -183,6 +257,18 @@ func Decode(b []byte) (Command, error) {
 	}
 	c.Size, c.Layout, c.MaxWrite, c.Off, c.IfVersion = int64(n[0]), region.Layout(n[1]), int64(n[2]), int64(n[3]), n[4]
 	c.Upload, c.Seq, c.Chunks, c.Total, c.Sum, c.Request = n[5], uint32(n[6]), uint32(n[7]), int64(n[8]), uint32(n[9]), n[10]
+	if format == cmdFormat {
+		var m [4]uint64
+		for i, what := range [...]string{"stamp", "lease", "token", "skew"} {
+			if m[i], err = next(what); err != nil {
+				return c, err
+			}
+		}
+		if m[0] > maxInt || m[1] > maxInt || m[3] > maxInt {
+			return c, fmt.Errorf("%w: a number is out of range", ErrBadCommand)
+		}
+		c.Stamp, c.Lease, c.Token, c.Skew = int64(m[0]), int64(m[1]), m[2], int64(m[3])
+	}
 	if len(p) > 0 {
 		c.Data = p
 	}
@@ -192,7 +278,15 @@ func Decode(b []byte) (Command, error) {
 // check reports whether a caller's command is one Node.Apply takes.
 func (c *Command) check() error {
 	switch c.Op {
-	case OpCreate, OpDelete, OpWrite, OpWriteAt:
+	case OpCreate, OpDelete, OpWrite, OpWriteAt, OpUnlock:
+	case OpLock, OpRenew:
+		if c.Lease < 1 || c.Lease > MaxLease.Milliseconds() {
+			return fmt.Errorf("%w: a lease of %d ms: it must be 1 to %d ms", shmerr.ErrLimit, c.Lease, MaxLease.Milliseconds())
+		}
+	case OpTokens:
+		if len(c.Data) > MaxTokensFile {
+			return fmt.Errorf("%w: a tokens file of %d bytes, at most %d", shmerr.ErrTooLarge, len(c.Data), MaxTokensFile)
+		}
 	case OpChunk, OpCommit:
 		return errors.New("cluster: chunk and commit entries are made by Node.Apply, not sent by callers")
 	default:
@@ -205,4 +299,19 @@ func (c *Command) check() error {
 		return fmt.Errorf("%w: negative offset or size", shmerr.ErrOutOfRange)
 	}
 	return nil
+}
+
+// stamp sets what the leader adds to a command it proposes: its wall
+// clock, and its clock-skew allowance on the lease commands.
+func (c *Command) stamp(now time.Time, skew time.Duration) {
+	if c.Op == OpChunk {
+		return
+	}
+	c.Stamp = now.UnixNano()
+	if c.Op == OpLock || c.Op == OpRenew {
+		if skew <= 0 {
+			skew = DefaultClockSkew
+		}
+		c.Skew = skew.Milliseconds()
+	}
 }

@@ -15,7 +15,9 @@ import (
 // TestCommandRoundTrip: every field survives Append and Decode.
 func TestCommandRoundTrip(t *testing.T) {
 	for _, c := range append(history(), Command{Op: OpCreate, ID: "d", Size: 1 << 40, Layout: region.Raw, Durable: true, MaxWrite: 1 << 20},
-		Command{Op: OpCommit, ID: "x", Upload: 1<<64 - 1, Chunks: 1<<32 - 1, Total: 1<<63 - 1, Sum: 1<<32 - 1, WriteAt: true, Conditional: true, IfVersion: 1<<64 - 1, Request: 1<<64 - 1}) {
+		Command{Op: OpCommit, ID: "x", Upload: 1<<64 - 1, Chunks: 1<<32 - 1, Total: 1<<63 - 1, Sum: 1<<32 - 1, WriteAt: true, Conditional: true, IfVersion: 1<<64 - 1, Request: 1<<64 - 1},
+		Command{Op: OpCommit, ID: "x", Upload: 1, Fenced: true, Token: 1<<64 - 1, Stamp: 1<<63 - 1},
+		Command{Op: OpRenew, ID: "x", Token: 9, Lease: 60000, Skew: 1<<63 - 1, Request: 3}) {
 		got, err := Decode(c.Append(nil))
 		if err != nil {
 			t.Fatalf("%+v: %v", c, err)
@@ -35,9 +37,11 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"short", good[:2]},
-		{"format", append([]byte{2}, good[1:]...)},
+		{"format", append([]byte{3}, good[1:]...)},
+		{"format 2 numbers missing", append([]byte{2}, good[1:len(good)-1]...)},
 		{"op zero", append([]byte{1, 0}, good[2:]...)},
-		{"op unknown", append([]byte{1, 7}, good[2:]...)},
+		{"op unknown", append([]byte{2, 11}, good[2:]...)},
+		{"new op in format 1", append([]byte{1, 7}, good[2:]...)},
 		{"flags", append([]byte{1, 3, 0x80}, good[3:]...)},
 		{"id too long", append([]byte{1, 3, 0, 65}, bytes.Repeat([]byte("a"), 65)...)},
 		{"id past end", []byte{1, 3, 0, 5, 'a'}},
@@ -80,7 +84,9 @@ func FuzzReadSnapshot(f *testing.F) {
 	s := &snapshot{regions: []snapRegion{{ID: "a", Size: 4096, Layout: region.UTF8, Nonce: "00ff", Version: 3, Content: []byte("héllo")},
 		{ID: "b", Size: 64, Layout: region.Raw, MaxWrite: 8, Version: 1 << 40, Content: make([]byte, 64)}},
 		uploads:  []snapUpload{{ID: 9, Last: 12, Parts: [][]byte{[]byte("ab"), []byte("c")}}},
-		requests: []snapRequest{{ID: 5, Result: Result{Version: 3}}, {ID: 6, Result: Result{Err: &remoteError{kind: shmerr.ErrConflict, msg: "version conflict"}}}}}
+		requests: []snapRequest{{ID: 5, Result: Result{Version: 3}}, {ID: 6, Result: Result{Err: &remoteError{kind: shmerr.ErrConflict, msg: "version conflict"}}}},
+		now:      1 << 60, leases: []snapLease{{ID: "a", lease: lease{Token: 7, Deadline: 1<<60 + 5, Free: 1<<60 + 9}}},
+		tokens: tokens{data: []byte(`{"tokens": []}`), set: true}}
 	var buf bytes.Buffer
 	s.write(&buf)
 	f.Add(buf.Bytes())

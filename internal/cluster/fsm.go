@@ -45,9 +45,16 @@ type fsm struct {
 	// dropped (its leader died before the commit).
 	staleAfter uint64
 
-	// mu protects uploads.
+	// mu protects uploads, requests and order, leases, now and tokens
+	// (written on the FSM goroutine, read by Node's methods too).
 	mu      sync.Mutex
 	uploads map[uint64]*upload
+	// leases are the regions' leases; now is log time, the largest
+	// Command.Stamp applied (Unix nanoseconds); tokens the access tokens
+	// file of the last OpTokens.
+	leases  map[string]lease
+	now     int64
+	tokens  tokens
 	applied atomic.Uint64
 	// wmu protects wake, closed and replaced after every entry to wake
 	// waitApplied.
@@ -76,7 +83,7 @@ type upload struct {
 
 func newFSM(h *host.Host, logf func(string, ...any), staleAfter uint64) *fsm {
 	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{}), requests: map[uint64]Result{},
-		known: map[string]uint64{}}
+		known: map[string]uint64{}, leases: map[string]lease{}}
 }
 
 // maxRequests is how many requests the FSM remembers for exactly-once
@@ -116,6 +123,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.logf("cluster: entry %d: %v (skipped on every node alike)", l.Index, err)
 		return &Result{Err: err}
 	}
+	f.tick(&c)
 	if c.Request != 0 && c.Op != OpChunk {
 		if res, ok := f.seen(c.Request); ok {
 			if c.Op == OpCommit {
@@ -125,7 +133,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 	}
 	res := f.apply(l.Index, &c)
-	if c.Request != 0 && c.Op != OpChunk {
+	if c.Request != 0 && c.Op != OpChunk && remembered(res) {
 		f.remember(c.Request, res)
 	}
 	return &res
@@ -160,15 +168,20 @@ func (f *fsm) apply(index uint64, c *Command) Result {
 		_, err := f.h.Create(c.ID, host.CreateOptions{Size: c.Size, Layout: c.Layout, Durable: c.Durable, MaxWrite: c.MaxWrite})
 		if err == nil {
 			f.known[c.ID] = 0
+			f.dropLease(c.ID)
 		}
 		return Result{Err: err}
 	case OpDelete:
 		err := f.h.Delete(c.ID)
 		if err == nil {
 			delete(f.known, c.ID)
+			f.dropLease(c.ID)
 		}
 		return Result{Err: err}
 	case OpWrite, OpWriteAt:
+		if res := f.gate(c); res.Err != nil {
+			return res
+		}
 		return f.write(c.ID, c.Op == OpWriteAt, c.Off, c.Data, c.Conditional, c.IfVersion)
 	case OpChunk:
 		return Result{Err: f.stage(index, c)}
@@ -177,7 +190,19 @@ func (f *fsm) apply(index uint64, c *Command) Result {
 		if err != nil {
 			return Result{Err: err}
 		}
+		if res := f.gate(c); res.Err != nil {
+			return res
+		}
 		return f.write(c.ID, c.WriteAt, c.Off, data, c.Conditional, c.IfVersion)
+	case OpLock:
+		return f.lockRegion(index, c)
+	case OpRenew:
+		return f.renew(c)
+	case OpUnlock:
+		return f.unlock(c)
+	case OpTokens:
+		f.setTokens(c.Data)
+		return Result{}
 	}
 	return Result{Err: fmt.Errorf("%w: unknown op %d", ErrBadCommand, c.Op)}
 }
@@ -305,6 +330,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	for _, id := range f.order {
 		s.requests = append(s.requests, snapRequest{ID: id, Result: f.requests[id]})
 	}
+	s.now, s.tokens = f.now, f.tokens // tokens.data is never changed: shared
+	for id, l := range f.leases {
+		s.leases = append(s.leases, snapLease{ID: id, lease: l})
+	}
 	f.mu.Unlock()
 	return s, nil
 }
@@ -358,7 +387,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.requests[r.ID] = r.Result
 		f.order = append(f.order, r.ID)
 	}
+	f.now, f.leases = s.now, map[string]lease{}
+	for _, l := range s.leases {
+		f.leases[l.ID] = l.lease
+	}
 	f.mu.Unlock()
+	if s.tokens.set {
+		f.setTokens(s.tokens.data)
+	} else {
+		f.mu.Lock()
+		f.tokens = tokens{}
+		f.mu.Unlock()
+	}
 	f.woke(s.index)
 	return nil
 }
@@ -387,6 +427,7 @@ func (f *fsm) reset() error {
 	f.mu.Lock()
 	f.uploads = map[uint64]*upload{}
 	f.requests, f.order = map[uint64]Result{}, nil
+	f.leases, f.now, f.tokens = map[string]lease{}, 0, tokens{}
 	f.mu.Unlock()
 	return nil
 }

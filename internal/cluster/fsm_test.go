@@ -120,6 +120,23 @@ func history() []Command {
 		Command{Op: OpCreate, ID: "gone", Size: 8192},
 		Command{Op: OpDelete, ID: "default"}, // refused
 	)
+	// Leases and tokens, on log time: a lease on txt, refused a second
+	// time and to an unfenced write, written under, renewed, then
+	// expired and taken over; the tokens file replaced.
+	const t0, ms = int64(1_700_000_000_000_000_000), int64(1_000_000)
+	out = append(out,
+		Command{Op: OpLock, ID: "txt", Lease: 1000, Skew: 500, Stamp: t0},
+		Command{Op: OpLock, ID: "txt", Lease: 1000, Skew: 500, Stamp: t0 + 100*ms},    // held
+		Command{Op: OpWrite, ID: "txt", Data: []byte("unfenced"), Stamp: t0 + 200*ms}, // held
+		Command{Op: OpWrite, ID: "txt", Data: []byte("fenced"), Fenced: true, Token: uint64(len(out) + 1), Stamp: t0 + 300*ms},
+		Command{Op: OpRenew, ID: "txt", Token: uint64(len(out) + 1), Lease: 2000, Skew: 500, Stamp: t0 + 900*ms},
+		Command{Op: OpTokens, Data: []byte(`{"tokens": []}` + "\n"), Stamp: t0 + 950*ms},
+		Command{Op: OpLock, ID: "nosuch", Lease: 1000, Skew: 500, Stamp: t0 + 960*ms},
+		Command{Op: OpWrite, ID: "txt", Data: []byte("late"), Fenced: true, Token: uint64(len(out) + 1), Stamp: t0 + 3000*ms}, // expired
+		Command{Op: OpLock, ID: "txt", Lease: 1000, Skew: 500, Stamp: t0 + 1000*ms},                                           // clock behind: log time stays, still held
+		Command{Op: OpLock, ID: "txt", Lease: 1000, Skew: 500, Stamp: t0 + 3500*ms},                                           // free: taken over
+		Command{Op: OpUnlock, ID: "txt", Token: uint64(len(out) + 1), Stamp: t0 + 3600*ms},                                    // the old lease: fenced
+	)
 	return out
 }
 

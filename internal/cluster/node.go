@@ -104,6 +104,9 @@ type Config struct {
 	// write that never got its commit (its leader died) is dropped
 	// (default 65536).
 	StaleUploads uint64
+	// ClockSkew is how long past its deadline a lease stays taken
+	// (default DefaultClockSkew; see docs/CLUSTER.md, "Leases and tokens").
+	ClockSkew time.Duration
 }
 
 // Node is one member of a cluster: a Raft instance whose state machine is
@@ -121,6 +124,7 @@ type Node struct {
 	// has set raft; static are Config.TLS's pins (see Node.accepts).
 	raftRef atomic.Pointer[raft.Raft]
 	static  map[string]bool
+	watch   watchers // goroutines run for the node's owner (Go)
 }
 
 type logWriter func(string, ...any)
@@ -307,6 +311,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd Command) (uint64, error) {
 	if err := cmd.check(); err != nil {
 		return 0, err
 	}
+	cmd.stamp(time.Now(), n.cfg.ClockSkew) // the leader's clock, even for a forwarded command
 	if (cmd.Op == OpWrite || cmd.Op == OpWriteAt) && len(cmd.Data) > n.cfg.ChunkSize {
 		return n.applyChunked(ctx, cmd)
 	}
@@ -367,7 +372,7 @@ func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
 	}
 	c := Command{Op: OpCommit, ID: cmd.ID, Upload: up, Chunks: uint32(chunks), Total: int64(len(cmd.Data)),
 		Sum: crc32.Checksum(cmd.Data, castagnoli), WriteAt: cmd.Op == OpWriteAt, Off: cmd.Off, Conditional: cmd.Conditional, IfVersion: cmd.IfVersion,
-		Request: cmd.Request}
+		Request: cmd.Request, Stamp: cmd.Stamp, Fenced: cmd.Fenced, Token: cmd.Token}
 	last := n.raft.Apply(c.Append(nil), timeout(ctx))
 	var first error
 	for _, f := range futures {
@@ -558,6 +563,7 @@ func (n *Node) Snapshot() error {
 // it applied already), leaves Raft and closes its store. The host stays
 // open: its owner closes it.
 func (n *Node) Close() error {
+	n.watch.close()
 	snap := n.Snapshot()
 	err := n.raft.Shutdown().Error()
 	return errors.Join(snap, err, n.close())

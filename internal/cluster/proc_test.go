@@ -153,7 +153,8 @@ var kinds = []struct {
 	name string
 	err  error
 }{{"not_leader", ErrNotLeader}, {"unknown_outcome", shmerr.ErrUnknownOutcome}, {"conflict", shmerr.ErrConflict},
-	{"not_found", shmerr.ErrNotFound}, {"exists", shmerr.ErrExists}, {"unavailable", shmerr.ErrUnavailable}}
+	{"not_found", shmerr.ErrNotFound}, {"exists", shmerr.ErrExists}, {"unavailable", shmerr.ErrUnavailable},
+	{"fenced", shmerr.ErrFenced}, {"lock_timeout", shmerr.ErrLockTimeout}}
 
 func kindOf(err error) string {
 	for _, k := range kinds {

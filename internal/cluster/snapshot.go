@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,9 +21,17 @@ import (
 // shm_id, size, layout, durable flag, max write, nonce, version and
 // content; the upload count, then for each its id, last index and pieces;
 // the request count, then for each (oldest first) its id, version, error
-// code (proto.Code, 0 for none) and error message; a CRC-32C of everything before it (4 bytes, little-endian). Strings and
-// byte strings are a uvarint length and the bytes; numbers are uvarints.
-const snapMagic = "SHMGRCS1"
+// code (proto.Code, 0 for none) and error message; then, from format 2 on
+// (magic "SHMGRCS2"), the log time, the lease count and for each its
+// shm_id, token, deadline and free time, and the access tokens file (1
+// and its bytes, or 0 for none); a CRC-32C of everything before it (4
+// bytes, little-endian). Strings and byte strings are a uvarint length
+// and the bytes; numbers are uvarints. Snapshots are written in the
+// newest format; format 1 (no leases, no tokens) is still read.
+const (
+	snapMagic1 = "SHMGRCS1"
+	snapMagic  = "SHMGRCS2"
+)
 
 // maxSnapString bounds a string in a snapshot that is not content (an
 // shm_id, a nonce), so that a damaged length cannot make Restore allocate
@@ -37,6 +46,14 @@ type snapshot struct {
 	regions  []snapRegion
 	uploads  []snapUpload
 	requests []snapRequest
+	now      int64
+	leases   []snapLease
+	tokens   tokens
+}
+
+type snapLease struct {
+	ID string
+	lease
 }
 
 type snapRequest struct {
@@ -117,6 +134,20 @@ func (s *snapshot) write(w io.Writer) error {
 			bs([]byte(r.Result.Err.Error()))
 		}
 	}
+	u(uint64(s.now))
+	u(uint64(len(s.leases)))
+	for _, l := range s.leases {
+		bs([]byte(l.ID))
+		u(l.Token)
+		u(uint64(l.Deadline))
+		u(uint64(l.Free))
+	}
+	if s.tokens.set {
+		u(1)
+		bs(s.tokens.data)
+	} else {
+		u(0)
+	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
@@ -171,7 +202,7 @@ func (s *snapReader) bytes(what string, max uint64) []byte {
 func readSnapshot(r io.Reader) (*snapshot, error) {
 	s := &snapReader{r: bufio.NewReaderSize(r, 1<<20), sum: crc32.New(castagnoli)}
 	magic := make([]byte, len(snapMagic))
-	if _, err := io.ReadFull(s.r, magic); err != nil || string(magic) != snapMagic {
+	if _, err := io.ReadFull(s.r, magic); err != nil || string(magic) != snapMagic && string(magic) != snapMagic1 {
 		return nil, fmt.Errorf("%w: not a shmgr cluster snapshot (magic %q)", ErrBadSnapshot, magic)
 	}
 	s.sum.Write(magic)
@@ -216,6 +247,9 @@ func readSnapshot(r io.Reader) (*snapshot, error) {
 		}
 		out.requests = append(out.requests, r)
 	}
+	if string(magic) == snapMagic {
+		out.readLeases(s)
+	}
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -228,4 +262,36 @@ func readSnapshot(r io.Reader) (*snapshot, error) {
 		return nil, fmt.Errorf("%w: checksum does not match (damaged)", ErrBadSnapshot)
 	}
 	return out, nil
+}
+
+// readLeases reads what format 2 adds: log time, leases and tokens.
+func (out *snapshot) readLeases(s *snapReader) {
+	const maxInt = 1<<63 - 1
+	now := s.u("log time")
+	if now > maxInt {
+		s.err = fmt.Errorf("%w: log time %d out of range", ErrBadSnapshot, now)
+	}
+	out.now = int64(now)
+	n := s.u("lease count")
+	for i := uint64(0); i < n && s.err == nil; i++ {
+		l := snapLease{ID: string(s.bytes("lease shm_id", maxSnapString))}
+		l.Token = s.u("lease token")
+		d, f := s.u("lease deadline"), s.u("lease free time")
+		if d > maxInt || f > maxInt {
+			s.err = fmt.Errorf("%w: lease on %q: a time out of range", ErrBadSnapshot, l.ID)
+		}
+		l.Deadline, l.Free = int64(d), int64(f)
+		out.leases = append(out.leases, l)
+	}
+	switch s.u("tokens flag") {
+	case 0:
+	case 1:
+		if data := s.bytes("tokens file", MaxTokensFile); s.err == nil {
+			out.tokens = tokens{data: data, sum: sha256.Sum256(data), set: true}
+		}
+	default:
+		if s.err == nil {
+			s.err = fmt.Errorf("%w: bad tokens flag", ErrBadSnapshot)
+		}
+	}
 }

@@ -282,6 +282,7 @@ func startNode(cfg Config, h *host.Host, log *slog.Logger, sec security) (*clust
 	if err != nil {
 		return nil, fmt.Errorf("cluster node %q: %w", c.Node, err)
 	}
+	n.Go(tokenWatcher(n, cfg.DataDir, log)) // cluster_tokens.go
 	log.Info("cluster node started", "node", c.Node, "raft", bind, "peers", len(c.Peers), "tls", nt != nil, "join", c.Join)
 	if c.Join && len(c.Peers) == 0 {
 		log.Info(fmt.Sprintf("node %s waits to be added: on any member run  shmgr cluster add %s %s%s", c.Node, c.Node, bind, fpHint(sec)))

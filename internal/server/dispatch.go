@@ -46,9 +46,16 @@ func (c *conn) handle(req *proto.Request) {
 		c.unwatch(req)
 	case proto.CmdLock, proto.CmdRenew, proto.CmdUnlock:
 		if c.s.cfg.Cluster != nil {
-			// A lease lives on one host; its fencing tokens must come
-			// from the log to hold across hosts.
-			c.refuseInCluster("leases (LOCK, RENEW, UNLOCK)")
+			// A lease is replicated state: its fencing tokens come from
+			// the log, so they hold across hosts (cluster_lock.go).
+			switch req.Cmd {
+			case proto.CmdLock:
+				c.clusterLock(req)
+			case proto.CmdRenew:
+				c.clusterRenew(req)
+			default:
+				c.clusterUnlock(req)
+			}
 			return
 		}
 		switch req.Cmd {

@@ -53,16 +53,9 @@ func (c *conn) lock(req *proto.Request) {
 	if !ok {
 		return
 	}
-	wait := c.s.cfg.LockTimeout
-	if req.HasWait {
-		if req.Wait > int64(MaxLockWait/time.Millisecond) {
-			c.refuse(proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
-			return
-		}
-		wait = time.Duration(req.Wait) * time.Millisecond
-		if wait == 0 {
-			wait = time.Nanosecond // try once
-		}
+	wait, ok := c.lockWait(req)
+	if !ok {
+		return
 	}
 	var token uint64
 	err = hr.Do(func(r *region.Region) (err error) {
@@ -79,6 +72,22 @@ func (c *conn) lock(req *proto.Request) {
 	c.leases[string(req.ID)] = heldLease{hr: hr, token: token}
 	c.nleases.Store(int32(len(c.leases)))
 	c.out = proto.AppendOKVersion(c.out, token)
+}
+
+// lockWait reads wait= (default Config.LockTimeout; 0 tries once),
+// refusing more than MaxLockWait.
+func (c *conn) lockWait(req *proto.Request) (time.Duration, bool) {
+	if !req.HasWait {
+		return c.s.cfg.LockTimeout, true
+	}
+	if req.Wait > int64(MaxLockWait/time.Millisecond) {
+		c.refuse(proto.CodeLimit, fmt.Sprintf("wait of %d ms is longer than the maximum of %d ms: retry instead", req.Wait, MaxLockWait/time.Millisecond))
+		return 0, false
+	}
+	if req.Wait == 0 {
+		return time.Nanosecond, true // try once
+	}
+	return time.Duration(req.Wait) * time.Millisecond, true
 }
 
 // leaseLength reads lease= (default DefaultLease), refusing more than
@@ -147,6 +156,10 @@ func (c *conn) unlock(req *proto.Request) {
 // releaseLeases frees every lock the connection still holds: a client
 // whose connection ends loses its leases at once.
 func (c *conn) releaseLeases() {
+	if c.s.cfg.Cluster != nil {
+		c.releaseClusterLeases()
+		return
+	}
 	for id, l := range c.leases {
 		l.hr.Do(func(r *region.Region) error { return r.Release(l.token) })
 		delete(c.leases, id)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"time"
 
@@ -42,27 +41,22 @@ type Cluster interface {
 // log's back.
 var errClusterOnly = errors.New("not available in cluster mode yet")
 
-// refuseInCluster answers a request the cluster cannot replicate yet.
-func (c *conn) refuseInCluster(what string) {
-	c.refuse(proto.CodeForbidden, fmt.Sprintf("%v: %s", errClusterOnly, what))
-}
-
 // applyCluster commits a WRITE or SET through the cluster's log. A keyed
 // SET carries a request id made of its (cid, seq), so that a retry that
 // reaches another host of the cluster (after the leader died) is answered
-// by the log's idempotency records, not applied again.
+// by the log's idempotency records, not applied again. A SET with
+// fence=<token> applies only under the live lease with that token, as
+// the log has it when the entry applies (clusterWrite).
 func (c *conn) applyCluster(id string, req *proto.Request) (uint64, error) {
-	if req.HasFence {
-		return 0, fmt.Errorf("%w: fenced writes (lock= tokens)", errClusterOnly)
-	}
-	cmd := cluster.Command{Op: cluster.OpWrite, ID: id, Data: req.Payload, Conditional: req.HasIfVer, IfVersion: req.IfVersion}
+	cmd := cluster.Command{Op: cluster.OpWrite, ID: id, Data: req.Payload, Conditional: req.HasIfVer, IfVersion: req.IfVersion,
+		Fenced: req.HasFence, Token: req.Fence}
 	if req.HasAt {
 		cmd.Op, cmd.Off = cluster.OpWriteAt, req.Offset
 	}
 	if req.ClientID != nil {
 		cmd.Request = requestID(req.ClientID, req.Seq)
 	}
-	return c.clusterApply(cmd)
+	return c.clusterWrite(cmd)
 }
 
 // applyTimeout bounds one replicated request: long enough to ride out

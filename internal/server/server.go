@@ -75,8 +75,8 @@ type Config struct {
 	RESP RESPConfig
 	// Cluster, if set, is the cluster node this host belongs to: WRITE,
 	// SET, CREATE and DELETE then go through its log and are answered
-	// once committed, and the write forms it cannot replicate yet
-	// (fenced writes, leases) are refused. Reads stay local.
+	// once committed, as do LOCK, RENEW, UNLOCK and fenced writes
+	// (cluster_lock.go). Reads stay local.
 	Cluster Cluster
 }
 
