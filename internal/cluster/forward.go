@@ -22,15 +22,20 @@ import (
 // a follower forwards a write to the leader, and asks it for a read index.
 // A connection says which it is by its first byte: Raft's transport starts
 // every connection with an RPC type (0 to 4), a forwarded request with
-// fwdMagic.
+// fwdMagic. A forwarding connection then carries requests one after the
+// other, each answered before the next is read.
 //
-// Request: a verb byte, then for fwdApply a uvarint length and an encoded
-// Command. Reply: a uvarint (the version, or the read index), a uvarint
-// proto.Code (0: no error) and a uvarint-length error message.
+// Request: a verb byte, then for fwdApply and fwdWrite a uvarint length
+// and an encoded Command. Reply: a uvarint (the version, or the read
+// index), for fwdWrite a uvarint log index (of the entry that carried the
+// command, 0 if none did), then a uvarint proto.Code (0: no error) and a
+// uvarint-length error message. fwdApply is fwdWrite without the index,
+// still answered for nodes that send it.
 const (
 	fwdMagic = 'F'
 	fwdApply = 'A'
 	fwdRead  = 'R'
+	fwdWrite = 'W'
 )
 
 // maxForward bounds a forwarded command: the largest region (4 GiB) and
@@ -38,7 +43,8 @@ const (
 const maxForward = 4<<30 + 1024
 
 // fwdTimeout bounds a forwarded request's network I/O (its commit can take
-// longer: the leader answers when the entry is applied).
+// longer: the leader answers when the entry is applied), and how long the
+// leader keeps an idle forwarding connection.
 const fwdTimeout = 2 * time.Minute
 
 // mux is the raft.StreamLayer over the node's listener: Raft's connections
@@ -55,6 +61,8 @@ type mux struct {
 	// mu protects conns: forwarded connections open now, closed by Close.
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// pool holds this node's idle connections to the leader.
+	pool fwdPool
 }
 
 func newMux(ln net.Listener, client *tls.Config, handle func(net.Conn)) *mux {
@@ -137,6 +145,7 @@ func (m *mux) Close() error {
 	m.once.Do(func() {
 		close(m.done)
 		err = m.ln.Close()
+		m.pool.close()
 		m.mu.Lock()
 		for c := range m.conns {
 			c.Close()
@@ -183,101 +192,144 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 	return p.Conn.Read(b)
 }
 
-// serveForward answers one forwarded request (on the leader).
+// serveForward answers the requests of one forwarding connection (on the
+// leader), one after the other, until the follower closes it or leaves it
+// idle for fwdTimeout.
 func (n *Node) serveForward(c net.Conn) {
-	c.SetDeadline(time.Now().Add(fwdTimeout))
 	r := bufio.NewReader(c)
-	verb, err := r.ReadByte()
-	if err != nil {
-		return
-	}
-	var v uint64
-	switch verb {
-	case fwdApply:
-		var l uint64
-		if l, err = binary.ReadUvarint(r); err != nil {
+	var out []byte
+	for {
+		c.SetDeadline(time.Now().Add(fwdTimeout))
+		verb, err := r.ReadByte()
+		if err != nil {
 			return
 		}
-		if l > maxForward {
-			err = fmt.Errorf("%w: a forwarded command of %d bytes", shmerr.ErrTooLarge, l)
-			break
-		}
-		b := make([]byte, l)
-		if _, err = io.ReadFull(r, b); err != nil {
+		var v, idx uint64
+		switch verb {
+		case fwdApply, fwdWrite:
+			var l uint64
+			if l, err = binary.ReadUvarint(r); err != nil {
+				return
+			}
+			if l > maxForward {
+				// The command is not read: the connection cannot go on.
+				err = fmt.Errorf("%w: a forwarded command of %d bytes", shmerr.ErrTooLarge, l)
+				c.Write(appendReply(nil, verb, 0, 0, err))
+				return
+			}
+			b := make([]byte, l)
+			if _, err = io.ReadFull(r, b); err != nil {
+				return
+			}
+			var cmd Command
+			if cmd, err = Decode(b); err == nil {
+				// Never forwarded again: if this node stopped leading, the
+				// caller learns it and asks the new leader.
+				v, idx, err = n.applyLocal(context.Background(), cmd)
+			}
+		case fwdRead:
+			v, err = n.readIndex()
+		default:
+			err = fmt.Errorf("%w: forwarded verb %q", shmerr.ErrProtocol, verb)
+			c.Write(appendReply(nil, verb, 0, 0, err))
 			return
 		}
-		var cmd Command
-		if cmd, err = Decode(b); err == nil {
-			// Never forwarded again: if this node stopped leading, the
-			// caller learns it and asks the new leader.
-			v, err = n.applyLocal(context.Background(), cmd)
+		out = appendReply(out[:0], verb, v, idx, err)
+		c.SetDeadline(time.Now().Add(fwdTimeout))
+		if _, err := c.Write(out); err != nil {
+			return
 		}
-	case fwdRead:
-		v, err = n.readIndex()
-	default:
-		err = fmt.Errorf("%w: forwarded verb %q", shmerr.ErrProtocol, verb)
 	}
-	out := binary.AppendUvarint(nil, v)
+}
+
+// appendReply appends the reply to a forwarded request.
+func appendReply(out []byte, verb byte, v, idx uint64, err error) []byte {
+	out = binary.AppendUvarint(out, v)
+	if verb == fwdWrite {
+		out = binary.AppendUvarint(out, idx)
+	}
 	code, msg := uint64(0), ""
 	if err != nil {
 		code, msg = uint64(proto.CodeOf(err)), err.Error()
 	}
 	out = binary.AppendUvarint(out, code)
 	out = binary.AppendUvarint(out, uint64(len(msg)))
-	c.SetDeadline(time.Now().Add(fwdTimeout))
-	c.Write(append(out, msg...))
+	return append(out, msg...)
 }
 
-// forward sends a request to the leader and returns its answer.
-func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (uint64, error) {
+// forward sends a request to the leader and returns its answer: the
+// version (or read index) and, for fwdWrite, the log index of the entry.
+// It reuses an idle connection to the leader when there is one.
+func (n *Node) forward(ctx context.Context, verb byte, cmd []byte) (v, idx uint64, err error) {
 	leaderAddr, leaderID := n.raft.LeaderWithID()
 	if leaderAddr == "" {
-		return 0, fmt.Errorf("%w: no leader is known (an election is under way)", ErrNotLeader)
+		return 0, 0, fmt.Errorf("%w: no leader is known (an election is under way)", ErrNotLeader)
 	}
 	if leaderID == raft.ServerID(n.cfg.ID) {
-		return 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
+		return 0, 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
 	}
-	c, err := n.mux.dial(ctx, string(leaderAddr))
+	fc, err := n.mux.pool.get(ctx, n.mux, string(leaderAddr))
 	if err != nil {
-		return 0, fmt.Errorf("%w: forward to the leader %s: %v", ErrNotLeader, leaderID, err)
+		return 0, 0, fmt.Errorf("%w: forward to the leader %s: %v", ErrNotLeader, leaderID, err)
 	}
-	defer c.Close()
+	ok := false
+	defer func() {
+		if ok {
+			n.mux.pool.put(fc)
+		} else {
+			fc.c.Close()
+		}
+	}()
 	deadline := time.Now().Add(fwdTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	c.SetDeadline(deadline)
-	req := []byte{fwdMagic, verb}
-	if verb == fwdApply {
+	fc.c.SetDeadline(deadline)
+	// A new connection starts with fwdMagic; a reused one is past it.
+	var req []byte
+	if fc.used.IsZero() {
+		req = append(req, fwdMagic)
+	}
+	req = append(req, verb)
+	if verb == fwdWrite {
 		req = binary.AppendUvarint(req, uint64(len(cmd)))
 	}
-	bw := bufio.NewWriterSize(c, 1<<20)
-	bw.Write(req)
-	bw.Write(cmd)
-	if err := bw.Flush(); err != nil {
-		return 0, fmt.Errorf("%w: forward to the leader %s: %v", unknownIfApply(verb), leaderID, err)
+	if len(cmd) <= 64<<10 {
+		req = append(req, cmd...)
+		_, err = fc.c.Write(req)
+	} else {
+		bufs := net.Buffers{req, cmd}
+		_, err = bufs.WriteTo(fc.c)
 	}
-	r := bufio.NewReader(c)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: forward to the leader %s: %v", unknownIfApply(verb), leaderID, err)
+	}
+	r := fc.r
 	v, err1 := binary.ReadUvarint(r)
-	code, err2 := binary.ReadUvarint(r)
-	l, err3 := binary.ReadUvarint(r)
-	if err := errors.Join(err1, err2, err3); err != nil || l > 1<<16 {
-		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
+	var err2 error
+	if verb == fwdWrite {
+		idx, err2 = binary.ReadUvarint(r)
+	}
+	code, err3 := binary.ReadUvarint(r)
+	l, err4 := binary.ReadUvarint(r)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || l > 1<<16 {
+		return 0, 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
 	}
 	msg := make([]byte, l)
 	if _, err := io.ReadFull(r, msg); err != nil {
-		return 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
+		return 0, 0, fmt.Errorf("%w: the leader %s's answer was lost: %v", unknownIfApply(verb), leaderID, err)
 	}
+	ok = true
 	if code != 0 {
-		return v, &remoteError{kind: proto.Code(code).Err(), msg: "leader " + string(leaderID) + ": " + string(msg)}
+		return v, idx, &remoteError{kind: proto.Code(code).Err(), msg: "leader " + string(leaderID) + ": " + string(msg)}
 	}
-	return v, nil
+	return v, idx, nil
 }
 
 // unknownIfApply: a write whose answer was lost may have committed; a
 // read index that was not answered changed nothing.
 func unknownIfApply(verb byte) error {
-	if verb == fwdApply {
+	if verb == fwdApply || verb == fwdWrite {
 		return shmerr.ErrUnknownOutcome
 	}
 	return shmerr.ErrUnavailable
