@@ -53,6 +53,8 @@ type options struct {
 	sweepRounds int           // runs per point of the plots (their median is drawn)
 	quick       bool          // a short smoke run
 	onlyRESP    bool          // --only-resp: just the redis-benchmark section (resp.go)
+	onlyCluster bool          // --only-cluster: just the cluster section (cluster.go)
+	noCluster   bool          // --no-cluster: skip the cluster section
 	out         string        // where PERFORMANCE.md and the PNGs go ("": nowhere)
 	shmgrBin    string        // a prebuilt shmgr binary ("": build one)
 	noInstall   bool          // never run install.sh
@@ -102,6 +104,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.sweepDur, "sweep-duration", 500*time.Millisecond, "length of each run of the plots' sweeps")
 	fs.IntVar(&o.sweepRounds, "sweep-rounds", 3, "runs per point of the plots (the plots show their median)")
 	fs.BoolVar(&o.onlyRESP, "only-resp", false, "run only the Redis protocol section (redis-benchmark against Redis and --resp-listen) and print its table")
+	fs.BoolVar(&o.onlyCluster, "only-cluster", false, "run only the cluster section (three hosts against a three-member etcd) and print its tables")
+	fs.BoolVar(&o.noCluster, "no-cluster", false, "skip the cluster section")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run of about a minute: 1 round, short runs, fewer points, no docs unless --out is given")
 	fs.StringVar(&o.out, "out", "", "directory for PERFORMANCE.md and the PNG plots (default: docs in the module root; --quick: none)")
 	fs.StringVar(&o.shmgrBin, "shmgr", "", "use this shmgr binary instead of building ./cmd/shmgr")
@@ -212,6 +216,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rep := &report{env: env, opts: o, res: map[string][]bench.Result{}}
+	if o.onlyCluster {
+		sv, err := l.startServers(ctx)
+		if err != nil {
+			return err
+		}
+		if err := l.pinSelf(true); err != nil {
+			return err
+		}
+		if err := l.clusterSection(ctx, o, sv, rep); err != nil {
+			return err
+		}
+		fmt.Println(rep.clusterMarkdown())
+		return saveJSON(l, o, rep)
+	}
 	if err := l.measureMemory(ctx, o, rep); err != nil {
 		return err
 	}
@@ -239,13 +257,21 @@ func run(ctx context.Context, o options) error {
 	if rep.resp, err = l.respBench(ctx, o); err != nil {
 		return err
 	}
+	if !o.noCluster {
+		if err := l.clusterSection(ctx, o, sv, rep); err != nil {
+			return err
+		}
+	}
 	rep.env.loadEnd = loadAvg()
 	rep.env.took = time.Since(l.start).Round(time.Second)
 
-	md := rep.markdown() + respMarkdown(rep.resp, o.rounds) + l.pythonSection(ctx, root, o.quick)
+	md := rep.markdown() + respMarkdown(rep.resp, o.rounds) + rep.clusterMarkdown() + l.pythonSection(ctx, root, o.quick)
 	fmt.Println(rep.summaryText())
 	if len(rep.resp) > 0 {
 		fmt.Println("\nredis-benchmark, Redis protocol:\n\n" + respTable(rep.resp))
+	}
+	if rep.cluster != nil {
+		fmt.Println(rep.clusterMarkdown())
 	}
 	if o.out == "" {
 		l.logf("no --out: PERFORMANCE.md and the plots are not written")
