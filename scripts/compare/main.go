@@ -6,11 +6,12 @@
 //
 // Run it from the module root:
 //
-//	go run ./scripts/compare            # the full comparison, about 10 minutes
-//	go run ./scripts/compare --quick    # a smoke run of about a minute (writes no docs)
+//	go run ./scripts/compare                # the full comparison, about 12 minutes
+//	go run ./scripts/compare --quick        # a smoke run of about a minute (writes no docs)
+//	go run ./scripts/compare --only-cluster # three hosts against a three-member etcd (cluster.go)
 //
-// It installs Debian's redis-server (and gnuplot-nox, for the plots) with
-// install.sh when they are missing, builds shmgr, and starts on 127.0.0.1, each
+// It installs Debian's redis-server, etcd-server (for the cluster section)
+// and gnuplot-nox (for the plots) with install.sh when they are missing, builds shmgr, and starts on 127.0.0.1, each
 // on a free port and pinned to the first CPU: redis-server, "shmgr host",
 // "shmgr bench --serve-echo" (a bare TCP echo server: the ceiling of any
 // request/reply protocol over TCP) and a raw one-way TCP server (this
@@ -109,7 +110,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run of about a minute: 1 round, short runs, fewer points, no docs unless --out is given")
 	fs.StringVar(&o.out, "out", "", "directory for PERFORMANCE.md and the PNG plots (default: docs in the module root; --quick: none)")
 	fs.StringVar(&o.shmgrBin, "shmgr", "", "use this shmgr binary instead of building ./cmd/shmgr")
-	fs.BoolVar(&o.noInstall, "no-install", false, "do not install redis-server or gnuplot-nox with apt-get when missing")
+	fs.BoolVar(&o.noInstall, "no-install", false, "do not install redis-server, etcd-server or gnuplot-nox with apt-get when missing")
 	fs.BoolVar(&o.pin, "pin", true, "pin the servers to the first CPU and the load generator to the second (taskset)")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle connections for the memory test (scaled down to the file limit)")
 	fs.IntVar(&o.watchers, "watchers", 1000, "watchers for the memory test")
