@@ -33,6 +33,13 @@ func readRegion(t testing.TB, h *host.Host, id string) ([]byte, uint64) {
 	return b, v
 }
 
+// knowsLeader waits until n has heard from a leader (a follower forwards
+// nothing before).
+func knowsLeader(t testing.TB, n *Node) {
+	t.Helper()
+	shmtest.CheckFor(t, 30*time.Second, "the node knows no leader", func() bool { id, _ := n.Leader(); return id != "" })
+}
+
 // TestForwardReadYourWrite: a write through a follower is in that
 // follower's region, at the version Apply returned, the moment Apply
 // returns (the follower waits for the entry's log index, which the
@@ -43,6 +50,7 @@ func TestForwardReadYourWrite(t *testing.T) {
 	li := l.leader(t)
 	fi := (li + 1) % 3
 	f, fh := l.nodes[fi], l.hosts[fi]
+	knowsLeader(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := f.Apply(ctx, Command{Op: OpCreate, ID: "ryw", Size: 64, Layout: region.Raw}); err != nil {
@@ -85,6 +93,9 @@ func TestForwardConcurrentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, base := readRegion(t, l.hosts[li], "many")
+	for _, n := range l.nodes {
+		knowsLeader(t, n)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
@@ -168,4 +179,20 @@ func TestAlive(t *testing.T) {
 	}
 	s.Close()
 	shmtest.CheckFor(t, 10*time.Second, "a connection its peer closed still looks alive", func() bool { return !alive(c) })
+}
+
+// TestBarrierIdle: a follower's Barrier on a cluster that has had no
+// write since its leader was elected returns: the leader's last entry is
+// then one the state machine never sees (the leader's no-op), so waiting
+// for the state machine to reach its index would wait for the next write.
+func TestBarrierIdle(t *testing.T) {
+	l := startLocal(t, 3, nil)
+	li := l.leader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, n := range l.nodes {
+		if err := n.Barrier(ctx); err != nil {
+			t.Fatalf("Barrier on node %d (leader %d) with no writes: %v", i, li, err)
+		}
+	}
 }
