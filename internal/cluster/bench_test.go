@@ -248,6 +248,7 @@ func BenchmarkApplyFollower(b *testing.B) {
 			l := startLocal(b, 3, nil)
 			li := l.leader(b)
 			f := l.nodes[(li+1)%3]
+			knowsLeader(b, f)
 			ctx := context.Background()
 			if _, err := f.Apply(ctx, Command{Op: OpCreate, ID: "bench", Size: int64(max(size, 4096)), Layout: region.Raw}); err != nil {
 				b.Fatal(err)
