@@ -52,6 +52,8 @@ func (p *fwdPool) get(ctx context.Context, m *mux, addr string) (*fwdConn, error
 		p.mu.Lock()
 		var drop []*fwdConn
 		var fc *fwdConn
+		// The most recently used first; those to another address (a
+		// former leader) or idle too long are closed on the way.
 		for len(p.idle) > 0 {
 			last := p.idle[len(p.idle)-1]
 			p.idle = p.idle[:len(p.idle)-1]
@@ -60,16 +62,6 @@ func (p *fwdPool) get(ctx context.Context, m *mux, addr string) (*fwdConn, error
 				break
 			}
 			drop = append(drop, last)
-		}
-		if fc == nil {
-			// Connections to another address (a former leader) or idle
-			// too long: none of them will be reused.
-			for _, c := range p.idle {
-				if c.addr != addr || now.Sub(c.used) >= fwdIdle {
-					drop = append(drop, c)
-				}
-			}
-			p.idle = p.idle[:0]
 		}
 		p.mu.Unlock()
 		for _, c := range drop {
