@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 	var cfg bench.Config
 	var tests string
 	var asJSON, quiet, local bool
-	var serveEcho, host string
+	var serveEcho, host, follower string
 	var g globals
 	c := &cobra.Command{
 		Use:   "bench",
@@ -34,9 +34,18 @@ Tests (-t, comma-separated):
   local-read, local-write  through the client library on a mapped region
   memcpy                 a plain copy of the same bytes: the local ceiling
   watch                  write-to-notification latency for --watchers watchers
+  lag                    a cluster's replication lag: writes through --host (the
+                         leader), one at a time, each timed from its acknowledgement
+                         until a mapping of --follower's region (a host of the
+                         cluster on this machine) shows its version
 
 --protocol redis drives a Redis server with the same generator (read as GET,
-write as SET of the key --id) for side-by-side runs. "shmgr bench
+write as SET of the key --id) for side-by-side runs; --protocol etcd drives
+etcd's JSON gateway (write as /v3/kv/put, read as /v3/kv/range, one HTTP
+keep-alive connection per -c, -P 1). Run against a cluster's leader or a
+follower, read and write measure replicated writes and local reads;
+"go run ./scripts/compare" starts a three-host cluster and a three-member
+etcd and puts them side by side. "shmgr bench
 --serve-echo ADDR" runs a bare TCP echo server: the ceiling any protocol
 over TCP can reach here.`,
 		Example: `  shmgr bench -t read,write -c 50 -P 16 -d 4096
@@ -44,6 +53,8 @@ over TCP can reach here.`,
   shmgr bench --protocol redis --host 127.0.0.1:6379 -t read,write -c 50 -P 16
   shmgr bench -t local-read,local-write,memcpy -d 4096
   shmgr bench -t watch --watchers 100 -n 2000
+  shmgr bench -t lag --host LEADER --follower FOLLOWER -n 2000
+  shmgr bench --protocol etcd --host 127.0.0.1:2379 -t write -c 50 --duration 5s
   shmgr bench --serve-echo 127.0.0.1:9999 &  shmgr bench --protocol echo --host 127.0.0.1:9999 -t echo`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -64,14 +75,14 @@ over TCP can reach here.`,
 			if !c.Flags().Changed("requests") {
 				cfg.Requests = 0
 			}
-			cfg.Addr = host
+			cfg.Addr, cfg.Follower = host, follower
 			cfg.WatchLocal = local
 			if cfg.Protocol == "shmgr" {
 				o, err := g.options()
 				if err != nil {
 					return err
 				}
-				cfg.Token = o.Token
+				cfg.Token, cfg.FollowerToken = o.Token, o.Token
 				cfg.Fingerprint = g.fingerprint
 			}
 			if !quiet && isTerminal(c.ErrOrStderr()) {
@@ -98,7 +109,8 @@ over TCP can reach here.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&host, "host", "127.0.0.1:9410", "server address")
+	f.StringVar(&host, "host", "127.0.0.1:9410", "server address (the leader's, for -t lag)")
+	f.StringVar(&follower, "follower", "", "-t lag: a follower host of the cluster on this machine, whose region is mapped")
 	f.StringVar(&cfg.ID, "id", "bench", "region (shmgr; created raw, -d bytes, if missing) or key (redis)")
 	f.IntVarP(&cfg.Conns, "connections", "c", 50, "connections (or goroutines, for local tests)")
 	f.IntVarP(&cfg.Pipeline, "pipeline", "P", 1, "requests in flight per connection")
@@ -106,7 +118,7 @@ over TCP can reach here.`,
 	f.IntVarP(&cfg.Requests, "requests", "n", 100000, "requests per test (or --duration)")
 	f.DurationVar(&cfg.Duration, "duration", 0, "run each test this long instead of -n requests")
 	f.StringVarP(&tests, "tests", "t", "read,write", "tests to run, comma-separated")
-	f.StringVar(&cfg.Protocol, "protocol", "shmgr", "shmgr, redis or echo")
+	f.StringVar(&cfg.Protocol, "protocol", "shmgr", "shmgr, redis, echo or etcd")
 	f.IntVar(&cfg.Watchers, "watchers", 1, "watchers for the watch test")
 	f.BoolVar(&local, "local-watchers", false, "watch test: watchers map the region instead of using TCP")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
@@ -139,6 +151,10 @@ func checkBenchFlags(c *cobra.Command, cfg *bench.Config) error {
 		return fmt.Errorf("--watchers %d: want at least 1", cfg.Watchers)
 	case !slices.Contains(bench.Protocols, cfg.Protocol):
 		return fmt.Errorf("--protocol %q: use %s", cfg.Protocol, strings.Join(bench.Protocols, ", "))
+	case cfg.Protocol == "etcd" && cfg.Pipeline != 1:
+		return fmt.Errorf("-P %d: etcd is driven with one request in flight per connection (-P 1)", cfg.Pipeline)
+	case slices.Contains(cfg.Tests, "lag") && !c.Flags().Changed("follower"):
+		return errors.New("-t lag needs --follower ADDR: a follower of --host's cluster, on this machine")
 	}
 	return bench.CheckTests(cfg.Tests)
 }

@@ -202,6 +202,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--watchers", "0"}, "--watchers 0: want at least 1"},
 		{[]string{"--protocol", "memcached"}, `--protocol "memcached": use shmgr, redis, echo`},
 		{[]string{"-t", "read,bogus"}, `unknown test "bogus": use read, write, mixed, echo`},
+		{[]string{"--protocol", "etcd", "-P", "4"}, "-P 4: etcd is driven with one request in flight per connection"},
+		{[]string{"-t", "lag"}, "-t lag needs --follower ADDR"},
 	} {
 		// No host listens at this address: a refusal there would mean the
 		// flags were not checked first.

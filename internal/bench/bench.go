@@ -17,9 +17,13 @@ import (
 
 // Config describes one benchmark run.
 type Config struct {
-	// Addr is the server's address.
+	// Addr is the server's address (the leader's, for the lag test).
 	Addr string
-	// Protocol is "shmgr", "redis" or "echo".
+	// Follower is, for the lag test, the address of a cluster follower on
+	// this machine, whose region the test maps; FollowerToken its token.
+	Follower, FollowerToken string
+	// Protocol is "shmgr", "redis", "echo" or "etcd" (its JSON gateway:
+	// read and write only).
 	Protocol string
 	// ID is the region (shmgr) or key (redis) to use.
 	ID string
@@ -34,8 +38,9 @@ type Config struct {
 	Requests int
 	// Duration stops each test after this long when Requests is 0.
 	Duration time.Duration
-	// Tests to run: read, write, mixed (shmgr, redis), echo (echo),
-	// local-read, local-write, memcpy, watch.
+	// Tests to run: read, write, mixed (shmgr, redis; read and write for
+	// etcd), echo (echo), local-read, local-write, memcpy, watch, lag
+	// (shmgr cluster).
 	Tests []string
 	// Watchers is the number of watchers for the watch test.
 	Watchers int
@@ -96,10 +101,10 @@ func (c *Config) defaults() error {
 }
 
 // Tests are the tests Run knows, in the order the CLI lists them.
-var Tests = []string{"read", "write", "mixed", "echo", "local-read", "local-write", "memcpy", "watch"}
+var Tests = []string{"read", "write", "mixed", "echo", "local-read", "local-write", "memcpy", "watch", "lag"}
 
 // Protocols are the protocols of the network tests.
-var Protocols = []string{"shmgr", "redis", "echo"}
+var Protocols = []string{"shmgr", "redis", "echo", "etcd"}
 
 // CheckTests says which of tests, if any, Run does not know.
 func CheckTests(tests []string) error {
@@ -123,13 +128,13 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	for _, t := range cfg.Tests {
 		var r Result
 		var err error
-		switch t {
-		case "read", "write", "mixed", "echo":
-			r, err = runNetwork(ctx, cfg, t)
-		case "local-read", "local-write", "memcpy":
-			r, err = runLocal(ctx, cfg, t)
-		case "watch":
-			r, err = runWatch(ctx, cfg)
+		switch {
+		case cfg.Protocol == "etcd":
+			r, err = runEtcd(ctx, cfg, t)
+		case t == "lag":
+			r, err = runLag(ctx, cfg)
+		default:
+			r, err = runTest(ctx, cfg, t)
 		}
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", t, err)
@@ -137,6 +142,19 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// runTest runs one test of the shmgr, redis or echo protocol.
+func runTest(ctx context.Context, cfg Config, t string) (Result, error) {
+	switch t {
+	case "read", "write", "mixed", "echo":
+		return runNetwork(ctx, cfg, t)
+	case "local-read", "local-write", "memcpy":
+		return runLocal(ctx, cfg, t)
+	case "watch":
+		return runWatch(ctx, cfg)
+	}
+	return Result{}, fmt.Errorf("unknown test %q", t)
 }
 
 // result turns a histogram into a Result.

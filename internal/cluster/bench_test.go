@@ -235,3 +235,39 @@ func BenchmarkLocalRead(b *testing.B) {
 		read(b, r)
 	})
 }
+
+// BenchmarkApplyFollower: a write through a follower at one connection,
+// by size: forwarded to the leader, committed, and applied on the
+// follower before Apply returns (it waits for the entry's log index).
+// The difference from BenchmarkApply's p50 is the forwarding and the
+// follower learning of the commit (the leader's next AppendEntries, at
+// most two CommitTimeouts later when nothing else is written).
+func BenchmarkApplyFollower(b *testing.B) {
+	for _, size := range []int{4 << 10, 64 << 20} {
+		b.Run("size="+sizeName(size), func(b *testing.B) {
+			l := startLocal(b, 3, nil)
+			li := l.leader(b)
+			f := l.nodes[(li+1)%3]
+			knowsLeader(b, f)
+			ctx := context.Background()
+			if _, err := f.Apply(ctx, Command{Op: OpCreate, ID: "bench", Size: int64(max(size, 4096)), Layout: region.Raw}); err != nil {
+				b.Fatal(err)
+			}
+			data := make([]byte, size)
+			var lat []time.Duration
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				data[0] = byte(i)
+				t0 := time.Now()
+				if _, err := f.Apply(ctx, Command{Op: OpWrite, ID: "bench", Data: data}); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(percentile(lat, 0.5).Microseconds()), "p50-us")
+			b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-us")
+		})
+	}
+}

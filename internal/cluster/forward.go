@@ -22,18 +22,23 @@ import (
 // a follower forwards a write to the leader, and asks it for a read index.
 // A connection says which it is by its first byte: Raft's transport starts
 // every connection with an RPC type (0 to 4), a forwarded request with
-// fwdMagic.
+// fwdMagic. A forwarding connection then carries requests one after the
+// other, each answered before the next is read.
 //
 // Request: a verb byte, then for every verb but fwdRead a uvarint length
-// and a body: an encoded Command (fwdApply), a membership change
+// and a body: an encoded Command (fwdWrite, fwdApply), a membership change
 // (members.go: fwdAdd, fwdRemove, fwdLeader) or nothing (fwdStatus).
-// Reply: a uvarint (the version, or the read index), a uvarint proto.Code
-// (0: no error) and a uvarint-length message: the error's, or for
-// fwdStatus the node's Status as JSON.
+// Reply: a uvarint (the version, or the read index), for fwdWrite a
+// uvarint log index (of the entry that carried the command, 0 if none
+// did), then a uvarint proto.Code (0: no error) and a uvarint-length
+// message: the error's, or for fwdStatus the node's Status as JSON.
+// fwdApply is fwdWrite without the index, still answered for nodes that
+// send it.
 const (
 	fwdMagic  = 'F'
 	fwdApply  = 'A'
 	fwdRead   = 'R'
+	fwdWrite  = 'W'
 	fwdAdd    = 'V'
 	fwdRemove = 'X'
 	fwdLeader = 'L'
@@ -52,7 +57,8 @@ const maxReplyMsg = 1 << 16
 const maxForward = 4<<30 + 1024
 
 // fwdTimeout bounds a forwarded request's network I/O (its commit can take
-// longer: the leader answers when the entry is applied).
+// longer: the leader answers when the entry is applied), and how long the
+// leader keeps an idle forwarding connection.
 const fwdTimeout = 2 * time.Minute
 
 // mux is the raft.StreamLayer over the node's listener: Raft's connections
@@ -71,6 +77,8 @@ type mux struct {
 	// mu protects conns: forwarded connections open now, closed by Close.
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// pool holds this node's idle connections to the leader.
+	pool fwdPool
 }
 
 func newMux(ln net.Listener, client func(string) *tls.Config, handle func(net.Conn)) *mux {
@@ -153,6 +161,7 @@ func (m *mux) Close() error {
 	m.once.Do(func() {
 		close(m.done)
 		err = m.ln.Close()
+		m.pool.close()
 		m.mu.Lock()
 		for c := range m.conns {
 			c.Close()
@@ -202,44 +211,49 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 	return p.Conn.Read(b)
 }
 
-// serveForward answers one forwarded request (on the leader; fwdStatus on
-// any node).
+// serveForward answers the requests of one forwarding connection, one
+// after the other, until the other node closes it or leaves it idle for
+// fwdTimeout: writes, read indexes and membership changes on the leader,
+// fwdStatus on any node.
 func (n *Node) serveForward(c net.Conn) {
-	c.SetDeadline(time.Now().Add(fwdTimeout))
 	r := bufio.NewReader(c)
-	verb, err := r.ReadByte()
-	if err != nil {
-		return
-	}
-	var body []byte
-	if verb != fwdRead {
-		var l uint64
-		if l, err = binary.ReadUvarint(r); err != nil {
+	var out []byte
+	for {
+		c.SetDeadline(time.Now().Add(fwdTimeout))
+		verb, err := r.ReadByte()
+		if err != nil {
 			return
 		}
-		limit := uint64(maxAdminBody)
-		if verb == fwdApply {
-			limit = maxForward
-		}
-		if l > limit {
-			err = fmt.Errorf("%w: a forwarded request of %d bytes (at most %d)", shmerr.ErrTooLarge, l, limit)
-		} else {
+		var body []byte
+		if verb != fwdRead {
+			var l uint64
+			if l, err = binary.ReadUvarint(r); err != nil {
+				return
+			}
+			limit := uint64(maxAdminBody)
+			if verb == fwdApply || verb == fwdWrite {
+				limit = maxForward
+			}
+			if l > limit {
+				// The body is not read: the connection cannot go on.
+				err = fmt.Errorf("%w: a forwarded request of %d bytes (at most %d)", shmerr.ErrTooLarge, l, limit)
+				c.Write(appendReply(nil, verb, 0, 0, "", err))
+				return
+			}
 			body = make([]byte, l)
-			if _, err := io.ReadFull(r, body); err != nil {
+			if _, err = io.ReadFull(r, body); err != nil {
 				return
 			}
 		}
-	}
-	var v uint64
-	var msg string
-	if err == nil {
+		var v, idx uint64
+		var msg string
 		switch verb {
-		case fwdApply:
+		case fwdApply, fwdWrite:
 			var cmd Command
 			if cmd, err = Decode(body); err == nil {
 				// Never forwarded again: if this node stopped leading, the
 				// caller learns it and asks the new leader.
-				v, err = n.applyLocal(context.Background(), cmd)
+				v, idx, err = n.applyLocal(context.Background(), cmd)
 			}
 		case fwdRead:
 			v, err = n.readIndex()
@@ -249,9 +263,24 @@ func (n *Node) serveForward(c net.Conn) {
 			msg, err = n.statusJSON()
 		default:
 			err = fmt.Errorf("%w: forwarded verb %q", shmerr.ErrProtocol, verb)
+			c.Write(appendReply(nil, verb, 0, 0, "", err))
+			return
+		}
+		out = appendReply(out[:0], verb, v, idx, msg, err)
+		c.SetDeadline(time.Now().Add(fwdTimeout))
+		if _, err := c.Write(out); err != nil {
+			return
 		}
 	}
-	out := binary.AppendUvarint(nil, v)
+}
+
+// appendReply appends the reply to a forwarded request: msg is the
+// answer's message (fwdStatus), replaced by err's when err is set.
+func appendReply(out []byte, verb byte, v, idx uint64, msg string, err error) []byte {
+	out = binary.AppendUvarint(out, v)
+	if verb == fwdWrite {
+		out = binary.AppendUvarint(out, idx)
+	}
 	code := uint64(0)
 	if err != nil {
 		code, msg = uint64(proto.CodeOf(err)), err.Error()
@@ -261,64 +290,99 @@ func (n *Node) serveForward(c net.Conn) {
 	}
 	out = binary.AppendUvarint(out, code)
 	out = binary.AppendUvarint(out, uint64(len(msg)))
-	c.SetDeadline(time.Now().Add(fwdTimeout))
-	c.Write(append(out, msg...))
+	return append(out, msg...)
 }
 
-// forward sends a request to the leader and returns its answer.
-func (n *Node) forward(ctx context.Context, verb byte, body []byte) (uint64, error) {
+// forward sends a request to the leader and returns its answer: the
+// version (or read index) and, for fwdWrite, the log index of the entry.
+func (n *Node) forward(ctx context.Context, verb byte, body []byte) (v, idx uint64, err error) {
 	leaderAddr, leaderID := n.raft.LeaderWithID()
 	if leaderAddr == "" {
-		return 0, fmt.Errorf("%w: no leader is known (an election is under way)", ErrNotLeader)
+		return 0, 0, fmt.Errorf("%w: no leader is known (an election is under way)", ErrNotLeader)
 	}
 	if leaderID == raft.ServerID(n.cfg.ID) {
-		return 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
+		return 0, 0, fmt.Errorf("%w: this node just stopped leading", ErrNotLeader)
 	}
-	v, _, err := n.call(ctx, string(leaderAddr), "the leader "+string(leaderID), verb, body)
-	return v, err
+	v, idx, _, err = n.call(ctx, string(leaderAddr), "the leader "+string(leaderID), verb, body)
+	return v, idx, err
 }
 
 // call sends one request to the node at address (who names it in
-// errors) and returns its answer: the number and the message.
-func (n *Node) call(ctx context.Context, address, who string, verb byte, body []byte) (uint64, string, error) {
-	c, err := n.mux.dial(ctx, address)
+// errors) and returns its answer: the number, for fwdWrite the entry's
+// index, and the message. It reuses an idle connection to that node when
+// there is one.
+func (n *Node) call(ctx context.Context, address, who string, verb byte, body []byte) (v, idx uint64, msg string, err error) {
+	// The pool keeps connections to the leader; a status request (to any
+	// node, now and then) has a connection of its own, so that it does not
+	// close the pooled ones as those of a former leader.
+	pooled := verb != fwdStatus
+	var fc *fwdConn
+	if pooled {
+		fc, err = n.mux.pool.get(ctx, n.mux, address)
+	} else {
+		var c net.Conn
+		if c, err = n.mux.dial(ctx, address); err == nil {
+			fc = &fwdConn{c: c, r: bufio.NewReader(c), addr: address}
+		}
+	}
 	if err != nil {
 		if verb == fwdStatus {
-			return 0, "", fmt.Errorf("%w: %s: %v", shmerr.ErrUnavailable, who, err)
+			return 0, 0, "", fmt.Errorf("%w: %s: %v", shmerr.ErrUnavailable, who, err)
 		}
-		return 0, "", fmt.Errorf("%w: forward to %s: %v", ErrNotLeader, who, err)
+		return 0, 0, "", fmt.Errorf("%w: forward to %s: %v", ErrNotLeader, who, err)
 	}
-	defer c.Close()
+	ok := false
+	defer func() {
+		if ok && pooled {
+			n.mux.pool.put(fc)
+		} else {
+			fc.c.Close()
+		}
+	}()
 	deadline := time.Now().Add(fwdTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	c.SetDeadline(deadline)
-	req := []byte{fwdMagic, verb}
+	fc.c.SetDeadline(deadline)
+	// A new connection starts with fwdMagic; a reused one is past it.
+	var req []byte
+	if fc.used.IsZero() {
+		req = append(req, fwdMagic)
+	}
+	req = append(req, verb)
 	if verb != fwdRead {
 		req = binary.AppendUvarint(req, uint64(len(body)))
 	}
-	bw := bufio.NewWriterSize(c, 1<<20)
-	bw.Write(req)
-	bw.Write(body)
-	if err := bw.Flush(); err != nil {
-		return 0, "", fmt.Errorf("%w: forward to %s: %v", unknownIfApply(verb), who, err)
+	if len(body) <= 64<<10 {
+		req = append(req, body...)
+		_, err = fc.c.Write(req)
+	} else {
+		bufs := net.Buffers{req, body}
+		_, err = bufs.WriteTo(fc.c)
 	}
-	r := bufio.NewReader(c)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("%w: forward to %s: %v", unknownIfApply(verb), who, err)
+	}
+	r := fc.r
 	v, err1 := binary.ReadUvarint(r)
-	code, err2 := binary.ReadUvarint(r)
-	l, err3 := binary.ReadUvarint(r)
-	if err := errors.Join(err1, err2, err3); err != nil || l > maxReplyMsg {
-		return 0, "", fmt.Errorf("%w: %s's answer was lost: %v", unknownIfApply(verb), who, err)
+	var err2 error
+	if verb == fwdWrite {
+		idx, err2 = binary.ReadUvarint(r)
 	}
-	msg := make([]byte, l)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		return 0, "", fmt.Errorf("%w: %s's answer was lost: %v", unknownIfApply(verb), who, err)
+	code, err3 := binary.ReadUvarint(r)
+	l, err4 := binary.ReadUvarint(r)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || l > maxReplyMsg {
+		return 0, 0, "", fmt.Errorf("%w: %s's answer was lost: %v", unknownIfApply(verb), who, err)
 	}
+	m := make([]byte, l)
+	if _, err := io.ReadFull(r, m); err != nil {
+		return 0, 0, "", fmt.Errorf("%w: %s's answer was lost: %v", unknownIfApply(verb), who, err)
+	}
+	ok = true
 	if code != 0 {
-		return v, "", &remoteError{kind: proto.Code(code).Err(), msg: who + ": " + string(msg)}
+		return v, idx, "", &remoteError{kind: proto.Code(code).Err(), msg: who + ": " + string(m)}
 	}
-	return v, string(msg), nil
+	return v, idx, string(m), nil
 }
 
 // unknownIfApply: a write or membership change whose answer was lost may

@@ -155,7 +155,7 @@ func (n *Node) change(ctx context.Context, verb byte, id, address string) error 
 	body := binary.AppendUvarint(nil, uint64(len(id)))
 	body = append(body, id...)
 	body = append(body, address...)
-	_, err := n.forward(ctx, verb, body)
+	_, _, err := n.forward(ctx, verb, body)
 	return err
 }
 
@@ -315,7 +315,7 @@ func (s *NodeStatus) fill(st Status) {
 // askStatus asks the member at address for its Status.
 func (n *Node) askStatus(ctx context.Context, address, id string) (Status, error) {
 	var st Status
-	_, msg, err := n.call(ctx, address, "node "+id, fwdStatus, nil)
+	_, _, msg, err := n.call(ctx, address, "node "+id, fwdStatus, nil)
 	if err != nil {
 		return st, err
 	}

@@ -287,29 +287,44 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // Apply commits cmd through the log and returns the region's version
-// after it, once a majority has it and the leader applied it. On a
-// follower it is forwarded to the leader (the answer comes when the leader
-// has applied it; this node applies it a replication lag later: Barrier
-// waits for that). A write larger than the chunk size goes as pieces and
-// one commit entry, so that every node applies all of it or nothing. An
-// error of kind ErrUnknownOutcome means the leader was lost while
-// committing, or its answer was: the entry may yet commit. ErrNotLeader
-// (of kind ErrUnavailable) means no leader could take it: try again.
-// ctx bounds the wait to enqueue the entry, and the forwarding.
+// after it, once a majority has it and this node applied it. On a
+// follower it is forwarded to the leader, which answers once it applied
+// the entry, with the entry's log index; the follower then waits until it
+// has applied that index too, so that a read of this node's regions after
+// Apply returns sees the write (read your writes, on any node). If that
+// wait fails (ctx ends first), the write is committed all the same: Apply
+// returns its version and logs that this node is behind. A write larger
+// than the chunk size goes as pieces and one commit entry, so that every
+// node applies all of it or nothing. An error of kind ErrUnknownOutcome
+// means the leader was lost while committing, or its answer was: the
+// entry may yet commit. ErrNotLeader (of kind ErrUnavailable) means no
+// leader could take it: try again. ctx bounds the wait to enqueue the
+// entry, and the forwarding.
 func (n *Node) Apply(ctx context.Context, cmd Command) (uint64, error) {
 	if err := cmd.check(); err != nil {
 		return 0, err
 	}
-	if n.raft.State() != raft.Leader {
-		return n.forward(ctx, fwdApply, cmd.Append(nil))
+	if n.raft.State() == raft.Leader {
+		v, _, err := n.applyLocal(ctx, cmd)
+		return v, err
 	}
-	return n.applyLocal(ctx, cmd)
+	v, idx, err := n.forward(ctx, fwdWrite, cmd.Append(nil))
+	if idx > 0 {
+		// Even a write that failed (a version conflict) was an entry:
+		// a read after it must see the state it was judged against.
+		if werr := n.waitApplied(ctx, idx); werr != nil {
+			n.cfg.Logf("cluster: %s %q committed at index %d, but this node has not applied it yet: %v", cmd.Op, cmd.ID, idx, werr)
+		}
+	}
+	return v, err
 }
 
-// applyLocal is Apply on this node's Raft, leader or not.
-func (n *Node) applyLocal(ctx context.Context, cmd Command) (uint64, error) {
+// applyLocal is Apply on this node's Raft, leader or not; it returns the
+// log index of the entry that carried cmd too (its commit entry, for a
+// chunked write), or 0 if it did not reach the log.
+func (n *Node) applyLocal(ctx context.Context, cmd Command) (v, idx uint64, err error) {
 	if err := cmd.check(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cmd.stamp(time.Now(), n.cfg.ClockSkew) // the leader's clock, even for a forwarded command
 	if (cmd.Op == OpWrite || cmd.Op == OpWriteAt) && len(cmd.Data) > n.cfg.ChunkSize {
@@ -325,16 +340,16 @@ func timeout(ctx context.Context) time.Duration {
 	return 0
 }
 
-// commit waits for an entry and returns its result.
-func (n *Node) commit(f raft.ApplyFuture) (uint64, error) {
+// commit waits for an entry and returns its result and its log index.
+func (n *Node) commit(f raft.ApplyFuture) (v, idx uint64, err error) {
 	if err := f.Error(); err != nil {
-		return 0, n.raftErr(err)
+		return 0, 0, n.raftErr(err)
 	}
 	res, ok := f.Response().(*Result)
 	if !ok {
-		return 0, fmt.Errorf("%w: cluster: the entry applied with no result", shmerr.ErrInternal)
+		return 0, f.Index(), fmt.Errorf("%w: cluster: the entry applied with no result", shmerr.ErrInternal)
 	}
-	return res.Version, res.Err
+	return res.Version, f.Index(), res.Err
 }
 
 func (n *Node) raftErr(err error) error {
@@ -357,7 +372,7 @@ func (n *Node) raftErr(err error) error {
 
 // applyChunked sends a large write as pieces and a commit, pipelined:
 // every entry is handed to Raft before the first is waited for.
-func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
+func (n *Node) applyChunked(ctx context.Context, cmd Command) (v, idx uint64, err error) {
 	var id [8]byte
 	rand.Read(id[:])
 	up := binary.LittleEndian.Uint64(id[:])
@@ -384,7 +399,7 @@ func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
 			}
 		}
 	}
-	v, err := n.commit(last)
+	v, idx, err = n.commit(last)
 	if err == nil && first != nil {
 		// Cannot be: a commit that applied found every piece.
 		err = fmt.Errorf("%w: cluster: a piece failed (%v) yet its commit applied", shmerr.ErrInternal, first)
@@ -392,7 +407,7 @@ func (n *Node) applyChunked(ctx context.Context, cmd Command) (uint64, error) {
 	if err != nil && first != nil && !errors.Is(err, first) {
 		err = fmt.Errorf("%w (first failed piece: %v)", err, first)
 	}
-	return v, err
+	return v, idx, err
 }
 
 // readIndex confirms this node leads and returns an index that covers
@@ -421,7 +436,7 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if n.raft.State() == raft.Leader {
 		idx, err = n.readIndex()
 	} else {
-		idx, err = n.forward(ctx, fwdRead, nil)
+		idx, _, err = n.forward(ctx, fwdRead, nil)
 	}
 	if err != nil {
 		return err

@@ -64,22 +64,15 @@ func (c *conn) applyCluster(id string, req *proto.Request) (uint64, error) {
 // majority answers rather than hangs.
 const applyTimeout = 10 * time.Second
 
-// clusterApply commits cmd, bounded by applyTimeout. On a follower it
-// then waits until this node has applied it too, so that a client reads
-// its own acknowledged write on the host it wrote through (and CREATE
-// can answer with the local region). If that wait fails the command is
-// committed all the same: the answer says so, and the node catches up.
+// clusterApply commits cmd, bounded by applyTimeout. On a follower,
+// Apply returns once this node has applied the command too (it waits for
+// the entry's log index, which the leader's answer carries), so that a
+// client reads its own acknowledged write on the host it wrote through
+// and CREATE can answer with the local region.
 func (c *conn) clusterApply(cmd cluster.Command) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	defer cancel()
-	cl := c.s.cfg.Cluster
-	v, err := cl.Apply(ctx, cmd)
-	if err == nil && !cl.IsLeader() {
-		if berr := cl.Barrier(ctx); berr != nil {
-			c.s.cfg.Logf("cluster: %s %q committed, but this node has not applied it yet: %v", cmd.Op, cmd.ID, berr)
-		}
-	}
-	return v, err
+	return c.s.cfg.Cluster.Apply(ctx, cmd)
 }
 
 // ClusterInfo is the "cluster" object of INFO on a cluster node: this

@@ -6,11 +6,12 @@
 //
 // Run it from the module root:
 //
-//	go run ./scripts/compare            # the full comparison, about 10 minutes
-//	go run ./scripts/compare --quick    # a smoke run of about a minute (writes no docs)
+//	go run ./scripts/compare                # the full comparison, about 12 minutes
+//	go run ./scripts/compare --quick        # a smoke run of about a minute (writes no docs)
+//	go run ./scripts/compare --only-cluster # three hosts against a three-member etcd (cluster.go)
 //
-// It installs Debian's redis-server (and gnuplot-nox, for the plots) with
-// install.sh when they are missing, builds shmgr, and starts on 127.0.0.1, each
+// It installs Debian's redis-server, etcd-server (for the cluster section)
+// and gnuplot-nox (for the plots) with install.sh when they are missing, builds shmgr, and starts on 127.0.0.1, each
 // on a free port and pinned to the first CPU: redis-server, "shmgr host",
 // "shmgr bench --serve-echo" (a bare TCP echo server: the ceiling of any
 // request/reply protocol over TCP) and a raw one-way TCP server (this
@@ -53,6 +54,8 @@ type options struct {
 	sweepRounds int           // runs per point of the plots (their median is drawn)
 	quick       bool          // a short smoke run
 	onlyRESP    bool          // --only-resp: just the redis-benchmark section (resp.go)
+	onlyCluster bool          // --only-cluster: just the cluster section (cluster.go)
+	noCluster   bool          // --no-cluster: skip the cluster section
 	out         string        // where PERFORMANCE.md and the PNGs go ("": nowhere)
 	shmgrBin    string        // a prebuilt shmgr binary ("": build one)
 	noInstall   bool          // never run install.sh
@@ -102,10 +105,12 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.sweepDur, "sweep-duration", 500*time.Millisecond, "length of each run of the plots' sweeps")
 	fs.IntVar(&o.sweepRounds, "sweep-rounds", 3, "runs per point of the plots (the plots show their median)")
 	fs.BoolVar(&o.onlyRESP, "only-resp", false, "run only the Redis protocol section (redis-benchmark against Redis and --resp-listen) and print its table")
+	fs.BoolVar(&o.onlyCluster, "only-cluster", false, "run only the cluster section (three hosts against a three-member etcd) and print its tables")
+	fs.BoolVar(&o.noCluster, "no-cluster", false, "skip the cluster section")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run of about a minute: 1 round, short runs, fewer points, no docs unless --out is given")
 	fs.StringVar(&o.out, "out", "", "directory for PERFORMANCE.md and the PNG plots (default: docs in the module root; --quick: none)")
 	fs.StringVar(&o.shmgrBin, "shmgr", "", "use this shmgr binary instead of building ./cmd/shmgr")
-	fs.BoolVar(&o.noInstall, "no-install", false, "do not install redis-server or gnuplot-nox with apt-get when missing")
+	fs.BoolVar(&o.noInstall, "no-install", false, "do not install redis-server, etcd-server or gnuplot-nox with apt-get when missing")
 	fs.BoolVar(&o.pin, "pin", true, "pin the servers to the first CPU and the load generator to the second (taskset)")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle connections for the memory test (scaled down to the file limit)")
 	fs.IntVar(&o.watchers, "watchers", 1000, "watchers for the memory test")
@@ -212,6 +217,20 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rep := &report{env: env, opts: o, res: map[string][]bench.Result{}}
+	if o.onlyCluster {
+		sv, err := l.startServers(ctx)
+		if err != nil {
+			return err
+		}
+		if err := l.pinSelf(true); err != nil {
+			return err
+		}
+		if err := l.clusterSection(ctx, o, sv, rep); err != nil {
+			return err
+		}
+		fmt.Println(rep.clusterMarkdown())
+		return saveJSON(l, o, rep)
+	}
 	if err := l.measureMemory(ctx, o, rep); err != nil {
 		return err
 	}
@@ -239,13 +258,21 @@ func run(ctx context.Context, o options) error {
 	if rep.resp, err = l.respBench(ctx, o); err != nil {
 		return err
 	}
+	if !o.noCluster {
+		if err := l.clusterSection(ctx, o, sv, rep); err != nil {
+			return err
+		}
+	}
 	rep.env.loadEnd = loadAvg()
 	rep.env.took = time.Since(l.start).Round(time.Second)
 
-	md := rep.markdown() + respMarkdown(rep.resp, o.rounds) + l.pythonSection(ctx, root, o.quick)
+	md := rep.markdown() + respMarkdown(rep.resp, o.rounds) + rep.clusterMarkdown() + l.pythonSection(ctx, root, o.quick)
 	fmt.Println(rep.summaryText())
 	if len(rep.resp) > 0 {
 		fmt.Println("\nredis-benchmark, Redis protocol:\n\n" + respTable(rep.resp))
+	}
+	if rep.cluster != nil {
+		fmt.Println(rep.clusterMarkdown())
 	}
 	if o.out == "" {
 		l.logf("no --out: PERFORMANCE.md and the plots are not written")

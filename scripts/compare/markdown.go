@@ -28,8 +28,8 @@ run to run and from machine to machine: only the **ratios** below, measured
 side by side, and their medians over several interleaved rounds mean
 anything.
 
-Reproduce them from the module root (about 10 minutes; it installs
-Debian's `+"`redis-server`"+` and `+"`gnuplot-nox`"+` with
+Reproduce them from the module root (about 12 minutes; it installs
+Debian's `+"`redis-server`"+`, `+"`etcd-server`"+` and `+"`gnuplot-nox`"+` with
 `+"`scripts/compare/install.sh`"+` if missing, and rewrites this file and the two
 plots):
 

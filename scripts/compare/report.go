@@ -19,6 +19,8 @@ type report struct {
 	res  map[string][]bench.Result
 	mem  []memResult
 	resp []respRow // the Redis protocol section (resp.go)
+	// cluster is the cluster section (cluster.go), nil if it did not run.
+	cluster *clusterResult
 }
 
 // field returns one field of the results under k, round by round.

@@ -16,13 +16,15 @@ import (
 )
 
 // ensurePackages runs install.sh (in this directory of the module at
-// root) when redis-server or gnuplot is missing, unless noInstall is set
+// root) when redis-server, gnuplot or etcd is missing, unless noInstall is set
 // or this process is not root; then only a missing redis-server is an
-// error, and a missing gnuplot means no plots (said in the doc).
+// error, a missing gnuplot means no plots and a missing etcd no etcd
+// columns in the cluster table (each said in the doc).
 func ensurePackages(ctx context.Context, root string, noInstall bool) error {
 	_, redisErr := exec.LookPath("redis-server")
 	_, gnuplotErr := exec.LookPath("gnuplot")
-	if redisErr == nil && gnuplotErr == nil {
+	_, etcdErr := exec.LookPath("etcd")
+	if redisErr == nil && gnuplotErr == nil && etcdErr == nil {
 		return nil
 	}
 	if noInstall || os.Geteuid() != 0 {
