@@ -166,3 +166,24 @@ func TestClusterRESP(t *testing.T) {
 		t.Errorf("GET e = %s, want \"2\"", got)
 	}
 }
+
+// TestApplyBudget: a replicated write is given time in proportion to its
+// size on top of the fixed budget, so that a 256 MiB write is not cut off
+// after 10 s while its pieces commit (TestClusterLargeRegion, cmd/shmgr,
+// failed two runs in three on a loaded machine with the fixed budget).
+func TestApplyBudget(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, applyTimeout},
+		{4096, applyTimeout},
+		{64 << 20, applyTimeout + 8*time.Second},
+		{256 << 20, applyTimeout + 32*time.Second},
+	} {
+		got := applyBudget(tc.n)
+		if got.Round(time.Millisecond) != tc.want {
+			t.Errorf("applyBudget(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}

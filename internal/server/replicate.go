@@ -59,18 +59,30 @@ func (c *conn) applyCluster(id string, req *proto.Request) (uint64, error) {
 	return c.clusterWrite(cmd)
 }
 
-// applyTimeout bounds one replicated request: long enough to ride out
-// an election (about a second), short enough that a cluster with no
-// majority answers rather than hangs.
+// applyTimeout bounds one replicated request of a small write: long
+// enough to ride out an election (about a second), short enough that a
+// cluster with no majority answers rather than hangs.
 const applyTimeout = 10 * time.Second
 
-// clusterApply commits cmd, bounded by applyTimeout. On a follower,
+// applyRate is the slowest replication, in bytes a second, a large write
+// is given time for on top of applyTimeout: its pieces are forwarded,
+// appended and fsynced on a majority, and applied here, one MiB at a
+// time. 256 MiB at this rate is 32 s more; a fixed 10 s failed such
+// writes on a loaded machine before they could commit.
+const applyRate = 8 << 20
+
+// applyBudget is how long a replicated write of n bytes may take.
+func applyBudget(n int) time.Duration {
+	return applyTimeout + time.Duration(n)*time.Second/applyRate
+}
+
+// clusterApply commits cmd, bounded by its applyBudget. On a follower,
 // Apply returns once this node has applied the command too (it waits for
 // the entry's log index, which the leader's answer carries), so that a
 // client reads its own acknowledged write on the host it wrote through
 // and CREATE can answer with the local region.
 func (c *conn) clusterApply(cmd cluster.Command) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), applyBudget(len(cmd.Data)))
 	defer cancel()
 	return c.s.cfg.Cluster.Apply(ctx, cmd)
 }
