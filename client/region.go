@@ -41,6 +41,9 @@ type localMap struct {
 	r         *region.Region
 	data, ctl *shm.Mapping
 	refs      atomic.Int64 // calls using the mapping now
+	// readOnly: the data object is mapped read-only (a cluster node's
+	// region, see attach); writes go over TCP.
+	readOnly bool
 }
 
 // close unmaps m once no call is using it any more (calls are short: a
@@ -99,7 +102,7 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 		r.why = "TCP mode was requested"
 		return r, nil
 	}
-	m, err := attach(info)
+	m, err := attach(info, c.replicated.Load())
 	if err == nil {
 		r.cur.Store(m)
 		r.mode = ModeLocal
@@ -115,8 +118,15 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 	return r, nil
 }
 
-// attach maps the region's objects and checks they are the host's.
-func attach(in Info) (*localMap, error) {
+// attach maps the region's objects and checks they are the host's. With
+// readOnly (the host is a cluster node: its regions change only through
+// the replicated log) the data object is mapped read-only, so that a
+// stray store into it faults this process instead of silently making this
+// replica differ from the others. The control block stays writable: a
+// reader claims an owner slot (its epoch and pid are words there) and a
+// watcher counts itself in the waiters word; a read-only Region takes no
+// lock, so nothing else of this process writes it.
+func attach(in Info, readOnly bool) (*localMap, error) {
 	if in.HostID != shm.HostID() {
 		return nil, errors.New("the host runs on another machine")
 	}
@@ -135,7 +145,16 @@ func attach(in Info) (*localMap, error) {
 		data.Close()
 		return nil, err
 	}
-	lr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
+	attachRegion := region.Attach
+	if readOnly {
+		attachRegion = region.AttachReadOnly
+		if err := data.SetReadOnly(); err != nil {
+			data.Close()
+			ctl.Close()
+			return nil, err
+		}
+	}
+	lr, err := attachRegion(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err == nil && fmt.Sprintf("%016x", lr.Nonce()) != in.Nonce {
 		err = errors.New("the object found under its name belongs to another region (nonce mismatch)")
 	}
@@ -151,7 +170,7 @@ func attach(in Info) (*localMap, error) {
 		return nil, err
 	}
 	lr.SetLabel(fmt.Sprintf("shmgr client pid %d", os.Getpid()))
-	return &localMap{r: lr, data: data, ctl: ctl}, nil
+	return &localMap{r: lr, data: data, ctl: ctl, readOnly: readOnly}, nil
 }
 
 // acquire returns the region's current mapping, held against Close until
@@ -191,6 +210,11 @@ func (r *Region) acquireWrite(ctx context.Context) (*localMap, error) {
 		return nil, nil
 	}
 	m, err := r.acquire(ctx)
+	if m != nil && m.readOnly {
+		// Mapped while the connection was to a cluster node.
+		m.release()
+		return nil, nil
+	}
 	if m != nil {
 		if err := r.writable(); err != nil {
 			m.release()
@@ -215,7 +239,7 @@ func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("region %q was deleted by the host: %w", r.id, err)
 	}
-	nm, err := attach(in)
+	nm, err := attach(in, r.conn.replicated.Load())
 	if err != nil {
 		return nil, fmt.Errorf("region %q was replaced and cannot be mapped again: %w", r.id, err)
 	}
