@@ -58,10 +58,14 @@ type fsm struct {
 	// Command.Request), oldest first in order; under mu.
 	requests map[uint64]Result
 	order    []uint64
-	// known is the version the log left each region at (FSM goroutine
-	// only): a region found at another version was written behind the
-	// log's back. diverged counts such findings.
+	// known is the version the log left each region at: a region found
+	// at another version was written behind the log's back. diverged
+	// counts such findings. kmu protects known and epoch for the watchdog;
+	// an entry holds it while it applies, so that known and the regions
+	// always agree under it. epoch counts restores and resets.
+	kmu      sync.Mutex
 	known    map[string]uint64
+	epoch    uint64
 	diverged atomic.Uint64
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
@@ -125,7 +129,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return &res
 		}
 	}
+	f.kmu.Lock()
 	res := f.apply(l.Index, &c)
+	f.kmu.Unlock()
 	if c.Request != 0 && c.Op != OpChunk {
 		f.remember(c.Request, res)
 	}
@@ -331,6 +337,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+	f.epoch++
 	keep := map[string]bool{}
 	f.known = map[string]uint64{}
 	for _, rs := range s.regions {
@@ -378,6 +387,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // (no snapshot yet) replays it from there on start, onto this.
 func (f *fsm) reset() error {
 	def := f.h.DefaultID()
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+	f.epoch++
 	f.known = map[string]uint64{def: 0}
 	for _, in := range f.h.List() {
 		if in.ShmID == def {

@@ -113,6 +113,7 @@ type Node struct {
 	mux   *mux
 	logs  *wal.WAL
 	snaps *raft.FileSnapshotStore
+	watch *watchdog
 }
 
 type logWriter func(string, ...any)
@@ -213,6 +214,7 @@ func Start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
+	n.watch = startWatchdog(n.fsm, cfg.Host, cfg.Logf)
 	return n, nil
 }
 
@@ -506,6 +508,9 @@ type Status struct {
 	Restores uint64 `json:"restores"`
 	// Diverged counts regions found written behind the log's back.
 	Diverged uint64 `json:"diverged"`
+	// OutsideWrites counts changes to a region's shared memory (its
+	// version or its bytes) that the watchdog found with no entry applied.
+	OutsideWrites uint64 `json:"outside_writes"`
 	// Staged and StagedBytes are the chunked writes awaiting their commit.
 	Staged      int   `json:"staged"`
 	StagedBytes int64 `json:"staged_bytes"`
@@ -516,7 +521,7 @@ func (n *Node) Status() Status {
 	leader, _ := n.Leader()
 	st := Status{ID: n.cfg.ID, State: n.State(), Leader: leader, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), RaftApplied: n.raft.AppliedIndex(), Restores: n.fsm.restores.Load(),
-		Diverged: n.fsm.diverged.Load()}
+		Diverged: n.fsm.diverged.Load(), OutsideWrites: n.watch.count()}
 	st.Staged, st.StagedBytes = n.fsm.staged()
 	return st
 }
@@ -533,6 +538,7 @@ func (n *Node) Snapshot() error {
 // it applied already), leaves Raft and closes its store. The host stays
 // open: its owner closes it.
 func (n *Node) Close() error {
+	n.watch.close()
 	snap := n.Snapshot()
 	err := n.raft.Shutdown().Error()
 	return errors.Join(snap, err, n.close())
