@@ -44,6 +44,9 @@ type localMap struct {
 	// readOnly: the data object is mapped read-only (a cluster node's
 	// region, see attach); writes go over TCP.
 	readOnly bool
+	// gen is the Conn's hostGen when the objects were mapped: another
+	// host since (failover to the next of Options.Hosts) has its own.
+	gen uint64
 }
 
 // close unmaps m once no call is using it any more (calls are short: a
@@ -102,8 +105,10 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 		r.why = "TCP mode was requested"
 		return r, nil
 	}
+	gen := c.hostGen.Load()
 	m, err := attach(info, c.replicated.Load())
 	if err == nil {
+		m.gen = gen
 		r.cur.Store(m)
 		r.mode = ModeLocal
 		// Nothing goes to the host while the region is used through the
@@ -194,7 +199,7 @@ func (r *Region) acquire(ctx context.Context) (*localMap, error) {
 		m.refs.Add(-1)
 		return nil, ErrClosed
 	}
-	if !m.r.Retired() {
+	if !m.r.Retired() && m.gen == r.conn.hostGen.Load() {
 		return m, nil
 	}
 	m.refs.Add(-1)
@@ -224,7 +229,9 @@ func (r *Region) acquireWrite(ctx context.Context) (*localMap, error) {
 	return m, err
 }
 
-// remap replaces a retired mapping m with the region that now has the id.
+// remap replaces a retired mapping m with the region that now has the
+// id, or a mapping of the host the Conn left (failover) with the new
+// host's.
 func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -235,14 +242,20 @@ func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
 		m2.refs.Add(1)
 		return m2, nil // another goroutine re-mapped it
 	}
+	gen := r.conn.hostGen.Load()
+	why := "was replaced"
+	if gen != m.gen {
+		why = "is now reached through host " + r.conn.Addr()
+	}
 	in, err := r.conn.Info(ctx, r.id)
 	if err != nil {
-		return nil, fmt.Errorf("region %q was deleted by the host: %w", r.id, err)
+		return nil, fmt.Errorf("region %q %s and cannot be found there: %w", r.id, why, err)
 	}
 	nm, err := attach(in, r.conn.replicated.Load())
 	if err != nil {
-		return nil, fmt.Errorf("region %q was replaced and cannot be mapped again: %w", r.id, err)
+		return nil, fmt.Errorf("region %q %s and cannot be mapped from there (open it with Mode: ModeTCP to follow hosts on other machines): %w", r.id, why, err)
 	}
+	nm.gen = gen
 	// Calls may still be using the old mapping: keep it until Close.
 	r.old = append(r.old, m)
 	r.info = in

@@ -120,7 +120,7 @@ func addClientFlags(c *cobra.Command, g *globals, withID bool) {
 	if def == "" {
 		def = fmt.Sprintf("127.0.0.1:%d", client.DefaultPort)
 	}
-	c.Flags().StringVar(&g.host, "host", def, "host address HOST[:PORT] (env "+hostEnv+")")
+	c.Flags().StringVar(&g.host, "host", def, "host address HOST[:PORT]; several hosts of one cluster, comma-separated, are tried in turn (env "+hostEnv+")")
 	if withID {
 		c.Flags().StringVar(&g.id, "id", "", "region shm_id (default: the host's default region)")
 	}
@@ -219,8 +219,24 @@ func dataDirInstance(dir string) string {
 	return reg.Instance
 }
 
-// checkHostAddr refuses a --host that names no port a host could have.
-func checkHostAddr(addr string) error {
+// checkHostAddr refuses a --host that names no port a host could have,
+// or, for a comma-separated list of a cluster's hosts, any such entry.
+func checkHostAddr(addrs string) error {
+	if !strings.Contains(addrs, ",") {
+		return checkOneHost(addrs)
+	}
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			return usageError{fmt.Errorf("--host %q: an empty address in the list: write HOST[:PORT],HOST[:PORT],...", addrs)}
+		}
+		if err := checkOneHost(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkOneHost(addr string) error {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		bracketed := strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") // [::1]: the default port
