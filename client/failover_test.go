@@ -52,6 +52,14 @@ func TestFailoverToNextHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-host cluster")
 	}
+	for _, mode := range modes {
+		t.Run("mode="+mode.String(), func(t *testing.T) { testFailover(t, mode) })
+	}
+}
+
+// testFailover is TestFailoverToNextHost with the region opened in mode:
+// mapped, its reads and watch follow the Conn to the new host's objects.
+func testFailover(t *testing.T, mode client.Mode) {
 	hosts, leader := startClusterHosts(t)
 	var addrs []string
 	byAddr := map[string]string{}
@@ -63,7 +71,7 @@ func TestFailoverToNextHost(t *testing.T) {
 		}
 	}
 	o := client.DefaultOptions()
-	o.Mode = client.ModeTCP
+	o.Mode = mode
 	o.Hosts = addrs[1:]
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -142,6 +150,14 @@ func TestFailoverToNextHost(t *testing.T) {
 	}
 	if now := conn.Addr(); now == killed {
 		t.Errorf("still connected to the killed host %s", killed)
+	}
+	if r.Mode() != mode {
+		t.Errorf("region mode %v, want %v (%s)", r.Mode(), mode, r.WhyNotLocal())
+	}
+	// The host that answered the last write had applied it: the region,
+	// mapped or not, reads it from the host the Conn is on now.
+	if got, v, err := r.ReadVersion(ctx); err != nil || v != n || string(got) != acked[n] {
+		t.Errorf("ReadVersion after the failover = %q, %d, %v; want %q, %d", got, v, err, acked[n], n)
 	}
 	for v := uint64(1); v <= n; v++ {
 		if _, ok := acked[v]; !ok {

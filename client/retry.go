@@ -88,9 +88,10 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 		te, ok := err.(*transportError) // roundTrip returns it unwrapped
 		if !ok {
 			c.lastIO = time.Now()
-			if rt != retryNever && c.replicated.Load() && errors.Is(err, ErrUnavailable) && c.pauseForLeader(ctx, begin) {
+			if c.replicated.Load() && c.electing(rt, err) && c.pauseForLeader(ctx, begin) {
 				// A cluster node with no leader yet (an election after
-				// the leader died): the same request, same key, again.
+				// the leader died), or whose leader died with the answer:
+				// the same request, same key, again.
 				continue
 			}
 			return err
@@ -117,6 +118,20 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 // leaderPause is how long a request waits before it asks a cluster node
 // again that had no leader.
 const leaderPause = 100 * time.Millisecond
+
+// electing reports whether err, a cluster node's answer to a request
+// retried as rt, means the leader is changing: no leader (unavailable),
+// or, for a keyed write, the leader died before it answered (the key
+// makes asking again safe: the log applies it at most once).
+func (c *Conn) electing(rt retry, err error) bool {
+	switch rt {
+	case retrySafe:
+		return errors.Is(err, ErrUnavailable)
+	case retryKeyed:
+		return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnknownOutcome)
+	}
+	return false
+}
 
 // pauseForLeader waits leaderPause and reports whether the request,
 // begun at begin, may still be repeated (ctx and RequestTimeout allow).

@@ -97,9 +97,10 @@ func (c *conn) write(hr *host.Region, req *proto.Request, compat bool) {
 		} else {
 			c.out = proto.AppendOKVersion(c.out, v)
 		}
-		if c.s.cfg.Cluster != nil && o.code == proto.CodeUnavailable {
-			// No leader took it (an election): the client asks again with
-			// the same key, which the cluster's log applies at most once.
+		if c.s.cfg.Cluster != nil && (o.code == proto.CodeUnavailable || o.code == proto.CodeUnknownOutcome) {
+			// No leader took it (an election), or the leader's answer was
+			// lost: the client asks again with the same key, which the
+			// cluster's log applies at most once.
 			return
 		}
 		w.record(o)
