@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -114,5 +115,36 @@ func TestClusterMappingReadOnly(t *testing.T) {
 	}
 	if _, err := r1.Write(ctx, []byte("local")); err != nil {
 		t.Errorf("single host: Write: %v", err)
+	}
+}
+
+// TestClusterHostList: every client command takes --host as a list of a
+// cluster's hosts and uses the first that answers; a malformed list is a
+// usage error.
+func TestClusterHostList(t *testing.T) {
+	t.Parallel()
+	hosts := startCluster(t)
+	shmtest.CheckFor(t, 30*time.Second, "no node names a leader", func() bool {
+		return status(t, hosts["a"]).Leader != ""
+	})
+	hosts["a"].Kill(t)
+	list := hosts["a"].Addr + "," + hosts["b"].Addr + "," + hosts["c"].Addr
+	var rr readResult
+	shmtest.CheckFor(t, 30*time.Second, "write --host LIST failed with its first host down", func() bool {
+		_, _, code := shmtest.Run(t, nil, "write", "--host", list, "through the list")
+		return code == 0
+	})
+	out, errOut, code := shmtest.Run(t, nil, "read", "--json", "--host", list)
+	if code != 0 {
+		t.Fatalf("read --host %s: exit %d: %s", list, code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &rr); err != nil || rr.Content != "through the list" {
+		t.Errorf("read --host LIST = %q (%v), want %q", out, err, "through the list")
+	}
+	for _, bad := range []string{hosts["b"].Addr + ",", hosts["b"].Addr + ",nowhere:99999"} {
+		_, errOut, code := shmtest.Run(t, nil, "read", "--host", bad)
+		if code != 2 || !strings.Contains(errOut, "--host") {
+			t.Errorf("read --host %q: exit %d, stderr %q; want a usage error about --host", bad, code, errOut)
+		}
 	}
 }
