@@ -115,12 +115,15 @@ Another machine:        shmgr read --host 192.168.1.5:9410`,
 }
 
 // addClientFlags adds the flags every client command takes.
+//
+// --host also takes a comma-separated list of a cluster's hosts (see
+// client.Options.Hosts); its help line stays short.
 func addClientFlags(c *cobra.Command, g *globals, withID bool) {
 	def := os.Getenv(hostEnv)
 	if def == "" {
 		def = fmt.Sprintf("127.0.0.1:%d", client.DefaultPort)
 	}
-	c.Flags().StringVar(&g.host, "host", def, "host address HOST[:PORT]; several hosts of one cluster, comma-separated, are tried in turn (env "+hostEnv+")")
+	c.Flags().StringVar(&g.host, "host", def, "host address HOST[:PORT] (env "+hostEnv+")")
 	if withID {
 		c.Flags().StringVar(&g.id, "id", "", "region shm_id (default: the host's default region)")
 	}
