@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/client"
+	"github.com/shmgr/shmgr/internal/region"
+	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -145,6 +147,48 @@ func TestClusterHostList(t *testing.T) {
 		_, errOut, code := shmtest.Run(t, nil, "read", "--host", bad)
 		if code != 2 || !strings.Contains(errOut, "--host") {
 			t.Errorf("read --host %q: exit %d, stderr %q; want a usage error about --host", bad, code, errOut)
+		}
+	}
+}
+
+// TestClusterOutsideWriteReported: a program that writes a cluster
+// node's region straight into its shared memory (read-write, as the
+// documented layout allows) is reported by that node within seconds, in
+// cluster status --json; the other nodes, which only the log writes,
+// report nothing.
+func TestClusterOutsideWriteReported(t *testing.T) {
+	t.Parallel()
+	hosts := startCluster(t)
+	shmtest.CheckFor(t, 30*time.Second, "no node names a leader", func() bool {
+		return status(t, hosts["a"]).Leader != ""
+	})
+	hosts["b"].MustCLI(t, "write", "through the log")
+	in := regionInfo(t, hosts["b"], "default")
+	data, err := shm.Open(in.OSName, in.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	// The documented layout: take the offset-0 flag, write, let go.
+	b := data.Bytes()
+	b[region.LockOffset] = 1
+	b[region.DataOffset] = 'T'
+	b[region.LockOffset] = 0
+	outside := func(h *shmtest.Host) uint64 {
+		var st struct {
+			OutsideWrites uint64 `json:"outside_writes"`
+		}
+		cliJSON(t, h, &st, "cluster", "status", "--json")
+		return st.OutsideWrites
+	}
+	shmtest.CheckFor(t, 20*time.Second, "node b did not report the write outside the log", func() bool { return outside(hosts["b"]) == 1 })
+	// slog quotes the message: the region's name is escaped in it.
+	if !strings.Contains(hosts["b"].Stderr(), `REGION WRITTEN OUTSIDE THE LOG: region \"default\"`) {
+		t.Errorf("node b's log does not name the region:\n%s", hosts["b"].Stderr())
+	}
+	for _, n := range []string{"a", "c"} {
+		if got := outside(hosts[n]); got != 0 {
+			t.Errorf("node %s reports %d writes outside the log, want 0", n, got)
 		}
 	}
 }

@@ -66,6 +66,10 @@ type fsm struct {
 	kmu      sync.Mutex
 	known    map[string]uint64
 	epoch    uint64
+	// sums holds the CRC-32C of a region's content at its known version
+	// when the entry that left it there wrote it whole (the watchdog's
+	// reference for bytes changed in place); under kmu.
+	sums map[string]uint32
 	diverged atomic.Uint64
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
@@ -81,7 +85,7 @@ type upload struct {
 
 func newFSM(h *host.Host, logf func(string, ...any), staleAfter uint64) *fsm {
 	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{}), requests: map[uint64]Result{},
-		known: map[string]uint64{}}
+		known: map[string]uint64{}, sums: map[string]uint32{}}
 }
 
 // maxRequests is how many requests the FSM remembers for exactly-once
@@ -176,12 +180,14 @@ func (f *fsm) apply(index uint64, c *Command) Result {
 		_, err := f.h.Create(c.ID, host.CreateOptions{Size: c.Size, Layout: c.Layout, Durable: c.Durable, MaxWrite: c.MaxWrite})
 		if err == nil {
 			f.known[c.ID] = 0
+			delete(f.sums, c.ID)
 		}
 		return Result{Err: err}
 	case OpDelete:
 		err := f.h.Delete(c.ID)
 		if err == nil {
 			delete(f.known, c.ID)
+			delete(f.sums, c.ID)
 		}
 		return Result{Err: err}
 	case OpWrite, OpWriteAt:
@@ -205,7 +211,9 @@ func (f *fsm) write(id string, at bool, off int64, data []byte, cond bool, ifv u
 	}
 	o := region.WriteOptions{Timeout: applyLockWait, Conditional: cond, IfVersion: ifv}
 	var v uint64
+	whole := false
 	err = r.DoWrite(func(rr *region.Region) (err error) {
+		whole = !at && (rr.Layout() == region.UTF8 || int64(len(data)) == rr.Size())
 		if want, ok := f.known[id]; ok && rr.Version() != want {
 			f.diverged.Add(1)
 			f.logf("cluster: REPLICA DIVERGED: region %q is at version %d, the log left it at %d: something wrote it behind the cluster's log (a client writing its mapping, or a program writing the documented layout)", id, rr.Version(), want)
@@ -224,6 +232,11 @@ func (f *fsm) write(id string, at bool, off int64, data []byte, cond bool, ifv u
 	}
 	if err == nil {
 		f.known[id] = v
+		if whole {
+			f.sums[id] = crc32.Checksum(data, castagnoli)
+		} else {
+			delete(f.sums, id)
+		}
 	}
 	return Result{Version: v, Err: err}
 }
@@ -341,7 +354,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer f.kmu.Unlock()
 	f.epoch++
 	keep := map[string]bool{}
-	f.known = map[string]uint64{}
+	f.known, f.sums = map[string]uint64{}, map[string]uint32{}
 	for _, rs := range s.regions {
 		keep[rs.ID] = true
 		f.known[rs.ID] = rs.Version
@@ -390,7 +403,7 @@ func (f *fsm) reset() error {
 	f.kmu.Lock()
 	defer f.kmu.Unlock()
 	f.epoch++
-	f.known = map[string]uint64{def: 0}
+	f.known, f.sums = map[string]uint64{def: 0}, map[string]uint32{}
 	for _, in := range f.h.List() {
 		if in.ShmID == def {
 			if in.Version != 0 {

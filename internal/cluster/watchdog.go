@@ -180,6 +180,7 @@ func (w *watchdog) checkSums(ids []known) {
 		budget -= int64(len(w.buf))
 		w.f.kmu.Lock()
 		want, ok := w.f.known[k.id]
+		logSum, hasLogSum := w.f.sums[k.id]
 		stale := w.f.epoch != w.epoch
 		w.f.kmu.Unlock()
 		s := w.seen[k.id]
@@ -192,6 +193,12 @@ func (w *watchdog) checkSums(ids []known) {
 			continue
 		}
 		sum := crc32.Checksum(w.buf, castagnoli)
+		if (!s.hasSum || s.version != v) && hasLogSum {
+			// The entry wrote the region whole: its sum is the content
+			// the log left, so a change made before this first look at
+			// the version is found too.
+			s.version, s.sum, s.hasSum = v, logSum, true
+		}
 		if s.hasSum && s.version == v && s.sum != sum {
 			w.found.Add(1)
 			w.logf("cluster: REGION WRITTEN OUTSIDE THE LOG: region %q changed in this node's shared memory at version %d with no entry applied: a program wrote the documented layout directly, and the cluster cannot replicate that write, so this replica now differs from the others. Stop that program and write through shmgr (the client library or shmgr write send writes to the host); a whole write through shmgr then makes every replica equal again", k.id, v)
