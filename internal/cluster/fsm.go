@@ -63,13 +63,13 @@ type fsm struct {
 	// counts such findings. kmu protects known and epoch for the watchdog;
 	// an entry holds it while it applies, so that known and the regions
 	// always agree under it. epoch counts restores and resets.
-	kmu      sync.Mutex
-	known    map[string]uint64
-	epoch    uint64
+	kmu   sync.Mutex
+	known map[string]uint64
+	epoch uint64
 	// sums holds the CRC-32C of a region's content at its known version
 	// when the entry that left it there wrote it whole (the watchdog's
 	// reference for bytes changed in place); under kmu.
-	sums map[string]uint32
+	sums     map[string]uint32
 	diverged atomic.Uint64
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
