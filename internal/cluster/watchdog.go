@@ -53,7 +53,7 @@ type watchdog struct {
 
 // watched is what the watchdog knows of one region.
 type watched struct {
-	nonce   string
+	nonce   uint64
 	version uint64 // the version the sum is of
 	sum     uint32
 	hasSum  bool
@@ -127,12 +127,12 @@ func (w *watchdog) checkVersions() []known {
 		if err != nil {
 			continue
 		}
-		var v uint64
-		if r.Do(func(rr *region.Region) error { v = rr.Version(); return nil }) != nil {
+		var v, nonce uint64
+		if r.Do(func(rr *region.Region) error { v, nonce = rr.Version(), rr.Nonce(); return nil }) != nil {
 			continue
 		}
 		ids = append(ids, known{id, want})
-		s := w.record(id, r.Info().Nonce)
+		s := w.record(id, nonce)
 		if v != want && v != s.reported {
 			s.reported = v
 			w.found.Add(1)
@@ -144,7 +144,7 @@ func (w *watchdog) checkVersions() []known {
 
 // record returns the watchdog's record of region id, a new one if the
 // region was replaced (another nonce).
-func (w *watchdog) record(id, nonce string) *watched {
+func (w *watchdog) record(id string, nonce uint64) *watched {
 	s := w.seen[id]
 	if s == nil || s.nonce != nonce {
 		s = &watched{nonce: nonce}
@@ -169,8 +169,9 @@ func (w *watchdog) checkSums(ids []known) {
 		if err != nil {
 			continue
 		}
-		var v uint64
+		var v, nonce uint64
 		err = r.Do(func(rr *region.Region) (err error) {
+			nonce = rr.Nonce()
 			w.buf, v, err = rr.AppendContent(w.buf[:0])
 			return err
 		})
@@ -184,7 +185,7 @@ func (w *watchdog) checkSums(ids []known) {
 		stale := w.f.epoch != w.epoch
 		w.f.kmu.Unlock()
 		s := w.seen[k.id]
-		if stale || !ok || want != k.v || v != want || s == nil || s.nonce != r.Info().Nonce {
+		if stale || !ok || want != k.v || v != want || s == nil || s.nonce != nonce {
 			// An entry applied during the copy, or the version is off
 			// (checkVersions reports that): no sum to compare.
 			if s != nil {
