@@ -39,8 +39,9 @@ type watchdog struct {
 	found  atomic.Uint64 // Status.OutsideWrites
 	rounds atomic.Uint64 // checksum rounds done (for tests)
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 
 	// The rest belongs to the watchdog's goroutine.
 	epoch  uint64
@@ -79,12 +80,13 @@ func (w *watchdog) count() uint64 {
 	return w.found.Load()
 }
 
-// close stops the watchdog and waits for it. A nil watchdog is fine.
+// close stops the watchdog and waits for it. A nil watchdog, or one
+// closed already, is fine (Node.Close may be called twice).
 func (w *watchdog) close() {
 	if w == nil {
 		return
 	}
-	close(w.stop)
+	w.stopOnce.Do(func() { close(w.stop) })
 	w.wg.Wait()
 }
 
