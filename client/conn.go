@@ -18,7 +18,8 @@ import (
 // requests that are safe to repeat are retried: reads, and writes, which
 // carry an idempotency key the host uses to apply each write once.
 type Conn struct {
-	addr  string
+	addrs []string     // the hosts to try, in turn (Options.Hosts)
+	at    atomic.Int32 // index in addrs of the host connected (or last tried)
 	opts  Options
 	cid   string // idempotency client id
 	state atomic.Int32
@@ -42,6 +43,12 @@ type Conn struct {
 	// atomic and not behind mu: a mapped region's writes never wait for a
 	// request on the network.
 	grant atomic.Pointer[grant]
+	// hostGen counts changes of host (another data directory answered
+	// after a reconnection to the next of addrs): a mapping of the
+	// previous host's objects is stale and is mapped again (see acquire).
+	// identity is the host last connected to (under mu).
+	hostGen  atomic.Uint64
+	identity string
 	// replicated is set when the host is a cluster node: its regions
 	// change only through the cluster's log, so a mapped region's writes
 	// go to the host over TCP (reads stay on the mapping). An atomic for
@@ -61,12 +68,14 @@ type Conn struct {
 }
 
 // Connect dials a host at addr ("host:port"; a missing port means
-// DefaultPort) and reads its metadata line. It does not retry: a host that
-// cannot be reached now is an error at once.
+// DefaultPort) and reads its metadata line. addr may list several hosts
+// of one cluster, separated by commas (and Options.Hosts adds more): they
+// are tried in turn. It does not retry: when no host can be reached now
+// it is an error at once.
 func Connect(ctx context.Context, addr string, o Options) (*Conn, error) {
 	o = o.withDefaults()
-	c := &Conn{addr: withPort(addr), opts: o, cid: newClientID()}
-	if err := c.dial(ctx); err != nil {
+	c := &Conn{addrs: hostList(addr, o.Hosts), opts: o, cid: newClientID()}
+	if err := c.dialFirst(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -78,8 +87,9 @@ func newClientID() string {
 	return "c" + hex.EncodeToString(b[:])
 }
 
-// Addr returns the host's address.
-func (c *Conn) Addr() string { return c.addr }
+// Addr returns the address of the host connected to (with several hosts,
+// the one connected to last, or being tried).
+func (c *Conn) Addr() string { return c.addrs[c.at.Load()] }
 
 // Default returns the info of the host's default region, from the
 // metadata line it sent on (re)connecting.

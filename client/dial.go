@@ -29,15 +29,16 @@ func (c *Conn) dial(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.opts.DialTimeout)
 		defer cancel()
 	}
+	addr := c.Addr()
 	var nc net.Conn
 	var err error
 	if c.opts.TLS != nil {
 		cfg := c.opts.TLS.Clone()
 		if cfg.ServerName == "" {
-			cfg.ServerName, _, _ = net.SplitHostPort(c.addr)
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
 		}
 		// TLS over a raw socket (rawsock), as the plain connection.
-		if nc, err = dialer.DialContext(ctx, "tcp", c.addr); err == nil {
+		if nc, err = dialer.DialContext(ctx, "tcp", addr); err == nil {
 			tc := tls.Client(rawsock.Wrap(nc), cfg)
 			if err = tc.HandshakeContext(ctx); err != nil {
 				tc.Close()
@@ -46,13 +47,13 @@ func (c *Conn) dial(ctx context.Context) error {
 			}
 		}
 	} else {
-		nc, err = dialer.DialContext(ctx, "tcp", c.addr)
+		nc, err = dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			nc = rawsock.Wrap(nc)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("connect to host %s: %w", c.addr, err)
+		return fmt.Errorf("connect to host %s: %w", addr, err)
 	}
 	c.nc, c.r, c.w = nc, 0, 0
 	c.live.Store(&nc)
@@ -64,15 +65,15 @@ func (c *Conn) dial(ctx context.Context) error {
 	line, err := c.readLine()
 	if err != nil {
 		c.drop()
-		return fmt.Errorf("connect to host %s: reading metadata line: %w", c.addr, ctxErr(ctx, err))
+		return fmt.Errorf("connect to host %s: reading metadata line: %w", addr, ctxErr(ctx, err))
 	}
 	m, err := proto.ParseMeta(line)
 	if err != nil {
 		c.drop()
 		if bytes.HasPrefix(line, []byte("ERROR ")) {
-			return fmt.Errorf("connect to host %s: host refused: %s", c.addr, bytes.TrimSpace(line[6:]))
+			return fmt.Errorf("connect to host %s: host refused: %s", addr, bytes.TrimSpace(line[6:]))
 		}
-		return fmt.Errorf("connect to host %s: not a shmgr host? %w: %w", c.addr, ErrProtocol, err)
+		return fmt.Errorf("connect to host %s: not a shmgr host? %w: %w", addr, ErrProtocol, err)
 	}
 	if m.Auth == "token" {
 		token := c.opts.Token
@@ -82,7 +83,7 @@ func (c *Conn) dial(ctx context.Context) error {
 		}
 		if token == "" {
 			c.drop()
-			return fmt.Errorf("connect to host %s: %w: the host requires a token (pass --token, set SHMGR_TOKEN, or Options.Token; the host prints it at start)", c.addr, ErrUnauthorized)
+			return fmt.Errorf("connect to host %s: %w: the host requires a token (pass --token, set SHMGR_TOKEN, or Options.Token; the host prints it at start)", addr, ErrUnauthorized)
 		}
 		err := c.roundTrip(ctx, func(b []byte) []byte { return proto.AppendAuth(b, []byte(token)) }, func(rep proto.Reply) error {
 			if rep.Kind != proto.ReplyOK {
@@ -98,7 +99,7 @@ func (c *Conn) dial(ctx context.Context) error {
 			if errors.As(err, &te) {
 				err = te.err
 			}
-			return fmt.Errorf("connect to host %s: %w", c.addr, err)
+			return fmt.Errorf("connect to host %s: %w", addr, err)
 		}
 	}
 	c.meta = infoFromMeta(m)
@@ -106,6 +107,14 @@ func (c *Conn) dial(ctx context.Context) error {
 	c.session = m.Session
 	c.delta = slices.Contains(m.Features, proto.FeatureDelta)
 	c.replicated.Store(slices.Contains(m.Features, proto.FeatureReplicated))
+	// A host is its machine and data directory: a restart of the same
+	// host keeps its objects; another node of the cluster has its own.
+	if id := m.HostID + "/" + instanceOf(m.OSName); id != c.identity {
+		if c.identity != "" {
+			c.hostGen.Add(1)
+		}
+		c.identity = id
+	}
 	c.setState(StateConnected)
 	return nil
 }
@@ -123,12 +132,87 @@ func (c *Conn) drop() {
 	}
 }
 
+// hostList returns the hosts to try: addr split at commas, then more,
+// each with a port, each once. No host at all means the default one.
+func hostList(addr string, more []string) []string {
+	var out []string
+	for _, a := range append(strings.Split(addr, ","), more...) {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if a = withPort(a); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{withPort("")}
+	}
+	return out
+}
+
+// fromCurrent lists the hosts, comma-separated, starting with the
+// current one: for a connection of its own (a watcher's) to the same
+// hosts.
+func (c *Conn) fromCurrent() string {
+	at := int(c.at.Load())
+	return strings.Join(append(slices.Clone(c.addrs[at:]), c.addrs[:at]...), ",")
+}
+
+// dialAt dials host i of c.addrs, making it the current one. With several
+// hosts each gets its own DialTimeout, so that one that does not answer
+// leaves time for the next. c.mu is held (or c is new).
+func (c *Conn) dialAt(ctx context.Context, i int) error {
+	c.at.Store(int32(i))
+	if len(c.addrs) == 1 {
+		return c.dial(ctx)
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	return c.dial(dctx)
+}
+
+// dialFirst connects to the first host that answers, in order.
+func (c *Conn) dialFirst(ctx context.Context) error {
+	var errs []error
+	for i := range c.addrs {
+		err := c.dialAt(ctx, i)
+		if err == nil {
+			return nil
+		}
+		if len(c.addrs) == 1 || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no host of %s answered: %w", strings.Join(c.addrs, ","), errors.Join(errs...))
+}
+
+// dialRound tries each host once: with several, the next after the
+// current one first (the current one just failed) and the current one
+// last. c.mu is held.
+func (c *Conn) dialRound(ctx context.Context) error {
+	n := len(c.addrs)
+	if n == 1 {
+		return c.dial(ctx)
+	}
+	at := int(c.at.Load())
+	var err error
+	for i := 1; i <= n; i++ {
+		if err = c.dialAt(ctx, (at+i)%n); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
 // redial reconnects with exponential backoff and jitter until it succeeds
-// or ctx ends. c.mu is held.
+// or ctx ends, each round trying every host once (dialRound). c.mu is
+// held.
 func (c *Conn) redial(ctx context.Context) error {
 	backoff := 20 * time.Millisecond
 	for {
-		err := c.dial(ctx)
+		err := c.dialRound(ctx)
 		if err == nil {
 			return nil
 		}
@@ -138,7 +222,7 @@ func (c *Conn) redial(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("reconnect to host %s: %w (last error: %v)", c.addr, ctx.Err(), err)
+			return fmt.Errorf("reconnect to host %s: %w (last error: %v)", strings.Join(c.addrs, ","), ctx.Err(), err)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, c.opts.MaxBackoff)

@@ -128,7 +128,7 @@ func (c *Conn) checkHost(ctx context.Context) {
 	}
 	if c.nc == nil {
 		dctx, cancel := context.WithTimeout(ctx, min(c.opts.DialTimeout, hostCheckDial))
-		err := c.dial(dctx)
+		err := c.dialRound(dctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -86,6 +86,16 @@ type Options struct {
 	// directory's registry.json). Another host on this machine, with
 	// another data directory, is not offered the token.
 	LocalInstance string
+	// Hosts are further hosts of the same cluster, tried after the address
+	// given to Connect or Dial (which may itself list several, separated
+	// by commas). The Conn connects to the first that answers, and when
+	// its connection fails it reconnects to the next, in turn, resuming
+	// as it would on the same host: watches from the last version
+	// received, writes with the same idempotency key, which a cluster
+	// applies once whichever node the retry reaches. Only hosts of one
+	// cluster belong together: a write retried on an unrelated host would
+	// be applied there too. Default: none (one host).
+	Hosts []string
 	// TLS, if set, connects with TLS using this configuration. For a host
 	// with a self-signed certificate, use PinnedTLS with the fingerprint it
 	// prints.

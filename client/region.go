@@ -41,6 +41,12 @@ type localMap struct {
 	r         *region.Region
 	data, ctl *shm.Mapping
 	refs      atomic.Int64 // calls using the mapping now
+	// readOnly: the data object is mapped read-only (a cluster node's
+	// region, see attach); writes go over TCP.
+	readOnly bool
+	// gen is the Conn's hostGen when the objects were mapped: another
+	// host since (failover to the next of Options.Hosts) has its own.
+	gen uint64
 }
 
 // close unmaps m once no call is using it any more (calls are short: a
@@ -99,8 +105,10 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 		r.why = "TCP mode was requested"
 		return r, nil
 	}
-	m, err := attach(info)
+	gen := c.hostGen.Load()
+	m, err := attach(info, c.replicated.Load())
 	if err == nil {
+		m.gen = gen
 		r.cur.Store(m)
 		r.mode = ModeLocal
 		// Nothing goes to the host while the region is used through the
@@ -115,8 +123,15 @@ func (c *Conn) Open(ctx context.Context, id string) (*Region, error) {
 	return r, nil
 }
 
-// attach maps the region's objects and checks they are the host's.
-func attach(in Info) (*localMap, error) {
+// attach maps the region's objects and checks they are the host's. With
+// readOnly (the host is a cluster node: its regions change only through
+// the replicated log) the data object is mapped read-only, so that a
+// stray store into it faults this process instead of silently making this
+// replica differ from the others. The control block stays writable: a
+// reader claims an owner slot (its epoch and pid are words there) and a
+// watcher counts itself in the waiters word; a read-only Region takes no
+// lock, so nothing else of this process writes it.
+func attach(in Info, readOnly bool) (*localMap, error) {
 	if in.HostID != shm.HostID() {
 		return nil, errors.New("the host runs on another machine")
 	}
@@ -135,7 +150,16 @@ func attach(in Info) (*localMap, error) {
 		data.Close()
 		return nil, err
 	}
-	lr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
+	attachRegion := region.Attach
+	if readOnly {
+		attachRegion = region.AttachReadOnly
+		if err := data.SetReadOnly(); err != nil {
+			data.Close()
+			ctl.Close()
+			return nil, err
+		}
+	}
+	lr, err := attachRegion(data.Bytes(), ctl.Bytes(), ctl.Path())
 	if err == nil && fmt.Sprintf("%016x", lr.Nonce()) != in.Nonce {
 		err = errors.New("the object found under its name belongs to another region (nonce mismatch)")
 	}
@@ -151,7 +175,7 @@ func attach(in Info) (*localMap, error) {
 		return nil, err
 	}
 	lr.SetLabel(fmt.Sprintf("shmgr client pid %d", os.Getpid()))
-	return &localMap{r: lr, data: data, ctl: ctl}, nil
+	return &localMap{r: lr, data: data, ctl: ctl, readOnly: readOnly}, nil
 }
 
 // acquire returns the region's current mapping, held against Close until
@@ -175,7 +199,7 @@ func (r *Region) acquire(ctx context.Context) (*localMap, error) {
 		m.refs.Add(-1)
 		return nil, ErrClosed
 	}
-	if !m.r.Retired() {
+	if !m.r.Retired() && m.gen == r.conn.hostGen.Load() {
 		return m, nil
 	}
 	m.refs.Add(-1)
@@ -191,6 +215,11 @@ func (r *Region) acquireWrite(ctx context.Context) (*localMap, error) {
 		return nil, nil
 	}
 	m, err := r.acquire(ctx)
+	if m != nil && m.readOnly {
+		// Mapped while the connection was to a cluster node.
+		m.release()
+		return nil, nil
+	}
 	if m != nil {
 		if err := r.writable(); err != nil {
 			m.release()
@@ -200,7 +229,9 @@ func (r *Region) acquireWrite(ctx context.Context) (*localMap, error) {
 	return m, err
 }
 
-// remap replaces a retired mapping m with the region that now has the id.
+// remap replaces a retired mapping m with the region that now has the
+// id, or a mapping of the host the Conn left (failover) with the new
+// host's.
 func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -211,14 +242,20 @@ func (r *Region) remap(ctx context.Context, m *localMap) (*localMap, error) {
 		m2.refs.Add(1)
 		return m2, nil // another goroutine re-mapped it
 	}
+	gen := r.conn.hostGen.Load()
+	why := "was replaced"
+	if gen != m.gen {
+		why = "is now reached through host " + r.conn.Addr()
+	}
 	in, err := r.conn.Info(ctx, r.id)
 	if err != nil {
-		return nil, fmt.Errorf("region %q was deleted by the host: %w", r.id, err)
+		return nil, fmt.Errorf("region %q %s and cannot be found there: %w", r.id, why, err)
 	}
-	nm, err := attach(in)
+	nm, err := attach(in, r.conn.replicated.Load())
 	if err != nil {
-		return nil, fmt.Errorf("region %q was replaced and cannot be mapped again: %w", r.id, err)
+		return nil, fmt.Errorf("region %q %s and cannot be mapped from there (open it with Mode: ModeTCP to follow hosts on other machines): %w", r.id, why, err)
 	}
+	nm.gen = gen
 	// Calls may still be using the old mapping: keep it until Close.
 	r.old = append(r.old, m)
 	r.info = in

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,6 +56,9 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var session string
+	// replicated: the attempt that may have reached a host reached a
+	// cluster node, which keys the write into the cluster's log.
+	replicated := false
 	for attempt := 1; ; attempt++ {
 		if c.closed {
 			return ErrClosed
@@ -72,9 +76,11 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 				}
 				return err
 			}
-			if session != "" && c.session != session && rt == retryKeyed {
+			if session != "" && c.session != session && rt == retryKeyed && !(replicated && c.replicated.Load()) {
 				// Another host process: it cannot know whether the first
-				// attempt was applied.
+				// attempt was applied. A cluster node can: the key names
+				// the write in the cluster's log, whichever node the
+				// retry reaches (the log answers a key it applied once).
 				return fmt.Errorf("%w: the host restarted before it answered a write", ErrUnknownOutcome)
 			}
 		}
@@ -82,12 +88,19 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 		te, ok := err.(*transportError) // roundTrip returns it unwrapped
 		if !ok {
 			c.lastIO = time.Now()
+			if c.replicated.Load() && c.electing(rt, err) && c.pauseForLeader(ctx, begin) {
+				// A cluster node with no leader yet (an election after
+				// the leader died), or whose leader died with the answer:
+				// the same request, same key, again.
+				continue
+			}
 			return err
 		}
 		c.drop()
-		err = fmt.Errorf("host %s: %w", c.addr, ctxErr(ctx, te.err))
+		err = fmt.Errorf("host %s: %w", c.Addr(), ctxErr(ctx, te.err))
 		if te.sent {
 			session = c.session
+			replicated = c.replicated.Load()
 		}
 		expired := ctx.Err() != nil
 		if _, ok := ctx.Deadline(); !ok && time.Since(begin) >= c.opts.RequestTimeout {
@@ -99,6 +112,45 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 			}
 			return err
 		}
+	}
+}
+
+// leaderPause is how long a request waits before it asks a cluster node
+// again that had no leader.
+const leaderPause = 100 * time.Millisecond
+
+// electing reports whether err, a cluster node's answer to a request
+// retried as rt, means the leader is changing: no leader (unavailable),
+// or, for a keyed write, the leader died before it answered (the key
+// makes asking again safe: the log applies it at most once).
+func (c *Conn) electing(rt retry, err error) bool {
+	switch rt {
+	case retrySafe:
+		return errors.Is(err, ErrUnavailable)
+	case retryKeyed:
+		return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnknownOutcome)
+	}
+	return false
+}
+
+// pauseForLeader waits leaderPause and reports whether the request,
+// begun at begin, may still be repeated (ctx and RequestTimeout allow).
+// c.mu is held: the Conn's other requests would meet the same election.
+func (c *Conn) pauseForLeader(ctx context.Context, begin time.Time) bool {
+	deadline := begin.Add(c.opts.RequestTimeout)
+	if dl, ok := ctx.Deadline(); ok {
+		deadline = dl
+	}
+	if time.Until(deadline) < leaderPause {
+		return false
+	}
+	t := time.NewTimer(leaderPause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -253,7 +253,9 @@ func (w *Watcher) subscribe(ctx context.Context) (*Conn, error) {
 	// drops along the way must not report theirs.
 	o := w.opts
 	o.OnState = nil
-	c, err := Connect(ctx, w.r.conn.addr, o)
+	// The host the Region's Conn uses now first, then the others.
+	o.Hosts = nil
+	c, err := Connect(ctx, w.r.conn.fromCurrent(), o)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +355,7 @@ func (w *Watcher) read(ctx context.Context, c *Conn) error {
 			pinged = false
 			if rep.Kind == proto.ReplyEvent || rep.Kind == proto.ReplyDelta {
 				if err := w.receive(rep); err != nil {
-					return fmt.Errorf("host %s: %w", c.addr, err)
+					return fmt.Errorf("host %s: %w", c.Addr(), err)
 				}
 			}
 		}
@@ -361,7 +363,7 @@ func (w *Watcher) read(ctx context.Context, c *Conn) error {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
 			if pinged {
-				return fmt.Errorf("host %s silent for %v: connection presumed dead", c.addr, 2*w.opts.KeepAlive)
+				return fmt.Errorf("host %s silent for %v: connection presumed dead", c.Addr(), 2*w.opts.KeepAlive)
 			}
 			c.nc.SetDeadline(time.Now().Add(w.opts.KeepAlive))
 			if _, err := c.nc.Write(proto.AppendPing(nil)); err != nil {

@@ -296,6 +296,10 @@ func printCluster(out io.Writer, addr string, ci *server.ClusterInfo) error {
 	fmt.Fprintf(out, "node %s at %s: %s, term %d, applied %d of %d committed (lag %d)\n",
 		ci.ID, addr, ci.State, ci.Term, ci.AppliedIndex, ci.CommitIndex, ci.Lag)
 	fmt.Fprintf(out, "leader: %s\n", leader)
+	if ci.OutsideWrites > 0 || ci.Diverged > 0 {
+		fmt.Fprintf(out, "WARNING: this replica differs from the others: %s written outside the log, %s found by the log (the host's log names the regions: REGION WRITTEN OUTSIDE THE LOG, REPLICA DIVERGED)\n",
+			plural(ci.OutsideWrites, "change"), plural(ci.Diverged, "divergence"))
+	}
 	if ci.Error != "" {
 		fmt.Fprintf(out, "members: %s\n", ci.Error)
 	}
@@ -345,4 +349,12 @@ func oneLine(s string) string {
 		s = s[:197] + "..."
 	}
 	return s
+}
+
+// plural writes n and noun, with an s unless n is 1.
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

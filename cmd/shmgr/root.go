@@ -115,6 +115,9 @@ Another machine:        shmgr read --host 192.168.1.5:9410`,
 }
 
 // addClientFlags adds the flags every client command takes.
+//
+// --host also takes a comma-separated list of a cluster's hosts (see
+// client.Options.Hosts); its help line stays short.
 func addClientFlags(c *cobra.Command, g *globals, withID bool) {
 	def := os.Getenv(hostEnv)
 	if def == "" {
@@ -219,8 +222,24 @@ func dataDirInstance(dir string) string {
 	return reg.Instance
 }
 
-// checkHostAddr refuses a --host that names no port a host could have.
-func checkHostAddr(addr string) error {
+// checkHostAddr refuses a --host that names no port a host could have,
+// or, for a comma-separated list of a cluster's hosts, any such entry.
+func checkHostAddr(addrs string) error {
+	if !strings.Contains(addrs, ",") {
+		return checkOneHost(addrs)
+	}
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			return usageError{fmt.Errorf("--host %q: an empty address in the list: write HOST[:PORT],HOST[:PORT],...", addrs)}
+		}
+		if err := checkOneHost(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkOneHost(addr string) error {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		bracketed := strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") // [::1]: the default port

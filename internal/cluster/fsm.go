@@ -41,6 +41,8 @@ type Result struct {
 type fsm struct {
 	h    *host.Host
 	logf func(string, ...any)
+	// alarmf reports a diverged replica (Config.Alarmf); nil: logf.
+	alarmf func(string, ...any)
 	// staleAfter: an upload with no piece for this many entries is
 	// dropped (its leader died before the commit).
 	staleAfter uint64
@@ -64,10 +66,18 @@ type fsm struct {
 	// Command.Request), oldest first in order; under mu.
 	requests map[uint64]Result
 	order    []uint64
-	// known is the version the log left each region at (FSM goroutine
-	// only): a region found at another version was written behind the
-	// log's back. diverged counts such findings.
-	known    map[string]uint64
+	// known is the version the log left each region at: a region found
+	// at another version was written behind the log's back. diverged
+	// counts such findings. kmu protects known and epoch for the watchdog;
+	// an entry holds it while it applies, so that known and the regions
+	// always agree under it. epoch counts restores and resets.
+	kmu   sync.Mutex
+	known map[string]uint64
+	epoch uint64
+	// sums holds the CRC-32C of a region's content at its known version
+	// when the entry that left it there wrote it whole (the watchdog's
+	// reference for bytes changed in place); under kmu.
+	sums     map[string]uint32
 	diverged atomic.Uint64
 	// restores counts snapshots restored (on start, or sent by a leader
 	// to a node that fell behind the compacted log).
@@ -83,7 +93,7 @@ type upload struct {
 
 func newFSM(h *host.Host, logf func(string, ...any), staleAfter uint64) *fsm {
 	return &fsm{h: h, logf: logf, staleAfter: staleAfter, uploads: map[uint64]*upload{}, wake: make(chan struct{}), requests: map[uint64]Result{},
-		known: map[string]uint64{}, leases: map[string]lease{}}
+		known: map[string]uint64{}, leases: map[string]lease{}, sums: map[string]uint32{}}
 }
 
 // maxRequests is how many requests the FSM remembers for exactly-once
@@ -112,6 +122,15 @@ func (f *fsm) remember(id uint64, r Result) {
 	}
 }
 
+// alarm logs what an operator must act on.
+func (f *fsm) alarm(format string, args ...any) {
+	if f.alarmf != nil {
+		f.alarmf(format, args...)
+		return
+	}
+	f.logf(format, args...)
+}
+
 // Apply implements raft.FSM. It returns a *Result.
 func (f *fsm) Apply(l *raft.Log) any {
 	defer f.woke(l.Index)
@@ -132,7 +151,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return &res
 		}
 	}
+	f.kmu.Lock()
 	res := f.apply(l.Index, &c)
+	f.kmu.Unlock()
 	if c.Request != 0 && c.Op != OpChunk && remembered(res) {
 		f.remember(c.Request, res)
 	}
@@ -169,6 +190,7 @@ func (f *fsm) apply(index uint64, c *Command) Result {
 		if err == nil {
 			f.known[c.ID] = 0
 			f.dropLease(c.ID)
+			delete(f.sums, c.ID)
 		}
 		return Result{Err: err}
 	case OpDelete:
@@ -176,6 +198,7 @@ func (f *fsm) apply(index uint64, c *Command) Result {
 		if err == nil {
 			delete(f.known, c.ID)
 			f.dropLease(c.ID)
+			delete(f.sums, c.ID)
 		}
 		return Result{Err: err}
 	case OpWrite, OpWriteAt:
@@ -214,10 +237,12 @@ func (f *fsm) write(id string, at bool, off int64, data []byte, cond bool, ifv u
 	}
 	o := region.WriteOptions{Timeout: applyLockWait, Conditional: cond, IfVersion: ifv}
 	var v uint64
+	whole := false
 	err = r.DoWrite(func(rr *region.Region) (err error) {
+		whole = !at && (rr.Layout() == region.UTF8 || int64(len(data)) == rr.Size())
 		if want, ok := f.known[id]; ok && rr.Version() != want {
 			f.diverged.Add(1)
-			f.logf("cluster: REPLICA DIVERGED: region %q is at version %d, the log left it at %d: something wrote it behind the cluster's log (a client writing its mapping, or a program writing the documented layout)", id, rr.Version(), want)
+			f.alarm("cluster: REPLICA DIVERGED: region %q is at version %d, the log left it at %d: something wrote it behind the cluster's log (a client writing its mapping, or a program writing the documented layout)", id, rr.Version(), want)
 		}
 		if at {
 			v, err = rr.WriteAt(off, data, o)
@@ -229,10 +254,15 @@ func (f *fsm) write(id string, at bool, off int64, data []byte, cond bool, ifv u
 	if errors.Is(err, region.ErrLockTimeout) {
 		// Only a writer behind the log's back holds the lock this long:
 		// this replica now differs from the others. Say so loudly.
-		f.logf("cluster: REPLICA DIVERGED: region %q: %v; something writes its mapping outside the cluster's log", id, err)
+		f.alarm("cluster: REPLICA DIVERGED: region %q: %v; something writes its mapping outside the cluster's log", id, err)
 	}
 	if err == nil {
 		f.known[id] = v
+		if whole {
+			f.sums[id] = crc32.Checksum(data, castagnoli)
+		} else {
+			delete(f.sums, id)
+		}
 	}
 	return Result{Version: v, Err: err}
 }
@@ -350,8 +380,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+	f.epoch++
 	keep := map[string]bool{}
-	f.known = map[string]uint64{}
+	f.known, f.sums = map[string]uint64{}, map[string]uint32{}
 	for _, rs := range s.regions {
 		keep[rs.ID] = true
 		f.known[rs.ID] = rs.Version
@@ -408,7 +441,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // (no snapshot yet) replays it from there on start, onto this.
 func (f *fsm) reset() error {
 	def := f.h.DefaultID()
-	f.known = map[string]uint64{def: 0}
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+	f.epoch++
+	f.known, f.sums = map[string]uint64{def: 0}, map[string]uint32{}
 	for _, in := range f.h.List() {
 		if in.ShmID == def {
 			if in.Version != 0 {

@@ -78,6 +78,9 @@ type Config struct {
 	TLS *TLS
 	// Logf logs node and Raft events. Default: discard.
 	Logf func(format string, args ...any)
+	// Alarmf logs what an operator must act on: a region written outside
+	// the log, a replica that diverged. Default: Logf.
+	Alarmf func(format string, args ...any)
 	// ChunkSize: see DefaultChunkSize (at most 16 MiB).
 	ChunkSize int
 	// HeartbeatTimeout and ElectionTimeout (default 1 s each) and
@@ -124,7 +127,8 @@ type Node struct {
 	// has set raft; static are Config.TLS's pins (see Node.accepts).
 	raftRef atomic.Pointer[raft.Raft]
 	static  map[string]bool
-	watch   watchers // goroutines run for the node's owner (Go)
+	watch   watchers  // goroutines run for the node's owner (Go)
+	dog     *watchdog // regions written outside the log
 }
 
 type logWriter func(string, ...any)
@@ -144,6 +148,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Alarmf == nil {
+		cfg.Alarmf = cfg.Logf
 	}
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = DefaultChunkSize
@@ -173,6 +180,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: data directory: %w", err)
 	}
 	n := &Node{cfg: cfg, fsm: newFSM(cfg.Host, cfg.Logf, cfg.StaleUploads)}
+	n.fsm.alarmf = cfg.Alarmf
 	var err error
 	if cfg.LogSegmentSize == 0 {
 		cfg.LogSegmentSize = wal.DefaultSegmentSize
@@ -239,6 +247,7 @@ func Start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
+	n.dog = startWatchdog(n.fsm, cfg.Host, cfg.Alarmf)
 	return n, nil
 }
 
@@ -551,6 +560,9 @@ type Status struct {
 	Restores uint64 `json:"restores"`
 	// Diverged counts regions found written behind the log's back.
 	Diverged uint64 `json:"diverged"`
+	// OutsideWrites counts changes to a region's shared memory (its
+	// version or its bytes) that the watchdog found with no entry applied.
+	OutsideWrites uint64 `json:"outside_writes"`
 	// Staged and StagedBytes are the chunked writes awaiting their commit.
 	Staged      int   `json:"staged"`
 	StagedBytes int64 `json:"staged_bytes"`
@@ -561,7 +573,7 @@ func (n *Node) Status() Status {
 	leader, _ := n.Leader()
 	st := Status{ID: n.cfg.ID, State: n.State(), Leader: leader, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.AppliedIndex(), RaftApplied: n.raft.AppliedIndex(), Restores: n.fsm.restores.Load(),
-		Diverged: n.fsm.diverged.Load()}
+		Diverged: n.fsm.diverged.Load(), OutsideWrites: n.dog.count()}
 	st.Staged, st.StagedBytes = n.fsm.staged()
 	return st
 }
@@ -578,7 +590,7 @@ func (n *Node) Snapshot() error {
 // it applied already), leaves Raft and closes its store. The host stays
 // open: its owner closes it.
 func (n *Node) Close() error {
-	n.watch.close()
+	n.dog.close()
 	snap := n.Snapshot()
 	err := n.raft.Shutdown().Error()
 	return errors.Join(snap, err, n.close())

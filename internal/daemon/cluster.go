@@ -277,7 +277,8 @@ func startNode(cfg Config, h *host.Host, log *slog.Logger, sec security) (*clust
 	}
 	n, err := cluster.Start(cluster.Config{
 		ID: c.Node, Bind: bind, Peers: c.Peers, DataDir: raftDir(cfg.DataDir), Host: h, TLS: nt,
-		Logf: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
+		Logf:   func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
+		Alarmf: func(format string, args ...any) { log.Error(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster node %q: %w", c.Node, err)

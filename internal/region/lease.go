@@ -21,6 +21,9 @@ const DefaultLease = 10 * time.Second
 //
 // stop, if not nil, abandons the wait when closed (ErrStopped).
 func (r *Region) Acquire(wait, lease time.Duration, label []byte, stop <-chan struct{}) (token uint64, err error) {
+	if r.readOnly {
+		return 0, r.readOnlyError()
+	}
 	if lease <= 0 {
 		lease = DefaultLease
 	}

@@ -304,6 +304,9 @@ func (r *Region) gateOut() { <-r.gate }
 // enter prepares a write: it takes the lock, or, for a fenced write,
 // checks the caller's lease and marks it committing.
 func (r *Region) enter(o WriteOptions) error {
+	if r.readOnly {
+		return r.readOnlyError()
+	}
 	if !o.Fenced {
 		left, err := r.gateIn(o.Timeout, o.Stop)
 		if err != nil {

@@ -91,10 +91,12 @@ func (r *Region) AppendFramed(dst []byte, off, n int64, hdr Header) ([]byte, uin
 // lock when the lock is free, so that writers wait for it, and meanwhile
 // keeps trying optimistically with growing pauses. It never waits for a
 // lease to end: a lease holder's writes move the seq word like any other.
+// A read-only Region (AttachReadOnly) never takes the lock: it only
+// retries.
 func (r *Region) appendSlow(dst []byte, start int, off, n int64, hdr Header) ([]byte, uint64, error) {
 	begin := time.Now()
 	for i := 0; ; i++ {
-		if r.tryLock() || i%16 == 15 && r.takeFromDead() {
+		if !r.readOnly && (r.tryLock() || i%16 == 15 && r.takeFromDead()) {
 			v := r.seq.Load() / 2
 			var err error
 			dst, err = r.appendLocked(dst[:start], r.contentLen(), off, n, v, hdr)

@@ -5,6 +5,9 @@ package region
 // offset-0 flag: when the dead owner did not hold it and it is not free,
 // the lock is recovered and given back).
 func (r *Region) takeFromDead() bool {
+	if r.readOnly {
+		return false
+	}
 	w := r.lockw.Load()
 	if w&ownerMask == 0 || w&ownerMask == r.me || r.ownerAlive(w) {
 		return false
@@ -47,6 +50,9 @@ func (r *Region) recoverLocked(old, nw uint64) (inherited bool) {
 // interrupted write, and records this boot's id. It reports whether it
 // found a dead owner. The host calls it when it adopts a region.
 func (r *Region) Recover() (bool, error) {
+	if r.readOnly {
+		return false, r.readOnlyError()
+	}
 	defer r.recordBoot()
 	w := r.lockw.Load()
 	if w&ownerMask == 0 {

@@ -52,6 +52,9 @@ var (
 	// ErrFenced: the lease a write or renewal relied on has expired or been
 	// released, or its fencing token is stale; nothing was written.
 	ErrFenced = shmerr.ErrFenced
+	// ErrReadOnly: the Region was attached read-only (AttachReadOnly), so
+	// it neither writes nor takes the lock; write through the host.
+	ErrReadOnly = shmerr.New(shmerr.ErrForbidden, "region mapped read-only")
 )
 
 // LockTimeoutError says who held the lock when a wait timed out.
@@ -117,6 +120,11 @@ type Region struct {
 	waiters   *atomic.Uint32 // processes sleeping on watch
 	retired   *atomic.Uint32 // set by the host before it deletes the region
 
+	// readOnly: the data object is mapped read-only (AttachReadOnly), so
+	// nothing may store into it: no writes, no lock (for utf8 the lock
+	// includes the offset-0 flag, a data byte), no recovery.
+	readOnly bool
+
 	slots *slotFile // the kernel-held slot locks (see slot.go)
 	slot  int       // this Region's owner slot
 	me    uint64    // the lock word's owner bits naming this Region's slot and epoch
@@ -173,6 +181,29 @@ func Attach(data, ctl []byte, lockPath string) (*Region, error) {
 	}
 	r.SetLabel(fmt.Sprintf("pid %d", r.pid))
 	return r, nil
+}
+
+// AttachReadOnly is Attach for a process that maps the data object
+// read-only: the Region reads with the seqlock and watches, and refuses
+// Write, WriteAt, Update, Acquire and Recover with ErrReadOnly. A reader
+// that loses many races with writers keeps retrying instead of taking the
+// lock (taking it stores into the data object's offset-0 flag for utf8).
+// The control block must stay writable: the owner slot's epoch, the watch
+// waiters count and lock labels live there.
+func AttachReadOnly(data, ctl []byte, lockPath string) (*Region, error) {
+	r, err := Attach(data, ctl, lockPath)
+	if err != nil {
+		return nil, err
+	}
+	r.readOnly = true
+	return r, nil
+}
+
+// ReadOnly reports whether the Region was attached with AttachReadOnly.
+func (r *Region) ReadOnly() bool { return r.readOnly }
+
+func (r *Region) readOnlyError() error {
+	return fmt.Errorf("%w: this process maps the region read-only (a replicated region): write through the host", ErrReadOnly)
 }
 
 // tooLarge is the error for a write larger than the undo area holds.

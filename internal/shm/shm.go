@@ -100,6 +100,20 @@ func (m *Mapping) Sync() error {
 	return syncMapping(m)
 }
 
+// SetReadOnly makes the whole mapping read-only (PROT_READ; on Windows,
+// PAGE_READONLY): a store into it afterwards faults the process instead of
+// changing the object. The object itself stays writable for others. It
+// cannot be undone for this Mapping: map the object again to write it.
+func (m *Mapping) SetReadOnly() error {
+	if m == nil || m.b == nil {
+		return nil
+	}
+	if err := protectRead(m); err != nil {
+		return fmt.Errorf("shm %q: make the mapping read-only: %w", m.name, err)
+	}
+	return nil
+}
+
 // Close unmaps the object. The object itself stays (see Remove).
 func (m *Mapping) Close() error {
 	if m == nil || m.b == nil {

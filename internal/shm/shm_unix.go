@@ -122,3 +122,10 @@ func listDir(dir, prefix string) ([]string, error) {
 	}
 	return names, nil
 }
+
+func protectRead(m *Mapping) error {
+	if err := unix.Mprotect(m.b, unix.PROT_READ); err != nil {
+		return os.NewSyscallError("mprotect", err)
+	}
+	return nil
+}

@@ -167,3 +167,12 @@ func renameNamed(oldName, newName string) error { return errors.ErrUnsupported }
 // existsNamed: a section lives as long as a handle does, and the host
 // holds one, so it cannot vanish behind the host's back.
 func existsNamed(name string) (bool, error) { return true, nil }
+
+func protectRead(m *Mapping) error {
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(m.b)))
+	var old uint32
+	if err := windows.VirtualProtect(addr, uintptr(len(m.b)), windows.PAGE_READONLY, &old); err != nil {
+		return os.NewSyscallError("VirtualProtect", err)
+	}
+	return nil
+}
