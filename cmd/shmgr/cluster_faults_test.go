@@ -1,3 +1,5 @@
+//go:build linux
+
 package main_test
 
 // The cluster's required tests (issue 16, "Tests that must exist") with
