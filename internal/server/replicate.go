@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"hash/fnv"
 	"time"
 
@@ -35,11 +34,6 @@ type Cluster interface {
 	TransferLeadership(id string) error
 	NodeStatuses(ctx context.Context) ([]cluster.NodeStatus, error)
 }
-
-// errClusterOnly is the refusal of a write form the cluster cannot
-// replicate yet: served locally it would change one replica behind the
-// log's back.
-var errClusterOnly = errors.New("not available in cluster mode yet")
 
 // applyCluster commits a WRITE or SET through the cluster's log. A keyed
 // SET carries a request id made of its (cid, seq), so that a retry that
