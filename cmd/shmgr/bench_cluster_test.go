@@ -2,9 +2,6 @@ package main_test
 
 import (
 	"testing"
-	"time"
-
-	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // TestBenchCluster runs bench against a cluster of three host processes:
@@ -15,11 +12,7 @@ import (
 func TestBenchCluster(t *testing.T) {
 	t.Parallel()
 	hosts := startCluster(t)
-	var leader string
-	shmtest.CheckFor(t, 30*time.Second, "no node names a leader", func() bool {
-		leader = status(t, hosts["a"]).Leader
-		return leader != ""
-	})
+	leader := clusterLeader(t, hosts)
 	follower := "a"
 	if leader == "a" {
 		follower = "b"

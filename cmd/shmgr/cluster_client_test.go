@@ -66,11 +66,7 @@ func TestClusterMappingReadOnly(t *testing.T) {
 	}
 	t.Parallel()
 	hosts := startCluster(t)
-	var leader string
-	shmtest.CheckFor(t, 30*time.Second, "no node names a leader", func() bool {
-		leader = status(t, hosts["a"]).Leader
-		return leader != ""
-	})
+	leader := clusterLeader(t, hosts)
 	follower := "a"
 	if leader == "a" {
 		follower = "b"

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,22 +14,6 @@ import (
 	"github.com/shmgr/shmgr/client"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
-
-// startClusterWith is startCluster with more host flags, each node's data
-// directory named after it.
-func startClusterWith(t *testing.T, args ...string) map[string]*shmtest.Host {
-	t.Helper()
-	names := []string{"a", "b", "c"}
-	var peers []string
-	for _, n := range names {
-		peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", n, freePort(t)))
-	}
-	hosts := map[string]*shmtest.Host{}
-	for _, n := range names {
-		hosts[n] = startHostAt(t, filepath.Join(t.TempDir(), n), append([]string{"--node", n, "--peers", strings.Join(peers, ",")}, args...)...)
-	}
-	return hosts
-}
 
 // wire is a raw protocol connection to a host, for requests through a
 // host other than the one a client library lease was taken on.
@@ -123,7 +106,7 @@ func newLeader(t *testing.T, hosts map[string]*shmtest.Host, token, ask, not str
 func TestClusterLeases(t *testing.T) {
 	t.Parallel()
 	const admin = "cluster-admin-secret-0123"
-	hosts := startClusterWith(t, "--token", admin, "--lock-timeout", "1s")
+	hosts := startCluster(t, "--token", admin, "--lock-timeout", "1s")
 	leader := newLeader(t, hosts, admin, "a", "")
 	var f1, f2 string
 	for _, n := range []string{"a", "b", "c"} {

@@ -34,8 +34,9 @@ type readResult struct {
 }
 
 // startCluster starts three "shmgr host" processes on loopback, each its
-// own data directory, forming one cluster, and returns them by node name.
-func startCluster(t *testing.T) map[string]*shmtest.Host {
+// own data directory (named after its node), forming one cluster, with
+// args as further host flags, and returns them by node name.
+func startCluster(t *testing.T, args ...string) map[string]*shmtest.Host {
 	t.Helper()
 	names := []string{"a", "b", "c"}
 	var peers []string
@@ -44,7 +45,7 @@ func startCluster(t *testing.T) map[string]*shmtest.Host {
 	}
 	hosts := map[string]*shmtest.Host{}
 	for _, n := range names {
-		hosts[n] = startHostAt(t, filepath.Join(t.TempDir(), n), "--node", n, "--peers", strings.Join(peers, ","))
+		hosts[n] = startHostAt(t, filepath.Join(t.TempDir(), n), append([]string{"--node", n, "--peers", strings.Join(peers, ",")}, args...)...)
 	}
 	return hosts
 }

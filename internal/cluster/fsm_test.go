@@ -53,18 +53,7 @@ func state(t testing.TB, h *host.Host) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, in := range h.List() {
-		r, err := h.Get(in.ShmID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b []byte
-		var v uint64
-		if err := r.Do(func(rr *region.Region) (err error) {
-			b, v, err = rr.AppendContent(nil)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		b, v := readRegion(t, h, in.ShmID)
 		out[in.ShmID] = fmt.Sprintf("%s size=%d v=%d crc=%08x len=%d", in.Layout, in.Size, v, crc32.ChecksumIEEE(b), len(b))
 	}
 	return out

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/region"
-	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -46,28 +45,7 @@ func outsider(t *testing.T, n *Node, id string) (*region.Region, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := r.Info()
-	data, err := shm.Open(in.OSName, in.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl, err := shm.Open(in.CtlName, region.CtlSize(in.Size, in.MaxWrite))
-	if err != nil {
-		data.Close()
-		t.Fatal(err)
-	}
-	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
-	if err != nil {
-		data.Close()
-		ctl.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rr.Close()
-		data.Close()
-		ctl.Close()
-	})
-	return rr, data.Bytes()
+	return shmtest.MapRegion(t, r)
 }
 
 // TestWatchdogFindsOutsideWrites: a stream of writes through the log

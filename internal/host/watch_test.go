@@ -13,7 +13,6 @@ import (
 
 	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/region"
-	"github.com/shmgr/shmgr/internal/shm"
 	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
@@ -52,28 +51,7 @@ func waitSignal(t *testing.T, ch <-chan struct{}, timeout time.Duration, msg str
 // process (a local client) would, and unmaps them when the test ends.
 func mapRegion(t *testing.T, r *host.Region) (*region.Region, []byte) {
 	t.Helper()
-	in := r.Info()
-	data, err := shm.Open(in.OSName, in.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl, err := shm.Open(in.CtlName, region.CtlSize(in.Size, in.MaxWrite))
-	if err != nil {
-		data.Close()
-		t.Fatal(err)
-	}
-	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
-	if err != nil {
-		data.Close()
-		ctl.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rr.Close()
-		data.Close()
-		ctl.Close()
-	})
-	return rr, data.Bytes()
+	return shmtest.MapRegion(t, r)
 }
 
 // TestIdleWatchCost subscribes to 100 regions and measures the process's

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/host"
+	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shm"
 )
 
@@ -74,4 +75,35 @@ func Dial(t testing.TB, addr string, timeout time.Duration) (nc net.Conn, br *bu
 		t.Fatalf("dial %s: reading the first line: %v (got %q)", addr, err, meta)
 	}
 	return nc, br, meta
+}
+
+// MapRegion maps a host region's objects a second time, by name and
+// read-write with an owner slot of its own, as another process (a local
+// client, or a program outside shmgr writing the documented layout) would,
+// and unmaps them when the test ends. It returns the region and its data
+// mapping.
+func MapRegion(t testing.TB, r *host.Region) (*region.Region, []byte) {
+	t.Helper()
+	in := r.Info()
+	data, err := shm.Open(in.OSName, in.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := shm.Open(in.CtlName, region.CtlSize(in.Size, in.MaxWrite))
+	if err != nil {
+		data.Close()
+		t.Fatal(err)
+	}
+	rr, err := region.Attach(data.Bytes(), ctl.Bytes(), ctl.Path())
+	if err != nil {
+		data.Close()
+		ctl.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rr.Close()
+		data.Close()
+		ctl.Close()
+	})
+	return rr, data.Bytes()
 }
