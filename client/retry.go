@@ -59,6 +59,10 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 	// replicated: the attempt that may have reached a host reached a
 	// cluster node, which keys the write into the cluster's log.
 	replicated := false
+	// answer is the cluster node's answer that made the request be asked
+	// again (no leader yet): what a read that runs out of time reports,
+	// rather than the deadline that cut off the last try.
+	var answer error
 	for attempt := 1; ; attempt++ {
 		if c.closed {
 			return ErrClosed
@@ -92,6 +96,7 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 				// A cluster node with no leader yet (an election after
 				// the leader died), or whose leader died with the answer:
 				// the same request, same key, again.
+				answer = err
 				continue
 			}
 			return err
@@ -107,6 +112,9 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 			expired = true
 		}
 		if expired || attempt >= maxAttempts || te.sent && rt == retryNever {
+			if expired && answer != nil && rt == retrySafe {
+				return fmt.Errorf("%w (asked again until the deadline, which then cut off the last try: %v)", answer, err)
+			}
 			if session != "" && rt != retrySafe {
 				return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 			}

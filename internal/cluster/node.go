@@ -590,6 +590,7 @@ func (n *Node) Snapshot() error {
 // it applied already), leaves Raft and closes its store. The host stays
 // open: its owner closes it.
 func (n *Node) Close() error {
+	n.watch.close()
 	n.dog.close()
 	snap := n.Snapshot()
 	err := n.raft.Shutdown().Error()

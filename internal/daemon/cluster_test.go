@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -119,14 +121,25 @@ func TestClusterNodeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// fwdMagic, fwdStatus, an empty body: a status request.
+	// fwdMagic, fwdStatus, an empty body: a status request. The answer:
+	// uvarints (number, code, message length), then the message (the
+	// node's status as JSON); the node keeps the connection for more.
 	ask := func(c net.Conn) (int, error) {
 		c.SetDeadline(time.Now().Add(ioTimeout))
 		if _, err := c.Write([]byte{'F', 'S', 0}); err != nil {
 			return 0, err
 		}
-		b, err := io.ReadAll(c)
-		return len(b), err
+		r := bufio.NewReader(c)
+		var l uint64
+		var err error
+		for range 3 {
+			if l, err = binary.ReadUvarint(r); err != nil {
+				return 0, err
+			}
+		}
+		b := make([]byte, l)
+		n, err := io.ReadFull(r, b)
+		return n, err
 	}
 	dial := func(cert tls.Certificate) (net.Conn, error) {
 		return tls.Dial("tcp", raft, &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
