@@ -31,6 +31,11 @@ short=()
 # then the skipped tests with their reasons, then the result lines again.
 go test -race -count=1 -timeout 15m -json "${short[@]}" ./... | go run ./scripts/testsummary
 
+step "go test the cluster's 256 MiB writes, without the race detector"
+# Under -race these skip: three instrumented processes copying 256 MiB
+# take minutes. Here they run as built for users.
+go test -count=1 -timeout 15m "${short[@]}" -run 'TestChunkedWriteKilled/size=256MiB|TestClusterLargeRegion' ./internal/cluster ./cmd/shmgr
+
 step "go test the macOS slot locks (flock) on Linux"
 # internal/region's flock(2) owner slots are what macOS runs; the tag
 # shmgr_flock selects them on Linux, where they can run here.

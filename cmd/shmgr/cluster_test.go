@@ -3,6 +3,7 @@ package main_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,30 @@ func startCluster(t *testing.T, args ...string) map[string]*shmtest.Host {
 	for _, n := range names {
 		hosts[n] = startHostAt(t, filepath.Join(t.TempDir(), n), append([]string{"--node", n, "--peers", strings.Join(peers, ",")}, args...)...)
 	}
+	logOnFailure(t, hosts)
 	return hosts
+}
+
+// logOnFailure logs the end of every host's log if the test fails: what
+// a host saw is most of what explains a cluster test's failure.
+func logOnFailure(t *testing.T, hosts map[string]*shmtest.Host) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		names := make([]string, 0, len(hosts))
+		for n := range hosts {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			lines := strings.Split(strings.TrimRight(hosts[n].Stderr(), "\n"), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			t.Logf("host %s, the end of its log:\n%s", n, strings.Join(lines, "\n"))
+		}
+	})
 }
 
 // status runs cluster status --json against h.

@@ -211,7 +211,7 @@ func TestChunkedWriteKilled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if raceOn && tc.size > 64<<20 {
-				t.Skip("-race: copying 256 MiB through three instrumented nodes takes minutes; this case runs without -race")
+				t.Skip("-race: copying 256 MiB through three instrumented nodes takes minutes; scripts/test.sh runs this case without -race")
 			}
 			procs := startCluster(t, 3, nil)
 			if _, err := applyRetry(t, procs, Command{Op: OpCreate, ID: "big", Size: int64(tc.size), Layout: region.Raw, Request: rand.Uint64() | 1}); err != nil {
