@@ -13,10 +13,7 @@ func TestBenchCluster(t *testing.T) {
 	t.Parallel()
 	hosts := startCluster(t)
 	leader := clusterLeader(t, hosts)
-	follower := "a"
-	if leader == "a" {
-		follower = "b"
-	}
+	follower := followerOf(leader)
 	l, f := hosts[leader], hosts[follower]
 
 	res := runBench(t, "-q", "--host", f.Addr, "--id", "cw", "-t", "write", "-c", "4", "-d", "4096", "-n", "40")

@@ -296,10 +296,7 @@ func TestClusterMembershipCLI(t *testing.T) {
 	ms := startMembers(t, false)
 	leader := leaderOf(t, ms["a"])
 	ms[leader].mustCLI(t, "create", "marks", "--layout", "raw", "--size", "4096")
-	follower := "a"
-	if leader == "a" {
-		follower = "b"
-	}
+	follower := followerOf(leader)
 	writer := follower
 	mk := startMarker(t, ms[writer].conn(t), "marks", 256)
 	mk.waitMore(t, 20, "before the add")
@@ -404,10 +401,7 @@ func TestClusterTLSMembership(t *testing.T) {
 	t.Parallel()
 	ms := startMembers(t, true)
 	leader := leaderOf(t, ms["a"])
-	follower := "a"
-	if leader == "a" {
-		follower = "b"
-	}
+	follower := followerOf(leader)
 	ms[follower].mustCLI(t, "write", "over TLS")
 	for n, m := range ms {
 		shmtest.CheckFor(t, 30*time.Second, "not replicated to "+n, func() bool {

@@ -67,10 +67,7 @@ func TestClusterMappingReadOnly(t *testing.T) {
 	t.Parallel()
 	hosts := startCluster(t)
 	leader := clusterLeader(t, hosts)
-	follower := "a"
-	if leader == "a" {
-		follower = "b"
-	}
+	follower := followerOf(leader)
 	r, data, ctl := clientMapping(t, hosts[follower])
 	if r.Mode() != client.ModeLocal {
 		t.Fatalf("mode on a cluster node = %v (%s), want local", r.Mode(), r.WhyNotLocal())

@@ -150,10 +150,7 @@ func BenchmarkClusterRead(b *testing.B) {
 		leader = st.Leader
 		return leader != ""
 	})
-	follower := "a"
-	if leader == "a" {
-		follower = "b"
-	}
+	follower := followerOf(leader)
 	hosts[leader].MustCLI(b, "create", "bench", "--size", "8192")
 	hosts[leader].MustCLI(b, "write", "--id", "bench", strings.Repeat("x", 4096))
 	for _, role := range []string{"follower", "leader"} {

@@ -93,6 +93,14 @@ func clusterLeader(t *testing.T, hosts map[string]*shmtest.Host) string {
 	return leader
 }
 
+// followerOf names a node of a, b and c other than leader.
+func followerOf(leader string) string {
+	if leader == "a" {
+		return "b"
+	}
+	return "a"
+}
+
 // TestClusterWriteThroughFollower: three host processes form a cluster; a
 // write sent to a follower is read, at the same content and version, on
 // all three, and cluster status names one leader and three nodes.
@@ -100,10 +108,7 @@ func TestClusterWriteThroughFollower(t *testing.T) {
 	t.Parallel()
 	hosts := startCluster(t)
 	leader := clusterLeader(t, hosts)
-	follower := "a"
-	if leader == "a" {
-		follower = "b"
-	}
+	follower := followerOf(leader)
 	for n, h := range hosts {
 		st := status(t, h)
 		if st.ID != n {

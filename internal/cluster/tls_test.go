@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/shmgr/shmgr/internal/certs"
-	"github.com/shmgr/shmgr/internal/host"
 	"github.com/shmgr/shmgr/internal/region"
 	"github.com/shmgr/shmgr/internal/shmerr"
 	"github.com/shmgr/shmgr/internal/shmtest"
@@ -33,28 +32,12 @@ func TestTLSMembersOnly(t *testing.T) {
 		}
 		cs, fps = append(cs, c), append(fps, certs.Fingerprint(c.Certificate[0]))
 	}
+	l := startLocal(t, n, func(c *Config) { c.TLS = &TLS{Certificate: cs[c.ID[0]-'a'], Members: fps} })
+	nodes, hosts := l.nodes, l.hosts
 	peers := map[string]string{}
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers[string(rune('a'+i))] = ln.Addr().String()
-		ln.Close()
+	for _, nd := range nodes {
+		peers[nd.cfg.ID] = nd.cfg.Bind
 	}
-	var nodes []*Node
-	var hosts []*host.Host
-	for i := 0; i < n; i++ {
-		id := string(rune('a' + i))
-		h := openHost(t)
-		nd, err := Start(Config{ID: id, Bind: peers[id], Peers: peers, DataDir: t.TempDir(), Host: h, TLS: &TLS{Certificate: cs[i], Members: fps}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		nodes, hosts = append(nodes, nd), append(hosts, h)
-	}
-	l := &local{nodes: nodes, hosts: hosts}
 	li := l.leader(t)
 	ctx := context.Background()
 	if _, err := nodes[li].Apply(ctx, Command{Op: OpCreate, ID: "s", Size: 4096}); err != nil {
@@ -136,23 +119,12 @@ func TestTLSPinsInTheLog(t *testing.T) {
 		fps[string(rune('a'+i))] = certs.Fingerprint(c.Certificate[0])
 	}
 	boot := map[string]string{"a": fps["a"], "b": fps["b"], "c": fps["c"]}
+	l := startLocal(t, n, func(c *Config) { c.TLS = &TLS{Certificate: cs[c.ID[0]-'a'], Fingerprints: boot} })
+	nodes := l.nodes
 	peers := map[string]string{}
-	for i := 0; i < n; i++ {
-		peers[string(rune('a'+i))] = shmtest.FreeAddr(t)
+	for _, nd := range nodes {
+		peers[nd.cfg.ID] = nd.cfg.Bind
 	}
-	var nodes []*Node
-	var hosts []*host.Host
-	for i := 0; i < n; i++ {
-		id := string(rune('a' + i))
-		h := openHost(t)
-		nd, err := Start(Config{ID: id, Bind: peers[id], Peers: peers, DataDir: t.TempDir(), Host: h, TLS: &TLS{Certificate: cs[i], Fingerprints: boot}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		nodes, hosts = append(nodes, nd), append(hosts, h)
-	}
-	l := &local{nodes: nodes, hosts: hosts}
 	li := l.leader(t)
 	ctx := context.Background()
 	if _, err := nodes[li].Apply(ctx, Command{Op: OpCreate, ID: "p", Size: 4096}); err != nil {
