@@ -650,7 +650,9 @@ func TestBrowserClientOutages(t *testing.T) {
 	connect(port, "tcp")
 	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("c-text").value === "before the outage"`)
 	h.Stop(t)
-	b.waitFor(t, 20*time.Second, `document.getElementById("client-state").dataset.state === "reconnecting" && !document.getElementById("client-reason").hidden`)
+	// The watch learns of the outage when its connection ends, or after
+	// two keepalives (10 s) of silence; a loaded machine adds to both.
+	b.waitFor(t, 40*time.Second, `document.getElementById("client-state").dataset.state === "reconnecting" && !document.getElementById("client-reason").hidden`)
 	if reason := eval[string](t, b, `document.getElementById("client-reason").textContent`); !strings.Contains(reason, "reconnecting") {
 		t.Errorf("reason while the host is down = %q, want it to say it is reconnecting", reason)
 	}
