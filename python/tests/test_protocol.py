@@ -69,6 +69,13 @@ REQUESTS: List[Tuple[str, bytes]] = [
     ("renew/lease", proto.renew(b"r1", U64, 15000)),
     ("unlock", proto.unlock(b"r1", 17)),
     ("unlock/token-zero", proto.unlock(b"r1", 0)),
+    # Cluster administration is the Go CLI's (shmgr cluster ...); the
+    # Python client has no encoder for it, so its lines stand as bytes.
+    ("cluster/status", b"CLUSTER STATUS\n"),
+    ("cluster/add", b"CLUSTER ADD d 127.0.0.1:9420\n"),
+    ("cluster/add-fingerprint", b"CLUSTER ADD d [::1]:9420 " + b":".join([b"AB"] * 32) + b"\n"),
+    ("cluster/remove", b"CLUSTER REMOVE c\n"),
+    ("cluster/leader", b"CLUSTER LEADER node-2\n"),
     ("quit", proto.quit()),
 ]
 
