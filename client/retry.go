@@ -75,6 +75,9 @@ func (c *Conn) do(ctx context.Context, rt retry, enc func([]byte) []byte, fn fun
 			err := c.redial(rctx)
 			cancel()
 			if err != nil {
+				if answer != nil && rt == retrySafe {
+					return fmt.Errorf("%w (asked again until the deadline, which then cut off the last try: %v)", answer, err)
+				}
 				if session != "" && rt != retrySafe {
 					return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 				}
