@@ -91,25 +91,6 @@ func (c *Conn) Delete(ctx context.Context, id string) error {
 	})
 }
 
-// get appends a region's content (or a range, n >= 0) to dst.
-func (c *Conn) get(ctx context.Context, id string, dst []byte, off, n int64, ranged bool) ([]byte, uint64, error) {
-	var v uint64
-	err := c.do(ctx, retrySafe, func(b []byte) []byte {
-		if ranged {
-			return proto.AppendGetRange(b, []byte(id), off, n)
-		}
-		return proto.AppendGet(b, []byte(id))
-	}, func(rep proto.Reply) error {
-		if rep.Kind != proto.ReplyValue {
-			return unexpected(rep, "VALUE")
-		}
-		dst = append(dst, rep.Payload...)
-		v = rep.Version
-		return nil
-	})
-	return dst, v, err
-}
-
 // set writes p as o says and returns the new version. Every write carries
 // this connection's client id and a fresh sequence number, so that a retry
 // after a lost reply is applied once.

@@ -356,7 +356,7 @@ func (r *Region) AppendRead(ctx context.Context, dst []byte) ([]byte, uint64, er
 		l := m.r
 		return l.AppendContent(dst)
 	}
-	return r.conn.get(ctx, r.id, dst, 0, 0, false)
+	return r.conn.getWith(ctx, r.id, dst, proto.GetOptions{})
 }
 
 // ReadAt returns n bytes of content from offset off (clipped to the
@@ -370,7 +370,7 @@ func (r *Region) ReadAt(ctx context.Context, off, n int64) ([]byte, uint64, erro
 		l := m.r
 		return l.AppendRange(nil, off, n)
 	}
-	return r.conn.get(ctx, r.id, nil, off, n, true)
+	return r.conn.getWith(ctx, r.id, nil, proto.GetOptions{HasRange: true, Offset: off, Length: n})
 }
 
 // Write replaces the content with p and returns the new version. Content
