@@ -72,16 +72,6 @@ func (l *local) leader(tb testing.TB) int {
 	return at
 }
 
-// knowsLeader waits until node i has heard from a leader: a follower
-// that has not forwards nothing ("no leader is known").
-func (l *local) knowsLeader(tb testing.TB, i int) {
-	tb.Helper()
-	shmtest.CheckFor(tb, 30*time.Second, "node "+l.nodes[i].cfg.ID+" has not heard from a leader", func() bool {
-		id, _ := l.nodes[i].Leader()
-		return id != ""
-	})
-}
-
 func percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0

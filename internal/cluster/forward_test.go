@@ -33,11 +33,11 @@ func readRegion(t testing.TB, h *host.Host, id string) ([]byte, uint64) {
 	return b, v
 }
 
-// knowsLeader waits until n has heard from a leader (a follower forwards
-// nothing before).
-func knowsLeader(t testing.TB, n *Node) {
-	t.Helper()
-	shmtest.CheckFor(t, 30*time.Second, "the node knows no leader", func() bool { id, _ := n.Leader(); return id != "" })
+// knowsLeader waits until n has heard from a leader: a follower that has
+// not forwards nothing ("no leader is known").
+func knowsLeader(tb testing.TB, n *Node) {
+	tb.Helper()
+	shmtest.CheckFor(tb, 30*time.Second, "node "+n.cfg.ID+" has not heard from a leader", func() bool { id, _ := n.Leader(); return id != "" })
 }
 
 // TestForwardReadYourWrite: a write through a follower is in that
@@ -191,6 +191,9 @@ func TestBarrierIdle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i, n := range l.nodes {
+		// Barrier, like a forwarded write, needs a leader the node knows
+		// of; the election that made li may not have reached it yet.
+		knowsLeader(t, n)
 		if err := n.Barrier(ctx); err != nil {
 			t.Fatalf("Barrier on node %d (leader %d) with no writes: %v", i, li, err)
 		}

@@ -44,7 +44,7 @@ func TestTLSMembersOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := (li + 1) % n
-	l.knowsLeader(t, f)
+	knowsLeader(t, l.nodes[f])
 	v, err := nodes[f].Apply(ctx, Command{Op: OpWrite, ID: "s", Data: []byte("members only")})
 	if err != nil || v != 1 {
 		t.Fatalf("a write forwarded over TLS: %d, %v", v, err)
@@ -150,7 +150,7 @@ func TestTLSPinsInTheLog(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close() })
 	f := nodes[(li+1)%n]
-	l.knowsLeader(t, (li+1)%n)
+	knowsLeader(t, l.nodes[(li+1)%n])
 	if err := f.AddMember(ctx, "d", daddr, ""); !errors.Is(err, ErrFingerprint) {
 		t.Fatalf("AddMember without a fingerprint on a TLS cluster: %v, want ErrFingerprint", err)
 	}
