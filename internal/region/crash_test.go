@@ -120,6 +120,26 @@ func startHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool) *helper {
 // start, if not nil, starts the command (to arrange its pid).
 func launchHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool, mode string, wrap []string, start func(*exec.Cmd) error) (*helper, error) {
 	t.Helper()
+	for try := 1; ; try++ {
+		h, stuck, err := launchHelperOnce(t, nr, k0, lease, mode, wrap, start)
+		if !stuck || try == 3 {
+			return h, err
+		}
+		t.Logf("a crash helper's fork did not reach exec within %v (qemu-user does this now and then): killed it, starting again", forkTimeout)
+	}
+}
+
+// forkTimeout bounds how long starting a crash helper may take before
+// the fork is presumed stuck. Under qemu-user, a fork of this
+// multithreaded test binary now and then never reaches exec, and the
+// parent waits in exec.Cmd.Start for it forever. A variable for
+// TestLaunchHelperStuckFork.
+var forkTimeout = 30 * time.Second
+
+// launchHelperOnce is one try of launchHelper; stuck reports a fork that
+// never reached exec, and was killed.
+func launchHelperOnce(t *testing.T, nr *namedRegion, k0 uint64, lease bool, mode string, wrap []string, start func(*exec.Cmd) error) (_ *helper, stuck bool, _ error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	h := &helper{cancel: cancel}
 	args := append(append([]string{}, wrap...), os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1", "-test.timeout=60s")
@@ -133,24 +153,41 @@ func launchHelper(t *testing.T, nr *namedRegion, k0 uint64, lease bool, mode str
 	out, err := h.cmd.StdoutPipe()
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, false, err
 	}
 	if start == nil {
 		start = (*exec.Cmd).Start
 	}
-	if err := start(h.cmd); err != nil {
+	started := make(chan error, 1)
+	go func() { started <- start(h.cmd) }()
+	select {
+	case err = <-started:
+	case <-time.After(forkTimeout):
+		// The child that has not exec'd yet still has this process's
+		// environment, without crashEnv.
+		killed := killUnexecedChildren(crashEnv)
+		select {
+		case err = <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("starting a crash helper has hung for %v (%d stuck children killed)", forkTimeout+10*time.Second, killed)
+		}
+		if killed > 0 {
+			stuck = true
+		}
+	}
+	if err != nil {
 		cancel()
-		return nil, err
+		return nil, stuck, err
 	}
 	t.Cleanup(h.kill)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if line := sc.Text(); line == "writing" || line == "wrote" {
-			return h, nil
+			return h, false, nil
 		}
 	}
 	h.kill()
-	return nil, fmt.Errorf("crash helper did not start writing: %v\nstderr:\n%s", h.cmd.ProcessState, h.stderr.String())
+	return nil, stuck, fmt.Errorf("crash helper did not start writing: %v\nstderr:\n%s", h.cmd.ProcessState, h.stderr.String())
 }
 
 // kill sends SIGKILL and reaps the process, so that its pid is dead (a
