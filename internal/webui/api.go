@@ -244,7 +244,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	cs, err := newClientSession(req, s.changes.notify)
+	cs, err := newClientSession(req, &s.clientRev, s.changes.notify)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	if old != nil {
 		old.close()
 	}
-	s.changes.notify()
+	s.clientChanged()
 	if err := cs.dial(s.goroutine); err != nil {
 		return err
 	}
@@ -277,9 +277,9 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 	s.mu.Unlock()
 	if cs != nil {
 		cs.close()
-		s.changes.notify()
 	}
-	writeJSON(w, http.StatusOK, clientStatus{})
+	s.clientChanged()
+	writeJSON(w, http.StatusOK, clientStatus{Rev: s.clientRev.Load()})
 	return nil
 }
 

@@ -57,8 +57,9 @@ type clientSession struct {
 	opts   client.Options
 	ctx    context.Context
 	cancel context.CancelFunc
-	notify func()
-	done   chan struct{} // closed when run returns
+	notify func()         // signals the streams (content)
+	rev    *atomic.Uint64 // the server's client revision (see changed)
+	done   chan struct{}  // closed when run returns
 	latest atomic.Pointer[client.Event]
 	// lockOwner is who holds the region's lock while a write of the page
 	// waits for it (nil otherwise).
@@ -76,7 +77,7 @@ type clientSession struct {
 
 // newClientSession checks the request and prepares a session; dial
 // connects it.
-func newClientSession(req connectRequest, notify func()) (*clientSession, error) {
+func newClientSession(req connectRequest, rev *atomic.Uint64, notify func()) (*clientSession, error) {
 	h := strings.TrimSpace(req.Host)
 	if h == "" {
 		h = "127.0.0.1"
@@ -111,10 +112,10 @@ func newClientSession(req connectRequest, notify func()) (*clientSession, error)
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	cs := &clientSession{addr: net.JoinHostPort(h, strconv.Itoa(port)), id: strings.TrimSpace(req.ShmID), notify: notify,
-		done: make(chan struct{}), state: stateConnecting}
+		rev: rev, done: make(chan struct{}), state: stateConnecting}
 	// The conn and the watcher report their states here; the status is
 	// computed when a stream asks.
-	o.OnState = func(client.State) { notify() }
+	o.OnState = func(client.State) { cs.changed() }
 	cs.opts = o
 	cs.ctx, cs.cancel = context.WithCancel(context.Background())
 	return cs, nil
@@ -141,7 +142,7 @@ func (cs *clientSession) dial(start func(func()) bool) error {
 		cs.mu.Lock()
 		cs.state, cs.err = stateFailed, ae
 		cs.mu.Unlock()
-		cs.notify()
+		cs.changed()
 		return ae
 	}
 	cs.mu.Lock()
@@ -156,7 +157,7 @@ func (cs *clientSession) dial(start func(func()) bool) error {
 		r.Close()
 		return errorf(http.StatusConflict, "cancelled", "connecting was cancelled")
 	}
-	cs.notify()
+	cs.changed()
 	return nil
 }
 
@@ -175,7 +176,7 @@ func (cs *clientSession) run() {
 				cs.mu.Lock()
 				cs.state, cs.err = stateFailed, ae
 				cs.mu.Unlock()
-				cs.notify()
+				cs.changed()
 			}
 			return
 		}
@@ -205,6 +206,8 @@ func (cs *clientSession) close() {
 
 // clientStatus is what the page shows of Client mode.
 type clientStatus struct {
+	// Rev orders statuses: the page drops one older than what it shows.
+	Rev         uint64 `json:"rev"`
 	State       string `json:"state"` // "", connecting, connected, reconnecting, failed
 	Code        string `json:"code,omitempty"`
 	Reason      string `json:"reason,omitempty"`
@@ -225,10 +228,20 @@ type clientStatus struct {
 	LockOwner string `json:"lock_owner,omitempty"`
 }
 
+// changed counts a change of the session's status and signals the
+// streams (see Server.clientChanged).
+func (cs *clientSession) changed() {
+	cs.rev.Add(1)
+	cs.notify()
+}
+
 func (cs *clientSession) status() clientStatus {
+	// The revision first: a status then shows every change counted up to
+	// it (each change is made before it is counted).
+	rev := cs.rev.Load()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	st := clientStatus{State: cs.state, Addr: cs.addr, ShmID: cs.id}
+	st := clientStatus{Rev: rev, State: cs.state, Addr: cs.addr, ShmID: cs.id}
 	if cs.err != nil {
 		st.Code, st.Reason = cs.err.Code, cs.err.Message
 	}
@@ -289,7 +302,7 @@ func (cs *clientSession) watchLock(ctx context.Context) (stop func()) {
 			}
 			if owner, ok := cs.lockHolder(ctx); ok {
 				cs.lockOwner.Store(&owner)
-				cs.notify()
+				cs.changed()
 			}
 			t.Reset(lockCheckEvery)
 		}
@@ -298,7 +311,7 @@ func (cs *clientSession) watchLock(ctx context.Context) (stop func()) {
 		cancel()
 		<-done
 		if cs.lockOwner.Swap(nil) != nil {
-			cs.notify()
+			cs.changed()
 		}
 	}
 }

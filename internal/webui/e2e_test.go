@@ -132,6 +132,9 @@ type browser struct {
 	ctx    context.Context
 	mu     sync.Mutex
 	errors []string
+	// ended is set once the test body has returned: the GUI then stops
+	// before the browser, and the page's stream retrying is no error.
+	ended bool
 }
 
 // newBrowser starts a fresh headless Chromium (its own profile and
@@ -181,7 +184,9 @@ func newBrowser(t *testing.T) *browser {
 		}
 		if msg != "" {
 			b.mu.Lock()
-			b.errors = append(b.errors, msg)
+			if !b.ended {
+				b.errors = append(b.errors, msg)
+			}
 			b.mu.Unlock()
 		}
 	}); err != nil {
@@ -227,7 +232,7 @@ func (b *browser) waitFor(t *testing.T, timeout time.Duration, cond string) time
 	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(5*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
-		state := eval[string](t, b, `JSON.stringify({host: document.getElementById("h-msg").textContent, client: document.getElementById("c-msg").textContent, reason: document.getElementById("client-reason").textContent, hostErr: document.getElementById("host-error").textContent,
+		state := eval[string](t, b, `JSON.stringify({host: document.getElementById("h-msg").textContent, client: document.getElementById("c-msg").textContent, clientState: document.getElementById("client-state").dataset.state || "", reason: document.getElementById("client-reason").hidden ? "(hidden) " + document.getElementById("client-reason").textContent : document.getElementById("client-reason").textContent, hostErr: document.getElementById("host-error").textContent,
 			hVersion: document.getElementById("h-version").textContent, hText: document.getElementById("h-text").value.slice(0, 80), hNotice: document.getElementById("h-notice").hidden ? "" : document.getElementById("h-notice-text").textContent,
 			cVersion: document.getElementById("c-version").textContent, cText: document.getElementById("c-text").value.slice(0, 80), cNotice: document.getElementById("c-notice").hidden ? "" : document.getElementById("c-notice-text").textContent})`)
 		t.Fatalf("waiting %v for %s: %v\npage: %s", timeout, cond, err, state)
@@ -286,6 +291,12 @@ func (b *browser) startHost(t *testing.T) (port string) {
 
 func (b *browser) open(t *testing.T, g *guiProc) {
 	t.Helper()
+	// Registered after the GUI's cleanup, so run before it.
+	t.Cleanup(func() {
+		b.mu.Lock()
+		b.ended = true
+		b.mu.Unlock()
+	})
 	b.do(t, chromedp.EmulateViewport(1280, 860), chromedp.Navigate(g.url))
 	if u := eval[string](t, b, `location.href`); strings.Contains(u, "token") {
 		t.Errorf("after the token exchange the page is at %s, want the clean URL", u)

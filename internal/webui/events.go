@@ -184,7 +184,7 @@ func (st *stream) update() (int, error) {
 	if err := st.hostContent(hs, &n); err != nil {
 		return n, err
 	}
-	var cst clientStatus
+	cst := clientStatus{Rev: st.s.clientRev.Load()}
 	if cs != nil {
 		cst = cs.status()
 	}

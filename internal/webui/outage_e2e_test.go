@@ -95,3 +95,47 @@ func TestBrowserLockWait(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserConnectAnswerOvertaken: the connect request's answer is the
+// state when the host answered it; the page's stream may have shown a
+// newer one by the time that answer reaches the page (the host went away
+// in between, on a loaded machine). The late answer must not put back
+// "connected": nothing would correct it, since the stream sends a state
+// only when it changes. The page's fetch of /api/client/connect is held
+// until the stream has shown the outage.
+func TestBrowserConnectAnswerOvertaken(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	h := shmtest.StartHost(t)
+	g := startGUI(t)
+	b.open(t, g)
+	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+	eval[chromedp.Void](t, b, `(() => {
+		const f = window.fetch;
+		window.connectHeld = new Promise((release) => { window.releaseConnect = release; });
+		window.fetch = async (path, init) => {
+			const res = await f(path, init);
+			if (String(path).includes("/api/client/connect")) await window.connectHeld;
+			return res;
+		};
+	})()`)
+	_, port, _ := net.SplitHostPort(h.Addr)
+	b.do(t,
+		chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
+		chromedp.SetValue(chromedp.ID("client-port"), port),
+		chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
+		chromedp.SetValue(chromedp.ID("client-mode"), "tcp"),
+		chromedp.Click(chromedp.ID("client-connect")),
+	)
+	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("client-connect").disabled`)
+	h.Stop(t)
+	b.waitFor(t, 40*time.Second, `document.getElementById("client-state").dataset.state === "reconnecting"`)
+	eval[chromedp.Void](t, b, `window.releaseConnect()`)
+	b.waitFor(t, 10*time.Second, `!document.getElementById("client-connect").disabled`)
+	if st := eval[string](t, b, `document.getElementById("client-state").dataset.state`); st != "reconnecting" {
+		t.Errorf("after the connect request's late answer the page shows %q, want reconnecting (the stream's newer state)", st)
+	}
+	if hidden := eval[bool](t, b, `document.getElementById("client-reason").hidden`); hidden {
+		t.Error("after the connect request's late answer the reason (reconnecting) is hidden")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,8 +51,11 @@ type Server struct {
 	csrf    string // the header every POST carries
 	index   *template.Template
 	mux     *http.ServeMux
-	changes feed          // signalled when a session's visible state changes
-	done    chan struct{} // closed by Shutdown: ends every stream
+	changes feed // signalled when a session's visible state changes
+	// clientRev counts the changes of what Client mode shows (see
+	// clientChanged).
+	clientRev atomic.Uint64
+	done      chan struct{} // closed by Shutdown: ends every stream
 
 	// hostOps serialises starting and stopping the host.
 	hostOps sync.Mutex
@@ -188,4 +192,15 @@ func (s *Server) sessions() (*hostSession, *clientSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.host, s.client
+}
+
+// clientChanged records a change of Client mode's state, reason or lock
+// holder, and signals the streams. Every client status carries the
+// revision it was computed at, so that the page can drop one older than
+// what it shows: the connect request's answer can reach the page after a
+// newer status the stream sent (the host went away in between), and the
+// stream would not send that status again.
+func (s *Server) clientChanged() {
+	s.clientRev.Add(1)
+	s.changes.notify()
 }

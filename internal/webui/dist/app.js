@@ -770,6 +770,9 @@
   let formFilled = false;
 
   function renderClient(st) {
+    // The connect request's answer can arrive after a newer status from
+    // the stream, which would not send that one again: keep the newer.
+    if (lastClient && st.rev !== undefined && lastClient.rev !== undefined && st.rev < lastClient.rev) return;
     lastClient = st;
     const state = st.state || "idle";
     const badge = $("client-badge");
