@@ -240,6 +240,30 @@ func (b *browser) waitFor(t *testing.T, timeout time.Duration, cond string) time
 	return time.Since(start)
 }
 
+// connectClient fills Client mode's form (host 127.0.0.1) and submits it;
+// the Client mode tab must be open.
+func (b *browser) connectClient(t *testing.T, port, shmID, mode string) {
+	t.Helper()
+	b.do(t,
+		chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
+		chromedp.SetValue(chromedp.ID("client-port"), port),
+		chromedp.SetValue(chromedp.ID("client-shmid"), shmID),
+		chromedp.SetValue(chromedp.ID("client-mode"), mode),
+		chromedp.Click(chromedp.ID("client-connect")),
+	)
+}
+
+// clientPage starts a browser, a host and a GUI, and opens the GUI's
+// Client mode tab.
+func clientPage(t *testing.T) (*browser, *shmtest.Host) {
+	t.Helper()
+	b := newBrowser(t)
+	h := shmtest.StartHost(t)
+	b.open(t, startGUI(t))
+	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+	return b, h
+}
+
 // setText replaces a field's value as typing would (an input event).
 func (b *browser) setText(t *testing.T, id, text string) {
 	t.Helper()
@@ -512,16 +536,7 @@ func TestBrowserClientMode(t *testing.T) {
 
 	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
 	b.waitFor(t, 5*time.Second, `!document.getElementById("panel-client").hidden && document.getElementById("panel-host").hidden`)
-	connect := func(port, id, mode string) {
-		t.Helper()
-		b.do(t,
-			chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
-			chromedp.SetValue(chromedp.ID("client-port"), port),
-			chromedp.SetValue(chromedp.ID("client-shmid"), id),
-			chromedp.SetValue(chromedp.ID("client-mode"), mode),
-			chromedp.Click(chromedp.ID("client-connect")),
-		)
-	}
+	connect := func(port, id, mode string) { t.Helper(); b.connectClient(t, port, id, mode) }
 
 	// A wrong shm_id.
 	connect(port, "nope", "auto")
@@ -605,21 +620,8 @@ func TestBrowserClientMode(t *testing.T) {
 // with the content, when the host restarts.
 func TestBrowserClientOutages(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t)
-	h := shmtest.StartHost(t)
-	g := startGUI(t)
-	b.open(t, g)
-	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
-	connect := func(port, mode string) {
-		t.Helper()
-		b.do(t,
-			chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
-			chromedp.SetValue(chromedp.ID("client-port"), port),
-			chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
-			chromedp.SetValue(chromedp.ID("client-mode"), mode),
-			chromedp.Click(chromedp.ID("client-connect")),
-		)
-	}
+	b, h := clientPage(t)
+	connect := func(port, mode string) { t.Helper(); b.connectClient(t, port, "default", mode) }
 
 	// A listener that accepts and never says a word.
 	silent, err := net.Listen("tcp", "127.0.0.1:0")

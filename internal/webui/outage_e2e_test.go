@@ -9,7 +9,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/shmgr/shmgr/client"
-	"github.com/shmgr/shmgr/internal/shmtest"
 )
 
 // TestBrowserMappedClientOutage: a Client mode page that maps the region
@@ -19,20 +18,10 @@ import (
 // says connected again.
 func TestBrowserMappedClientOutage(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t)
-	h := shmtest.StartHost(t)
-	g := startGUI(t)
-	b.open(t, g)
-	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+	b, h := clientPage(t)
 	_, port, _ := net.SplitHostPort(h.Addr)
 	h.MustCLI(t, "write", "before the outage")
-	b.do(t,
-		chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
-		chromedp.SetValue(chromedp.ID("client-port"), port),
-		chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
-		chromedp.SetValue(chromedp.ID("client-mode"), "local"),
-		chromedp.Click(chromedp.ID("client-connect")),
-	)
+	b.connectClient(t, port, "default", "local")
 	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("c-text").value === "before the outage"`)
 
 	h.Stop(t)
@@ -71,12 +60,8 @@ func TestBrowserLockWait(t *testing.T) {
 	defer other.Close()
 	for _, p := range []string{"h", "c"} {
 		if p == "c" {
-			b.do(t, chromedp.Click(chromedp.ID("tab-client")),
-				chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
-				chromedp.SetValue(chromedp.ID("client-port"), port),
-				chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
-				chromedp.SetValue(chromedp.ID("client-mode"), "tcp"),
-				chromedp.Click(chromedp.ID("client-connect")))
+			b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+			b.connectClient(t, port, "default", "tcp")
 			b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && !document.getElementById("c-text").disabled`)
 		}
 		l, err := other.Lock(t.Context(), client.LockOptions{Lease: 10 * time.Second})
@@ -105,11 +90,7 @@ func TestBrowserLockWait(t *testing.T) {
 // until the stream has shown the outage.
 func TestBrowserConnectAnswerOvertaken(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t)
-	h := shmtest.StartHost(t)
-	g := startGUI(t)
-	b.open(t, g)
-	b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+	b, h := clientPage(t)
 	eval[chromedp.Void](t, b, `(() => {
 		const f = window.fetch;
 		window.connectHeld = new Promise((release) => { window.releaseConnect = release; });
@@ -120,13 +101,7 @@ func TestBrowserConnectAnswerOvertaken(t *testing.T) {
 		};
 	})()`)
 	_, port, _ := net.SplitHostPort(h.Addr)
-	b.do(t,
-		chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
-		chromedp.SetValue(chromedp.ID("client-port"), port),
-		chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
-		chromedp.SetValue(chromedp.ID("client-mode"), "tcp"),
-		chromedp.Click(chromedp.ID("client-connect")),
-	)
+	b.connectClient(t, port, "default", "tcp")
 	b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && document.getElementById("client-connect").disabled`)
 	h.Stop(t)
 	b.waitFor(t, 40*time.Second, `document.getElementById("client-state").dataset.state === "reconnecting"`)

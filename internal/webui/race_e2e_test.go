@@ -43,12 +43,8 @@ func TestBrowserWriteRaces(t *testing.T) {
 	for _, p := range []string{"h", "c"} {
 		if p == "c" {
 			// The same races in a Client mode page (mapped, as the CLI's).
-			b.do(t, chromedp.Click(chromedp.ID("tab-client")),
-				chromedp.SetValue(chromedp.ID("client-host"), "127.0.0.1"),
-				chromedp.SetValue(chromedp.ID("client-port"), strings.TrimPrefix(addr, "127.0.0.1:")),
-				chromedp.SetValue(chromedp.ID("client-shmid"), "default"),
-				chromedp.SetValue(chromedp.ID("client-mode"), "auto"),
-				chromedp.Click(chromedp.ID("client-connect")))
+			b.do(t, chromedp.Click(chromedp.ID("tab-client")))
+			b.connectClient(t, strings.TrimPrefix(addr, "127.0.0.1:"), "default", "auto")
 			b.waitFor(t, 10*time.Second, `document.getElementById("client-state").dataset.state === "connected" && !document.getElementById("c-text").disabled`)
 		}
 		t.Run("page="+map[string]string{"h": "host", "c": "client"}[p], func(t *testing.T) { raceRounds(t, b, r, addr, p) })
