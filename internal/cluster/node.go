@@ -185,11 +185,8 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.LogSegmentSize == 0 {
 		cfg.LogSegmentSize = wal.DefaultSegmentSize
 	}
-	n.meta = &metadb.BoltMetaDB{}
-	if n.logs, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(rc.Logger.Named("wal")), wal.WithSegmentSize(cfg.LogSegmentSize),
-		wal.WithMetaStore(n.meta)); err != nil {
-		n.meta.Close()
-		return nil, fmt.Errorf("cluster: open the log: %w", err)
+	if n.logs, n.meta, err = openLog(filepath.Join(cfg.DataDir, "wal"), cfg.LogSegmentSize, rc.Logger.Named("wal")); err != nil {
+		return nil, err
 	}
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, rc.Logger.Named("snapshots")); err != nil {
 		n.closeLogs()
