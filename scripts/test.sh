@@ -33,8 +33,11 @@ go test -race -count=1 -timeout 15m -json "${short[@]}" ./... | go run ./scripts
 
 step "go test the cluster's 256 MiB writes, without the race detector"
 # Under -race these skip: three instrumented processes copying 256 MiB
-# take minutes. Here they run as built for users.
-go test -count=1 -timeout 15m "${short[@]}" -run 'TestChunkedWriteKilled/size=256MiB|TestClusterLargeRegion' ./internal/cluster ./cmd/shmgr
+# take minutes. Here they run as built for users, one package at a time
+# (-p 1): each runs three hosts that reach 2 to 3.5 GiB of RSS apiece
+# during the chunked rewrites, and both clusters at once once drove CI's
+# machine to the OOM killer.
+go test -p 1 -count=1 -timeout 15m "${short[@]}" -run 'TestChunkedWriteKilled/size=256MiB|TestClusterLargeRegion' ./internal/cluster ./cmd/shmgr
 
 step "go test the macOS slot locks (flock) on Linux"
 # internal/region's flock(2) owner slots are what macOS runs; the tag
