@@ -244,7 +244,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	cs, err := newClientSession(req, &s.clientRev, s.changes.notify)
+	cs, err := newClientSession(req, &s.clientRev, s.clientChanged, s.changes.notify)
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) error 
 		cs.close()
 	}
 	s.clientChanged()
-	writeJSON(w, http.StatusOK, clientStatus{Rev: s.clientRev.Load()})
+	writeJSON(w, http.StatusOK, s.clientStatus(nil))
 	return nil
 }
 

@@ -52,15 +52,16 @@ type connectRequest struct {
 // clientSession is Client mode: one region of a host, reached with the
 // public client package, and a goroutine that follows its Watcher.
 type clientSession struct {
-	addr   string
-	id     string // protected by mu
-	opts   client.Options
-	ctx    context.Context
-	cancel context.CancelFunc
-	notify func()         // signals the streams (content)
-	rev    *atomic.Uint64 // the server's client revision (see changed)
-	done   chan struct{}  // closed when run returns
-	latest atomic.Pointer[client.Event]
+	addr    string
+	id      string // protected by mu
+	opts    client.Options
+	ctx     context.Context
+	cancel  context.CancelFunc
+	notify  func()         // signals the streams (content)
+	changed func()         // Server.clientChanged: a change of the status
+	rev     *atomic.Uint64 // the server's client revision, which changed counts
+	done    chan struct{}  // closed when run returns
+	latest  atomic.Pointer[client.Event]
 	// lockOwner is who holds the region's lock while a write of the page
 	// waits for it (nil otherwise).
 	lockOwner atomic.Pointer[string]
@@ -77,7 +78,7 @@ type clientSession struct {
 
 // newClientSession checks the request and prepares a session; dial
 // connects it.
-func newClientSession(req connectRequest, rev *atomic.Uint64, notify func()) (*clientSession, error) {
+func newClientSession(req connectRequest, rev *atomic.Uint64, changed, notify func()) (*clientSession, error) {
 	h := strings.TrimSpace(req.Host)
 	if h == "" {
 		h = "127.0.0.1"
@@ -112,10 +113,10 @@ func newClientSession(req connectRequest, rev *atomic.Uint64, notify func()) (*c
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	cs := &clientSession{addr: net.JoinHostPort(h, strconv.Itoa(port)), id: strings.TrimSpace(req.ShmID), notify: notify,
-		rev: rev, done: make(chan struct{}), state: stateConnecting}
+		changed: changed, rev: rev, done: make(chan struct{}), state: stateConnecting}
 	// The conn and the watcher report their states here; the status is
 	// computed when a stream asks.
-	o.OnState = func(client.State) { cs.changed() }
+	o.OnState = func(client.State) { changed() }
 	cs.opts = o
 	cs.ctx, cs.cancel = context.WithCancel(context.Background())
 	return cs, nil
@@ -226,13 +227,6 @@ type clientStatus struct {
 	// LockOwner is who holds the region's lock while a write of the page
 	// waits for it.
 	LockOwner string `json:"lock_owner,omitempty"`
-}
-
-// changed counts a change of the session's status and signals the
-// streams (see Server.clientChanged).
-func (cs *clientSession) changed() {
-	cs.rev.Add(1)
-	cs.notify()
 }
 
 func (cs *clientSession) status() clientStatus {

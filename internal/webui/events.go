@@ -184,10 +184,7 @@ func (st *stream) update() (int, error) {
 	if err := st.hostContent(hs, &n); err != nil {
 		return n, err
 	}
-	cst := clientStatus{Rev: st.s.clientRev.Load()}
-	if cs != nil {
-		cst = cs.status()
-	}
+	cst := st.s.clientStatus(cs)
 	if err := st.send("client", cst, &st.lastClient, &n); err != nil {
 		return n, err
 	}

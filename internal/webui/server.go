@@ -204,3 +204,12 @@ func (s *Server) clientChanged() {
 	s.clientRev.Add(1)
 	s.changes.notify()
 }
+
+// clientStatus is what Client mode shows: cs's status, or with no session
+// (nil) the idle one, at the current revision.
+func (s *Server) clientStatus(cs *clientSession) clientStatus {
+	if cs == nil {
+		return clientStatus{Rev: s.clientRev.Load()}
+	}
+	return cs.status()
+}
