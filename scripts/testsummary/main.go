@@ -1,6 +1,7 @@
 // Command testsummary reads "go test -json" on standard input and prints
-// what plain "go test" prints (each package's result line, and the output
-// of the tests that failed), then a summary of the skipped tests with
+// what plain "go test" prints (each package's result line, the output of
+// the tests that failed, and that of the tests still running when their
+// package failed: a timeout's panic and stacks), then a summary of the skipped tests with
 // their reasons, then the package result lines again, so that the last
 // lines are go test's usual ones. scripts/test.sh pipes the suite through
 // it: a test skipped because chromium or redis-server is missing says so
@@ -38,7 +39,8 @@ func main() {
 
 // summarize reads events from r and writes the report to w.
 func summarize(r io.Reader, w io.Writer) error {
-	out := map[string][]string{} // package + "\x00" + test -> output lines
+	out := map[string][]string{}     // package + "\x00" + test -> output lines
+	started := map[string][]string{} // package -> its tests' keys, in order of first output
 	var skips []skip
 	var results []string
 	sc := bufio.NewScanner(r)
@@ -56,6 +58,9 @@ func summarize(r io.Reader, w io.Writer) error {
 		switch ev.Action {
 		case "output", "build-output":
 			if ev.Test != "" {
+				if _, ok := out[key]; !ok {
+					started[ev.Package] = append(started[ev.Package], key)
+				}
 				out[key] = append(out[key], ev.Output)
 				continue
 			}
@@ -67,13 +72,18 @@ func summarize(r io.Reader, w io.Writer) error {
 			}
 		case "fail":
 			if ev.Test != "" {
-				for _, l := range out[key] {
-					if !strings.HasPrefix(l, "=== ") {
-						fmt.Fprint(w, l)
-					}
-				}
+				printOutput(w, out[key])
+				delete(out, key)
+				continue
 			}
-			delete(out, key)
+			// A package that failed with tests still running (go test's
+			// -timeout, a crash) ends them with no event of their own, and
+			// its panic and goroutine stacks are filed under one of them.
+			for _, k := range started[ev.Package] {
+				printOutput(w, out[k])
+				delete(out, k)
+			}
+			delete(started, ev.Package)
 		case "skip":
 			if ev.Test != "" {
 				skips = append(skips, skip{ev.Package, ev.Test, reason(out[key])})
@@ -81,6 +91,9 @@ func summarize(r io.Reader, w io.Writer) error {
 			delete(out, key)
 		case "pass":
 			delete(out, key)
+			if ev.Test == "" {
+				delete(started, ev.Package)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -99,6 +112,15 @@ func summarize(r io.Reader, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// printOutput writes a test's output lines without go test -v's own.
+func printOutput(w io.Writer, lines []string) {
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "=== ") {
+			fmt.Fprint(w, l)
+		}
+	}
 }
 
 // isResult reports whether a package's output line is its result line.
